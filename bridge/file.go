@@ -1,0 +1,906 @@
+package bridge
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	mmap "github.com/edsrzf/mmap-go"
+)
+
+// File is an mmappickle file opened for reading or editing. It owns the
+// operating-system file and its memory mappings: arrays it returns are views
+// of a mapping, valid until Close. Every operation takes the file lock
+// (flock) as mmappickle 1.0.1 does, and re-reads the key index when another
+// process changed the commit number, so several processes — Go or Python —
+// can share one file. A File is safe for use by several goroutines.
+type File struct {
+	name     string
+	cfg      config
+	writable bool
+
+	mu      sync.Mutex
+	f       *os.File
+	r       *Reader   // index as of the last refresh
+	mapped  mmap.MMap // current mapping (nil when stale or the file is empty)
+	exposed bool      // an array view of the current mapping was handed out
+	keep    []mmap.MMap
+	stale   bool // the file changed since the mapping was made
+}
+
+// Open opens an existing file read-only.
+func Open(name string, opts ...Option) (*File, error) {
+	return OpenFile(name, os.O_RDONLY, 0, opts...)
+}
+
+// Create creates a new, empty file; it fails if name exists.
+func Create(name string, opts ...Option) (*File, error) {
+	return OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644, opts...)
+}
+
+// OpenFile opens name with the given flags (os.O_RDONLY or os.O_RDWR,
+// optionally os.O_CREATE, os.O_EXCL). An empty file opened for writing gets
+// a header and terminator, as mmappickle does.
+func OpenFile(name string, flag int, perm os.FileMode, opts ...Option) (*File, error) {
+	f, err := os.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	mf := &File{name: name, cfg: newConfig(opts), f: f, writable: flag&(os.O_RDWR|os.O_WRONLY) != 0, stale: true}
+	if err := mf.init(); err != nil {
+		f.Close()
+		return nil, mf.wrap(err)
+	}
+	return mf, nil
+}
+
+func (mf *File) init() error {
+	if err := mf.lock(lockExclusiveIf(mf.writable)); err != nil {
+		return err
+	}
+	defer mf.unlock()
+	st, err := mf.f.Stat()
+	if err != nil {
+		return err
+	}
+	if st.Size() == 0 && mf.writable {
+		if _, err := mf.f.WriteAt(append(header(0), terminator...), 0); err != nil {
+			return err
+		}
+	}
+	if err := mf.refresh(false); err != nil {
+		if mf.cfg.allowTorn && errors.Is(err, ErrTorn) {
+			return nil // Fsck will repair it
+		}
+		return err
+	}
+	return nil
+}
+
+// Repair opens name, which may be torn by an interrupted write, and runs
+// Fsck on it.
+func Repair(name string, opts ...Option) (FsckReport, error) {
+	f, err := OpenFile(name, os.O_RDWR, 0, append(opts, func(c *config) { c.allowTorn = true })...)
+	if err != nil {
+		return FsckReport{CutAt: -1}, err
+	}
+	rep, err := f.Fsck()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return rep, err
+}
+
+func lockExclusiveIf(w bool) int {
+	if w {
+		return lockExclusive
+	}
+	return lockShared
+}
+
+// Name is the file name given to Open.
+func (mf *File) Name() string { return mf.name }
+
+func (mf *File) wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", mf.name, err)
+}
+
+func (mf *File) lock(how int) error {
+	if mf.f == nil {
+		return ErrClosed
+	}
+	return flock(mf.f, how)
+}
+
+func (mf *File) unlock() { flock(mf.f, lockRelease) }
+
+// refresh re-reads the index if the file changed (commit number or size)
+// since it was last read, and with needMap makes sure the index reads
+// through a mapping of the whole file. The lock must be held.
+func (mf *File) refresh(needMap bool) error {
+	st, err := mf.f.Stat()
+	if err != nil {
+		return err
+	}
+	size := st.Size()
+	var cn [4]byte
+	if size >= headerSize {
+		if _, err := mf.f.ReadAt(cn[:], commitNumberOff); err != nil {
+			return err
+		}
+	}
+	if mf.r != nil && !mf.stale && size == mf.r.src.size && int32(binary.LittleEndian.Uint32(cn[:])) == mf.r.commit {
+		if needMap && mf.r.src.data == nil {
+			// Our own appends left the index current but the mapping short.
+			if err := mf.remap(size); err != nil {
+				return err
+			}
+			mf.r.src = &source{data: mf.mapped, ra: mf.f, size: size}
+		}
+		return nil
+	}
+	if err := mf.remap(size); err != nil {
+		return err
+	}
+	r := &Reader{src: &source{data: mf.mapped, ra: mf.f, size: size}, cfg: mf.cfg}
+	if mf.mapped == nil {
+		r.src.data = nil
+	}
+	if err := r.parse(); err != nil {
+		return err
+	}
+	mf.r = r
+	mf.stale = false
+	return nil
+}
+
+func (mf *File) remap(size int64) error {
+	if mf.mapped != nil {
+		if mf.exposed {
+			mf.keep = append(mf.keep, mf.mapped)
+		} else if err := mf.mapped.Unmap(); err != nil {
+			return err
+		}
+		mf.mapped, mf.exposed = nil, false
+	}
+	if size == 0 || size != int64(int(size)) {
+		return nil
+	}
+	prot := mmap.RDONLY
+	if mf.writable {
+		prot = mmap.RDWR
+	}
+	m, err := mmap.MapRegion(mf.f, int(size), prot, 0, 0)
+	if err != nil {
+		return fmt.Errorf("mmap: %w", err)
+	}
+	mf.mapped = m
+	return nil
+}
+
+// read runs fn on a fresh index under the shared lock.
+func (mf *File) read(fn func(r *Reader) error) error {
+	mf.mu.Lock()
+	defer mf.mu.Unlock()
+	if err := mf.lock(lockShared); err != nil {
+		return mf.wrap(err)
+	}
+	defer mf.unlock()
+	if err := mf.refresh(true); err != nil {
+		return mf.wrap(err)
+	}
+	return mf.wrap(fn(mf.r))
+}
+
+// Keys returns the live keys in file order.
+func (mf *File) Keys() (keys []string, err error) {
+	err = mf.read(func(r *Reader) error { keys = r.Keys(); return nil })
+	return keys, err
+}
+
+// Entries returns every entry record, deleted ones included.
+func (mf *File) Entries() (es []Entry, err error) {
+	err = mf.read(func(r *Reader) error { es = r.Entries(); return nil })
+	return es, err
+}
+
+// Entry returns the record of a live key.
+func (mf *File) Entry(key string) (e Entry, err error) {
+	err = mf.read(func(r *Reader) error { e, err = r.Entry(key); return err })
+	return e, err
+}
+
+// CommitNumber returns the file's commit number.
+func (mf *File) CommitNumber() (n int32, err error) {
+	err = mf.read(func(r *Reader) error { n = r.commit; return nil })
+	return n, err
+}
+
+// Get returns the value of key (see Reader.Get).
+func (mf *File) Get(key string) (v any, err error) {
+	err = mf.read(func(r *Reader) error {
+		v, err = r.Get(key)
+		mf.exposed = mf.exposed || err == nil
+		return err
+	})
+	return v, err
+}
+
+// Array returns the array stored under key, a view of the mapping.
+func (mf *File) Array(key string) (a *Array, err error) {
+	err = mf.read(func(r *Reader) error {
+		a, err = r.Array(key)
+		mf.exposed = mf.exposed || err == nil
+		return err
+	})
+	return a, err
+}
+
+// Masked returns the masked array stored under key.
+func (mf *File) Masked(key string) (m *Masked, err error) {
+	err = mf.read(func(r *Reader) error {
+		m, err = r.Masked(key)
+		mf.exposed = mf.exposed || err == nil
+		return err
+	})
+	return m, err
+}
+
+// KindOf tells what key holds.
+func (mf *File) KindOf(key string) (k Kind, err error) {
+	err = mf.read(func(r *Reader) error { k, err = r.KindOf(key); return err })
+	return k, err
+}
+
+// Reader returns the current index as a Reader over the file's mapping; it
+// does not follow later changes.
+func (mf *File) Reader() (r *Reader, err error) {
+	err = mf.read(func(cur *Reader) error {
+		r = cur
+		mf.exposed = true
+		return nil
+	})
+	return r, err
+}
+
+// Close releases the lock, the mappings and the file. Arrays obtained from
+// the file must not be used afterwards.
+func (mf *File) Close() error {
+	mf.mu.Lock()
+	defer mf.mu.Unlock()
+	if mf.f == nil {
+		return ErrClosed
+	}
+	var errs []error
+	if mf.mapped != nil {
+		errs = append(errs, mf.mapped.Unmap())
+	}
+	for _, m := range mf.keep {
+		errs = append(errs, m.Unmap())
+	}
+	mf.mapped, mf.keep = nil, nil
+	errs = append(errs, mf.f.Close())
+	mf.f = nil
+	return mf.wrap(errors.Join(errs...))
+}
+
+// Sync flushes the file to stable storage.
+func (mf *File) Sync() error {
+	mf.mu.Lock()
+	defer mf.mu.Unlock()
+	if mf.f == nil {
+		return ErrClosed
+	}
+	return mf.wrap(mf.f.Sync())
+}
+
+// write runs fn under the exclusive lock on a fresh index.
+func (mf *File) write(fn func(r *Reader) error) error {
+	if !mf.writable {
+		return mf.wrap(ErrReadOnly)
+	}
+	mf.mu.Lock()
+	defer mf.mu.Unlock()
+	if err := mf.lock(lockExclusive); err != nil {
+		return mf.wrap(err)
+	}
+	defer mf.unlock()
+	if err := mf.refresh(false); err != nil {
+		return mf.wrap(err)
+	}
+	return mf.wrap(fn(mf.r))
+}
+
+// setCommit bumps the commit number (mmappickle wraps at int32).
+func (mf *File) bumpCommit(r *Reader) error {
+	r.commit++
+	var b [4]byte
+	binary.LittleEndian.PutUint32(b[:], uint32(r.commit))
+	_, err := mf.f.WriteAt(b[:], commitNumberOff)
+	return err
+}
+
+func (mf *File) setFlag(e *Entry, live bool) error {
+	b := []byte{opPop}
+	if live {
+		b[0] = opNewTrue
+	}
+	_, err := mf.f.WriteAt(b, e.flagOffset())
+	return err
+}
+
+// Delete marks key deleted (its bytes stay until Vacuum).
+func (mf *File) Delete(key string) error {
+	return mf.write(func(r *Reader) error {
+		i, ok := r.index[key]
+		if !ok {
+			return fmt.Errorf("key %q: %w", key, ErrKeyNotFound)
+		}
+		if err := mf.setFlag(&r.entries[i], false); err != nil {
+			return err
+		}
+		r.entries[i].Live = false
+		r.removeKey(key)
+		return mf.bumpCommit(r)
+	})
+}
+
+func (r *Reader) removeKey(key string) {
+	delete(r.index, key)
+	for j, k := range r.keys {
+		if k == key {
+			r.keys = append(r.keys[:j], r.keys[j+1:]...)
+			break
+		}
+	}
+}
+
+// segment is one piece of a value being appended: pickle bytes, or array
+// data of n bytes streamed from r (r nil: left as a hole to fill later).
+type segment struct {
+	b []byte
+	r io.Reader
+	n int64
+}
+
+// appendValue appends an entry for key whose value is segs, written
+// crash-safely: the entry is written deleted, followed by the terminator,
+// then its flag flipped to live, then the previous entry of the key flipped
+// to deleted, then the commit number bumped. With commit false the entry
+// stays deleted (a reservation) and is returned for a later commit.
+func (mf *File) appendValue(r *Reader, key string, build func(memoStart int32) ([]segment, int32, error), commit bool) (Entry, error) {
+	if !validKey([]byte(key)) {
+		return Entry{}, fmt.Errorf("key %q: keys must be 1 to 255 bytes of UTF-8 (this one is %d bytes)", key, len(key))
+	}
+	memoStart, off := max(1, r.memoMax), r.tail
+	segs, memoEnd, err := build(memoStart)
+	if err != nil {
+		return Entry{}, withKey(err, key)
+	}
+	var valueLen int64
+	for _, s := range segs {
+		valueLen += int64(len(s.b)) + s.n
+	}
+	head := entryHead(key, valueLen)
+	var pad []byte
+	if mf.cfg.align > 1 && len(segs) > 1 {
+		dataOff := off + int64(len(head)) + int64(len(segs[0].b))
+		pad = paddingEntry(dataOff, int64(mf.cfg.align), memoStart)
+	}
+	e := Entry{Key: key, Offset: off + int64(len(pad)), MemoMax: memoEnd}
+	e.Size = int64(len(head)) + valueLen + entryTrailer
+	e.ValueOff = e.Offset + int64(len(head))
+	e.ValueLen = valueLen
+
+	if err := mf.writeEntry(off, pad, head, segs, memoEnd); err != nil {
+		mf.stale = true
+		// Roll back: cut what was written and restore the terminator.
+		if terr := mf.f.Truncate(off); terr == nil {
+			mf.f.WriteAt(terminator, off)
+		}
+		return Entry{}, withKey(err, key)
+	}
+	if len(pad) > 0 {
+		pe := Entry{Offset: off, Size: int64(len(pad)), MemoMax: memoStart}
+		pe.ValueOff, pe.ValueLen = off+entryFrameHeader+2, int64(len(pad))-entryFrameHeader-2-entryTrailer
+		r.entries = append(r.entries, pe)
+	}
+	r.entries = append(r.entries, e)
+	r.tail = e.End()
+	r.memoMax = max(r.memoMax, memoStart, memoEnd)
+	// The index stays current; the next read maps the grown file.
+	r.src = &source{ra: mf.f, size: r.tail + terminatorSize}
+	if commit {
+		return e, mf.commitEntry(r, len(r.entries)-1)
+	}
+	return e, nil
+}
+
+// commitEntry makes entry i live, retiring the key's previous entry.
+func (mf *File) commitEntry(r *Reader, i int) error {
+	e := &r.entries[i]
+	if err := mf.setFlag(e, true); err != nil {
+		return err
+	}
+	e.Live = true
+	if j, ok := r.index[e.Key]; ok {
+		if err := mf.setFlag(&r.entries[j], false); err != nil {
+			return err
+		}
+		r.entries[j].Live = false
+		r.removeKey(e.Key)
+	}
+	r.index[e.Key] = i
+	r.keys = append(r.keys, e.Key)
+	return mf.bumpCommit(r)
+}
+
+func entryHead(key string, valueLen int64) []byte {
+	h := make([]byte, entryFrameHeader, entryFrameHeader+2+len(key))
+	h[0] = opFrame
+	binary.LittleEndian.PutUint64(h[1:], uint64(2+int64(len(key))+valueLen+entryTrailer))
+	h = append(h, opShortBinUni, byte(len(key)))
+	return append(h, key...)
+}
+
+func entryTail(memo int32, live bool) []byte {
+	t := []byte{opBinInt, 0, 0, 0, 0, opPop, opPop, opPop}
+	binary.LittleEndian.PutUint32(t[1:], uint32(memo))
+	if live {
+		t[6] = opNewTrue
+	}
+	return t
+}
+
+// paddingEntry returns a deleted entry that moves dataOff to a multiple of
+// align, or nil when it already is one. The smallest entry is 20 bytes.
+func paddingEntry(dataOff, align int64, memo int32) []byte {
+	pad := (align - dataOff%align) % align
+	if pad == 0 {
+		return nil
+	}
+	const minPad = entryFrameHeader + 2 + 1 + entryTrailer
+	for pad < minPad {
+		pad += align
+	}
+	v := pad - (entryFrameHeader + 2 + entryTrailer) // value bytes
+	var value []byte
+	switch {
+	case v == 1:
+		value = []byte{opNone}
+	case v <= 257:
+		value = append([]byte{opShortBinBytes, byte(v - 2)}, make([]byte, v-2)...)
+	default:
+		value = append(bytesOpHeader(v-5), make([]byte, v-5)...)
+	}
+	b := entryHead("", int64(len(value)))
+	b = append(b, value...)
+	return append(b, entryTail(memo, false)...)
+}
+
+// writeEntry writes padding, the entry (deleted) and the terminator at off.
+func (mf *File) writeEntry(off int64, pad, head []byte, segs []segment, memoEnd int32) error {
+	w := &offsetWriter{f: mf.f, off: off}
+	w.write(pad)
+	w.write(head)
+	for _, s := range segs {
+		w.write(s.b)
+		switch {
+		case w.err != nil:
+		case s.r != nil:
+			w.copyFrom(s.r, s.n)
+		case s.n > 0:
+			w.skip(s.n)
+		}
+	}
+	w.write(append(entryTail(memoEnd, false), terminator...))
+	if w.err == nil && w.holes {
+		// A reservation ends in a hole: make sure the file covers it.
+		w.err = mf.f.Truncate(w.off)
+	}
+	return w.err
+}
+
+type offsetWriter struct {
+	f     *os.File
+	off   int64
+	err   error
+	holes bool
+}
+
+func (w *offsetWriter) write(b []byte) {
+	if w.err != nil || len(b) == 0 {
+		return
+	}
+	_, w.err = w.f.WriteAt(b, w.off)
+	w.off += int64(len(b))
+}
+
+func (w *offsetWriter) skip(n int64) {
+	w.off += n
+	w.holes = true
+}
+
+// copyFrom streams exactly n bytes from r to the file. Where r is a file (or
+// an io.LimitedReader/io.SectionReader of one) the kernel copies the bytes
+// (copy_file_range) without them passing through user space.
+func (w *offsetWriter) copyFrom(r io.Reader, n int64) {
+	if _, err := w.f.Seek(w.off, io.SeekStart); err != nil {
+		w.err = err
+		return
+	}
+	got, err := io.Copy(w.f, io.LimitReader(r, n))
+	w.off += got
+	switch {
+	case err != nil:
+		w.err = fmt.Errorf("copying array data: %w", err)
+	case got != n:
+		w.err = fmt.Errorf("array data ended after %d of %d bytes", got, n)
+	}
+}
+
+// Put stores v under key, replacing any previous value. v may be an *Array
+// or *Masked (from any file: the data is copied), an Object (its pickle is
+// copied verbatim), or a plain Go value (see encodeValue).
+func (mf *File) Put(key string, v any) error {
+	switch v := v.(type) {
+	case *Array:
+		return mf.PutArrayFrom(key, v, nil)
+	case *Masked:
+		return mf.PutMaskedFrom(key, v, nil)
+	case Object:
+		return mf.PutRaw(key, v.Pickle)
+	}
+	return mf.write(func(r *Reader) error {
+		_, err := mf.appendValue(r, key, func(memoStart int32) ([]segment, int32, error) {
+			var buf bytes.Buffer
+			end, err := encodeValue(&buf, v, memoStart)
+			return []segment{{b: buf.Bytes()}}, end, err
+		}, true)
+		return err
+	})
+}
+
+// PutRaw stores a value's pickle bytes (as RawValue returns them) verbatim,
+// memo indices renumbered to follow the file's.
+func (mf *File) PutRaw(key string, pickle []byte) error {
+	return mf.write(func(r *Reader) error {
+		_, err := mf.appendValue(r, key, func(memoStart int32) ([]segment, int32, error) {
+			out, end, err := renumberMemo(pickle, 0, memoStart)
+			return []segment{{b: out}}, end, err
+		}, true)
+		return err
+	})
+}
+
+// PutArray stores an array whose h.NBytes() bytes, in the order h says, are
+// read from data. In the mmappickle profile the bytes must be in C order.
+func (mf *File) PutArray(key string, h ArrayHeader, data io.Reader) error {
+	if mf.cfg.profile == Mmappickle && h.isFortranFlag() {
+		return mf.wrap(fmt.Errorf("key %q: the mmappickle profile stores C-order data; transpose the Fortran-ordered array first (or use the portable profile)", key))
+	}
+	return mf.write(func(r *Reader) error {
+		_, err := mf.appendValue(r, key, arrayBuilder(mf.cfg.profile, h, data), true)
+		return err
+	})
+}
+
+func arrayBuilder(p Encoding, h ArrayHeader, data io.Reader) func(int32) ([]segment, int32, error) {
+	return func(memoStart int32) ([]segment, int32, error) {
+		n, err := h.NBytes()
+		if err != nil {
+			return nil, 0, err
+		}
+		segs, end, err := encodeArray(p, h, memoStart)
+		if err != nil {
+			return nil, 0, err
+		}
+		return []segment{{b: segs[0], r: data, n: n}, {b: segs[1]}}, end, nil
+	}
+}
+
+// PutMasked stores a masked array: data (h.NBytes() bytes), mask (one byte
+// per element, in the same order) and fill (one element of the dtype, or
+// nil for numpy's default). The mmappickle profile does not keep fill.
+func (mf *File) PutMasked(key string, h ArrayHeader, data, mask io.Reader, fill []byte) error {
+	if mf.cfg.profile == Mmappickle && h.isFortranFlag() {
+		return mf.wrap(fmt.Errorf("key %q: the mmappickle profile stores C-order data; transpose the Fortran-ordered array first (or use the portable profile)", key))
+	}
+	return mf.write(func(r *Reader) error {
+		_, err := mf.appendValue(r, key, func(memoStart int32) ([]segment, int32, error) {
+			n, err := h.NBytes()
+			if err != nil {
+				return nil, 0, err
+			}
+			cnt, _ := shapeSize(h.Shape)
+			segs, end, err := encodeMasked(mf.cfg.profile, h, fill, memoStart)
+			if err != nil {
+				return nil, 0, err
+			}
+			return []segment{{b: segs[0], r: data, n: n}, {b: segs[1], r: mask, n: cnt}, {b: segs[2]}}, end, nil
+		}, true)
+		return err
+	})
+}
+
+// PutArrayFrom copies an array from any file under key, re-encoded in this
+// file's profile (Fortran data transposed for the mmappickle profile). wrap,
+// if not nil, wraps the data reader (to count progress or cancel).
+func (mf *File) PutArrayFrom(key string, a *Array, wrap func(io.Reader) io.Reader) error {
+	h := ArrayHeader{DType: a.DType, Shape: a.Shape, Fortran: a.Fortran}
+	r := io.Reader(a.Reader())
+	if mf.cfg.profile == Mmappickle && h.isFortranFlag() {
+		h.Fortran, r = false, a.cReader()
+	}
+	return mf.PutArray(key, h, wrapReader(wrap, r))
+}
+
+// PutMaskedFrom copies a masked array from any file under key (see
+// PutArrayFrom).
+func (mf *File) PutMaskedFrom(key string, m *Masked, wrap func(io.Reader) io.Reader) error {
+	h := ArrayHeader{DType: m.Data.DType, Shape: m.Data.Shape, Fortran: m.Data.Fortran}
+	var fill []byte
+	if fa, ok := m.Fill.(*Array); ok && fa.NBytes == int64(fa.DType.ItemSize) && fa.DType == m.Data.DType {
+		fill = make([]byte, fa.NBytes)
+		if _, err := fa.Reader().ReadAt(fill, 0); err != nil {
+			return mf.wrap(fmt.Errorf("key %q: reading fill value: %w", key, err))
+		}
+	}
+	data, mask := io.Reader(m.Data.Reader()), io.Reader(m.Mask.Reader())
+	if mf.cfg.profile == Mmappickle && h.isFortranFlag() {
+		h.Fortran = false
+		data, mask = m.Data.cReader(), m.Mask.cReader()
+	}
+	return mf.PutMasked(key, h, wrapReader(wrap, data), wrapReader(wrap, mask), fill)
+}
+
+func wrapReader(wrap func(io.Reader) io.Reader, r io.Reader) io.Reader {
+	if wrap == nil {
+		return r
+	}
+	return wrap(r)
+}
+
+// Slot is an array reserved in the file (like mmappickle's EmptyNDArray):
+// its bytes are filled through WriteAt or Bytes, then Commit makes the key
+// live. Until then the entry is deleted, so a crash loses only the slot.
+type Slot struct {
+	mf     *File
+	entry  Entry
+	Offset int64 // file offset of the array data
+	NBytes int64
+	Header ArrayHeader
+	mapped mmap.MMap
+	done   bool
+}
+
+// Reserve appends an array of the given dtype and shape without its data
+// (the file gets a hole: no memory and, on most file systems, no disk used
+// until written).
+func (mf *File) Reserve(key string, h ArrayHeader) (*Slot, error) {
+	if mf.cfg.profile == Mmappickle && h.isFortranFlag() {
+		return nil, mf.wrap(fmt.Errorf("key %q: the mmappickle profile stores C-order data", key))
+	}
+	var s *Slot
+	err := mf.write(func(r *Reader) error {
+		e, err := mf.appendValue(r, key, arrayBuilder(mf.cfg.profile, h, nil), false)
+		if err != nil {
+			return err
+		}
+		n, _ := h.NBytes()
+		a, err := parseArrayValue(&source{ra: mf.f, size: e.End() + terminatorSize}, e.ValueOff, e.ValueLen)
+		if err != nil {
+			return err
+		}
+		arr, ok := a.(*Array)
+		if !ok || arr.NBytes != n {
+			return fmt.Errorf("key %q: reserved entry does not parse back as the array", key)
+		}
+		s = &Slot{mf: mf, entry: e, Offset: arr.Offset, NBytes: n, Header: h}
+		return nil
+	})
+	return s, err
+}
+
+// WriteAt writes p at offset off of the array's data.
+func (s *Slot) WriteAt(p []byte, off int64) (int, error) {
+	if off < 0 || off > s.NBytes || int64(len(p)) > s.NBytes-off {
+		return 0, fmt.Errorf("slot write of %d bytes at %d outside the array's %d bytes", len(p), off, s.NBytes)
+	}
+	return s.mf.f.WriteAt(p, s.Offset+off)
+}
+
+// ReadFrom fills the slot from r, which must supply exactly NBytes bytes.
+func (s *Slot) ReadFrom(r io.Reader) (int64, error) {
+	w := &offsetWriter{f: s.mf.f, off: s.Offset}
+	s.mf.mu.Lock()
+	defer s.mf.mu.Unlock()
+	w.copyFrom(r, s.NBytes)
+	return w.off - s.Offset, w.err
+}
+
+// Bytes maps the slot's data writable. The mapping is released by Commit.
+func (s *Slot) Bytes() ([]byte, error) {
+	if s.mapped == nil {
+		if s.NBytes == 0 {
+			return []byte{}, nil
+		}
+		page := int64(os.Getpagesize())
+		start := s.Offset / page * page
+		m, err := mmap.MapRegion(s.mf.f, int(s.Offset+s.NBytes-start), mmap.RDWR, 0, start)
+		if err != nil {
+			return nil, fmt.Errorf("mmap slot: %w", err)
+		}
+		s.mapped = m
+	}
+	d := s.Offset % int64(os.Getpagesize())
+	return s.mapped[d : d+s.NBytes : d+s.NBytes], nil
+}
+
+// Commit makes the reserved key live (replacing a previous value of the
+// key) and releases the slot's mapping.
+func (s *Slot) Commit() error {
+	if s.done {
+		return errors.New("slot already committed")
+	}
+	if s.mapped != nil {
+		if err := s.mapped.Flush(); err != nil {
+			return err
+		}
+		if err := s.mapped.Unmap(); err != nil {
+			return err
+		}
+		s.mapped = nil
+	}
+	return s.mf.write(func(r *Reader) error {
+		for i := len(r.entries) - 1; i >= 0; i-- {
+			if r.entries[i].Offset == s.entry.Offset {
+				s.done = true
+				return s.mf.commitEntry(r, i)
+			}
+		}
+		return fmt.Errorf("key %q: reserved entry at offset %d is gone (vacuumed?)", s.entry.Key, s.entry.Offset)
+	})
+}
+
+// Vacuum removes deleted entries, rewriting the file to a temporary file
+// beside it and renaming it into place (so a crash leaves the old file).
+// Array data is re-aligned to the File's alignment. Other processes must not
+// have the file open, and arrays obtained before are invalid afterwards.
+// The commit number becomes 0 (or 1 if it was 0), as mmappickle does.
+func (mf *File) Vacuum() error {
+	return mf.write(func(r *Reader) error {
+		tmp, err := os.CreateTemp(filepath.Dir(mf.name), "."+filepath.Base(mf.name)+".vacuum-*")
+		if err != nil {
+			return err
+		}
+		defer os.Remove(tmp.Name())
+		defer tmp.Close()
+		commit := int32(0)
+		if r.commit == 0 {
+			commit = 1
+		}
+		w := &offsetWriter{f: tmp}
+		w.write(header(commit))
+		for _, e := range r.entries {
+			if !e.Live {
+				continue
+			}
+			if mf.cfg.align > 1 {
+				if a, err := parseArrayValue(r.src, e.ValueOff, e.ValueLen); err == nil && a != nil {
+					first := a.(interface{ dataOffset() int64 }).dataOffset()
+					w.write(paddingEntry(w.off+first-e.Offset, int64(mf.cfg.align), e.MemoMax))
+				}
+			}
+			w.copyFrom(io.NewSectionReader(mf.f, e.Offset, e.Size), e.Size)
+		}
+		w.write(terminator)
+		if w.err != nil {
+			return w.err
+		}
+		if st, err := mf.f.Stat(); err == nil {
+			tmp.Chmod(st.Mode().Perm())
+		}
+		if err := tmp.Sync(); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp.Name(), mf.name); err != nil {
+			return err
+		}
+		nf, err := os.OpenFile(mf.name, os.O_RDWR, 0)
+		if err != nil {
+			return err
+		}
+		flock(nf, lockExclusive)
+		mf.unlock()
+		old := mf.f
+		mf.f = nf
+		old.Close()
+		mf.stale = true
+		return mf.refresh(false)
+	})
+}
+
+func (a *Array) dataOffset() int64  { return a.Offset }
+func (m *Masked) dataOffset() int64 { return m.Data.Offset }
+
+// FsckReport says what Fsck found and did.
+type FsckReport struct {
+	Entries  int   // entries kept
+	CutAt    int64 // offset the file was cut at (-1: nothing cut)
+	CutBytes int64 // bytes removed
+	Repaired bool  // the terminator was rewritten
+	Problem  string
+}
+
+// Fsck repairs a file whose last write was interrupted: it keeps every
+// complete entry, cuts the torn tail and restores the terminator. Only the
+// entry that was being written is lost.
+func (mf *File) Fsck() (FsckReport, error) {
+	rep := FsckReport{CutAt: -1}
+	if !mf.writable {
+		return rep, mf.wrap(ErrReadOnly)
+	}
+	mf.mu.Lock()
+	defer mf.mu.Unlock()
+	if err := mf.lock(lockExclusive); err != nil {
+		return rep, mf.wrap(err)
+	}
+	defer mf.unlock()
+	st, err := mf.f.Stat()
+	if err != nil {
+		return rep, mf.wrap(err)
+	}
+	size := st.Size()
+	src := &source{ra: mf.f, size: size}
+	h, err := src.readAt(0, min(headerSize, size))
+	if err != nil {
+		return rep, mf.wrap(err)
+	}
+	if _, err := parseHeader(h); err != nil {
+		return rep, mf.wrap(err)
+	}
+	r := &Reader{src: src, cfg: mf.cfg}
+	off := int64(headerSize)
+	for off < size {
+		if size-off == terminatorSize {
+			if t, _ := src.readAt(off, terminatorSize); bytes.Equal(t, terminator) {
+				break
+			}
+		}
+		e, err := r.readEntry(off, size)
+		if err != nil {
+			rep.Problem = err.Error()
+			break
+		}
+		rep.Entries++
+		off = e.End()
+	}
+	if off+terminatorSize == size && rep.Problem == "" {
+		return rep, nil // intact
+	}
+	rep.CutAt, rep.CutBytes, rep.Repaired = off, size-off, true
+	mf.stale = true
+	if err := mf.f.Truncate(off); err != nil {
+		return rep, mf.wrap(err)
+	}
+	if _, err := mf.f.WriteAt(terminator, off); err != nil {
+		return rep, mf.wrap(err)
+	}
+	if err := mf.f.Sync(); err != nil {
+		return rep, mf.wrap(err)
+	}
+	return rep, mf.wrap(mf.refresh(false))
+}

@@ -1,0 +1,373 @@
+package bridge
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/metrics"
+	"strings"
+	"testing"
+)
+
+// referenceFiles returns the reference files written by mmappickle 1.0.1.
+func referenceFiles(tb testing.TB) map[string][]byte {
+	tb.Helper()
+	out := map[string][]byte{}
+	for _, dir := range []string{"mmappickle", "portable"} {
+		names, err := filepath.Glob(filepath.Join("..", "compat", "testdata", dir, "*.mmpkl"))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for _, name := range names {
+			b, err := os.ReadFile(name)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			out[dir+"/"+filepath.Base(name)] = b
+		}
+	}
+	if len(out) == 0 {
+		tb.Fatal("no reference files in ../compat/testdata")
+	}
+	return out
+}
+
+func FuzzReader(f *testing.F) {
+	for _, b := range referenceFiles(f) {
+		f.Add(b)
+		if len(b) < 4096 {
+			// Truncations: a torn tail, a cut inside the first entry.
+			f.Add(b[:len(b)-1])
+			f.Add(b[:len(b)/2])
+			f.Add(b[:min(len(b), headerSize+20)])
+			// Bit flips in the header, the first entry's frame length, a
+			// key length and inside the values.
+			for _, i := range []int{0, 12, 26, 34, len(b) / 3, len(b) / 2, 2 * len(b) / 3, len(b) - 12} {
+				if i < len(b) {
+					c := bytes.Clone(b)
+					c[i] ^= 0x40
+					f.Add(c)
+				}
+			}
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		before := heapAllocs()
+		checkReader(t, data)
+		// Nothing sized by a length the file claims: what a read allocates
+		// is bounded by the input (and the 1 MiB value limit).
+		if got, limit := heapAllocs()-before, uint64(64<<20+256*len(data)); got > limit {
+			t.Fatalf("reading a %d-byte file allocated %d bytes", len(data), got)
+		}
+	})
+}
+
+var fuzzLimits = Limits{MaxValueBytes: 1 << 20, MaxKeys: 10000}
+
+// checkReader reads everything in data, both as a mapping and through a
+// plain io.ReaderAt, and checks that the two agree and every result is
+// consistent.
+func checkReader(t *testing.T, data []byte) {
+	r, err := NewReaderBytes(data, WithLimits(fuzzLimits))
+	r2, err2 := NewReader(bytes.NewReader(data), int64(len(data)), WithLimits(fuzzLimits))
+	if (err == nil) != (err2 == nil) {
+		t.Fatalf("mapped: %v; ReaderAt: %v", err, err2)
+	}
+	if err != nil {
+		checkFormatError(t, "NewReaderBytes", err, int64(len(data)))
+		if err.Error() != err2.Error() {
+			t.Fatalf("mapped: %v; ReaderAt: %v", err, err2)
+		}
+		return
+	}
+	keys := r.Keys()
+	if k2 := r2.Keys(); !equalStrings(keys, k2) {
+		t.Fatalf("mapped keys %q, ReaderAt keys %q", keys, k2)
+	}
+	if len(keys) != r.Len() {
+		t.Fatalf("Len %d, %d keys", r.Len(), len(keys))
+	}
+	for _, e := range r.Entries() {
+		if e.Offset < headerSize || e.End() > int64(len(data))-terminatorSize || e.ValueOff+e.ValueLen > e.End() || e.ValueLen < 1 {
+			t.Fatalf("entry %+v outside the file of %d bytes", e, len(data))
+		}
+	}
+	for _, k := range keys {
+		a := checkKey(t, r, k, int64(len(data)), true)
+		b := checkKey(t, r2, k, int64(len(data)), false)
+		if a != b {
+			t.Fatalf("key %q: mapped %s; ReaderAt %s", k, a, b)
+		}
+	}
+}
+
+// checkKey reads one key every way there is and returns a summary of what
+// it found, to compare the mapped and unmapped readers.
+func checkKey(t *testing.T, r *Reader, k string, size int64, mapped bool) string {
+	kind, kerr := r.KindOf(k)
+	v, err := r.Get(k)
+	if err != nil {
+		checkFormatError(t, "Get "+k, err, size)
+		if kerr != nil && kerr.Error() != err.Error() {
+			// KindOf only looks at arrays; when it fails, Get fails the same way.
+			t.Fatalf("key %q: KindOf: %v; Get: %v", k, kerr, err)
+		}
+		return "error: " + err.Error()
+	}
+	if kerr != nil {
+		t.Fatalf("key %q: KindOf: %v, but Get succeeds", k, kerr)
+	}
+	var sum string
+	switch v := v.(type) {
+	case *Array:
+		if kind != KindArray {
+			t.Fatalf("key %q: Get gives an array, KindOf %s", k, kind)
+		}
+		a, err := r.Array(k)
+		if err != nil {
+			t.Fatalf("key %q: Array: %v", k, err)
+		}
+		checkArrayValue(t, k, a, size, mapped)
+		if _, err := r.Masked(k); !errors.Is(err, ErrNotArray) {
+			t.Fatalf("key %q: Masked of an array: %v", k, err)
+		}
+		sum = arraySummary(a)
+	case *Masked:
+		if kind != KindMasked {
+			t.Fatalf("key %q: Get gives a masked array, KindOf %s", k, kind)
+		}
+		m, err := r.Masked(k)
+		if err != nil {
+			t.Fatalf("key %q: Masked: %v", k, err)
+		}
+		if m.Mask.DType.Kind != 'b' || !equalInts(m.Data.Shape, m.Mask.Shape) {
+			t.Fatalf("key %q: mask %s %v for data %v", k, m.Mask.DType, m.Mask.Shape, m.Data.Shape)
+		}
+		checkArrayValue(t, k, m.Data, size, mapped)
+		checkArrayValue(t, k, m.Mask, size, mapped)
+		if f, ok := m.Fill.(*Array); ok {
+			checkArrayValue(t, k, f, size, mapped)
+		}
+		if _, err := r.Array(k); !errors.Is(err, ErrNotArray) {
+			t.Fatalf("key %q: Array of a masked array: %v", k, err)
+		}
+		sum = "masked " + arraySummary(m.Data) + " " + arraySummary(m.Mask)
+	default:
+		if kind != KindValue {
+			t.Fatalf("key %q: Get gives %T, KindOf %s", k, v, kind)
+		}
+		if _, err := r.Array(k); !errors.Is(err, ErrNotArray) {
+			t.Fatalf("key %q: Array of a value: %v", k, err)
+		}
+		sum = fmt.Sprintf("value %T", v)
+	}
+	j, err := DescribeJSON(v, true)
+	if err != nil {
+		t.Fatalf("key %q: DescribeJSON: %v", k, err)
+	}
+	if !json.Valid(j) {
+		t.Fatalf("key %q: DescribeJSON gives invalid JSON %q", k, j)
+	}
+	if s := Repr(v, 200); len(s) > 200+len("...") {
+		t.Fatalf("key %q: Repr(v, 200) is %d bytes", k, len(s))
+	}
+	if raw, err := r.RawValue(k); err == nil {
+		e, _ := r.Entry(k)
+		if int64(len(raw)) != e.ValueLen {
+			t.Fatalf("key %q: RawValue gives %d bytes, entry value is %d", k, len(raw), e.ValueLen)
+		}
+	} else if !errors.Is(err, ErrLimit) {
+		t.Fatalf("key %q: RawValue: %v", k, err)
+	}
+	return sum
+}
+
+func arraySummary(a *Array) string {
+	return fmt.Sprintf("%s %v %c %s @%d+%d", a.DType, a.Shape, a.Order(), a.Encoding, a.Offset, a.NBytes)
+}
+
+// checkArrayValue checks an array's description against the file and reads
+// its data every way there is.
+func checkArrayValue(t *testing.T, k string, a *Array, size int64, mapped bool) {
+	if err := a.DType.validate(); err != nil {
+		t.Fatalf("key %q: array with invalid dtype %+v: %v", k, a.DType, err)
+	}
+	if back, err := ParseDType(a.DType.String()); err != nil || back != a.DType {
+		t.Fatalf("key %q: dtype %+v does not round-trip through %q: %+v, %v", k, a.DType, a.DType.String(), back, err)
+	}
+	if len(a.Shape) > 64 {
+		t.Fatalf("key %q: %d dimensions", k, len(a.Shape))
+	}
+	if a.Offset < headerSize || a.NBytes < 0 || a.Offset+a.NBytes > size {
+		t.Fatalf("key %q: array data [%d, +%d) outside the file of %d bytes", k, a.Offset, a.NBytes, size)
+	}
+	if a.Size()*int64(a.DType.ItemSize) != a.NBytes {
+		t.Fatalf("key %q: %d elements of %d bytes in %d bytes", k, a.Size(), a.DType.ItemSize, a.NBytes)
+	}
+	var cw countWriter
+	if err := a.WriteC(&cw); err != nil {
+		t.Fatalf("key %q: WriteC: %v", k, err)
+	}
+	if cw.n != a.NBytes {
+		t.Fatalf("key %q: WriteC wrote %d bytes of %d", k, cw.n, a.NBytes)
+	}
+	if err := a.WriteC(io.Discard); err != nil {
+		t.Fatalf("key %q: WriteC: %v", k, err)
+	}
+	if b := a.Bytes(); mapped && int64(len(b)) != a.NBytes {
+		t.Fatalf("key %q: Bytes gives %d bytes of %d", k, len(b), a.NBytes)
+	}
+	n, err := viewLen(a)
+	if err == nil && int64(n) != a.Size() {
+		t.Fatalf("key %q: view of %d elements, Size %d", k, n, a.Size())
+	}
+	if err == nil && !mapped {
+		t.Fatalf("key %q: a view of an unmapped array", k)
+	}
+	if _, err := a.Info(true); err != nil {
+		t.Fatalf("key %q: Info: %v", k, err)
+	}
+}
+
+// viewLen takes the typed view that fits the dtype and returns its length.
+func viewLen(a *Array) (int, error) {
+	d := a.DType
+	switch {
+	case d.Kind == 'b':
+		v, err := View[uint8](a) // not View[bool]: the bytes need not be 0 or 1
+		return len(v), err
+	case d.Kind == 'i' && d.ItemSize == 1:
+		v, err := View[int8](a)
+		return len(v), err
+	case d.Kind == 'u' && d.ItemSize == 1:
+		v, err := View[uint8](a)
+		return len(v), err
+	case d.Kind == 'i' && d.ItemSize == 2:
+		v, err := View[int16](a)
+		return len(v), err
+	case (d.Kind == 'u' || d.Kind == 'f') && d.ItemSize == 2:
+		v, err := View[uint16](a)
+		return len(v), err
+	case d.Kind == 'i' && d.ItemSize == 4:
+		v, err := View[int32](a)
+		return len(v), err
+	case d.Kind == 'u' && d.ItemSize == 4:
+		v, err := View[uint32](a)
+		return len(v), err
+	case d.Kind == 'f' && d.ItemSize == 4:
+		v, err := View[float32](a)
+		return len(v), err
+	case d.Kind == 'i' || d.Kind == 'M' || d.Kind == 'm':
+		v, err := View[int64](a)
+		return len(v), err
+	case d.Kind == 'u' && d.ItemSize == 8:
+		v, err := View[uint64](a)
+		return len(v), err
+	case d.Kind == 'f' && d.ItemSize == 8:
+		v, err := View[float64](a)
+		return len(v), err
+	case d.Kind == 'c' && d.ItemSize == 8:
+		v, err := View[complex64](a)
+		return len(v), err
+	case d.Kind == 'c' && d.ItemSize == 16:
+		v, err := View[complex128](a)
+		return len(v), err
+	}
+	// No Go type fits (S, U, V, float128, complex256): a view must fail.
+	if _, err := View[uint8](a); err == nil {
+		return 0, fmt.Errorf("viewed dtype %s as uint8", d)
+	}
+	return 0, errors.New("no view")
+}
+
+type countWriter struct{ n int64 }
+
+func (w *countWriter) Write(p []byte) (int, error) { w.n += int64(len(p)); return len(p), nil }
+
+// checkFormatError checks that an error reading untrusted bytes is a
+// *FormatError naming an offset inside the file, and not a recovered panic.
+func checkFormatError(t *testing.T, what string, err error, size int64) {
+	t.Helper()
+	if strings.Contains(err.Error(), "internal error") {
+		t.Fatalf("%s: a panic was recovered: %v", what, err)
+	}
+	var fe *FormatError
+	if !errors.As(err, &fe) {
+		t.Fatalf("%s: %v (%T) is not a *FormatError", what, err, err)
+	}
+	if fe.Offset < 0 || fe.Offset > size {
+		t.Fatalf("%s: %v: offset %d outside the file of %d bytes", what, err, fe.Offset, size)
+	}
+	if !strings.Contains(err.Error(), fmt.Sprintf("offset %d", fe.Offset)) {
+		t.Fatalf("%s: %q does not name offset %d", what, err, fe.Offset)
+	}
+}
+
+func heapAllocs() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func FuzzParseDType(f *testing.F) {
+	for _, c := range dtypeCases {
+		f.Add(c.in)
+	}
+	for _, c := range dtypeRejects {
+		f.Add(c.in)
+	}
+	f.Add("<M8[99999999999999999999D]")
+	f.Add("timedelta64[7as]")
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseDType(s)
+		if err != nil {
+			if !strings.Contains(err.Error(), "dtype") {
+				t.Fatalf("ParseDType(%q): error %q does not name the dtype", s, err)
+			}
+			return
+		}
+		if err := d.validate(); err != nil {
+			t.Fatalf("ParseDType(%q) = %+v, invalid: %v", s, d, err)
+		}
+		for _, form := range []string{d.String(), d.Name()} {
+			back, err := ParseDType(form)
+			if err != nil {
+				t.Fatalf("ParseDType(%q) = %+v; its form %q does not parse: %v", s, d, form, err)
+			}
+			if back != d {
+				t.Fatalf("ParseDType(%q) = %+v; its form %q parses to %+v", s, d, form, back)
+			}
+		}
+		if d.ItemSize < 1 || d.Alignment() < 1 || d.ItemSize%d.Alignment() != 0 {
+			t.Fatalf("ParseDType(%q) = %+v: item size %d, alignment %d", s, d, d.ItemSize, d.Alignment())
+		}
+	})
+}

@@ -1,0 +1,307 @@
+package bridge
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+)
+
+// Option configures a Reader or a File.
+type Option func(*config)
+
+type config struct {
+	limits    Limits
+	profile   Encoding
+	align     int
+	allowTorn bool // open a torn file so that Fsck can repair it
+}
+
+func newConfig(opts []Option) config {
+	c := config{profile: Portable, align: 64}
+	for _, o := range opts {
+		o(&c)
+	}
+	c.limits = c.limits.withDefaults()
+	return c
+}
+
+// WithLimits sets the limits applied to untrusted input.
+func WithLimits(l Limits) Option { return func(c *config) { c.limits = l } }
+
+// WithProfile sets the array encoding new entries are written in (default
+// Portable).
+func WithProfile(p Encoding) Option { return func(c *config) { c.profile = p } }
+
+// WithAlign sets the alignment of array data in new entries, in bytes
+// (default 64; 1 means none). Alignment is obtained with deleted padding
+// entries, invisible to every reader.
+func WithAlign(n int) Option { return func(c *config) { c.align = max(n, 1) } }
+
+// Reader reads an mmappickle file from an io.ReaderAt. When the ReaderAt is a
+// mapping (as with Open), arrays are views of it.
+type Reader struct {
+	src     *source
+	cfg     config
+	commit  int32
+	entries []Entry        // every entry in file order, dead ones included
+	index   map[string]int // live key -> index in entries
+	keys    []string       // live keys in file order
+	end     int64          // offset of the terminator
+	tail    int64          // where the next entry goes: the end of the last one
+	memoMax int32          // the largest memo max index of all entries
+}
+
+// bytesReaderAt serves a byte slice as a mapping (for tests and fuzzing).
+type bytesReaderAt []byte
+
+func (b bytesReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || off > int64(len(b)) {
+		return 0, io.EOF
+	}
+	n := copy(p, b[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (b bytesReaderAt) Bytes() []byte { return b }
+
+// NewReaderBytes reads a file held in memory; arrays are views of b.
+func NewReaderBytes(b []byte, opts ...Option) (*Reader, error) {
+	return NewReader(bytesReaderAt(b), int64(len(b)), opts...)
+}
+
+// NewReader parses the file's header and entry index. Values are decoded on
+// demand. If r has a method Bytes() []byte returning all size bytes (a
+// mapping), arrays are handed out as views of it.
+func NewReader(r io.ReaderAt, size int64, opts ...Option) (rd *Reader, err error) {
+	defer recoverTo(&err, "read index")
+	cfg := newConfig(opts)
+	rd = &Reader{src: newSource(r, size), cfg: cfg}
+	if err := rd.parse(); err != nil {
+		return nil, err
+	}
+	return rd, nil
+}
+
+func (r *Reader) parse() error {
+	src := r.src
+	h, err := src.readAt(0, min(headerSize, src.size))
+	if err != nil {
+		return err
+	}
+	if r.commit, err = parseHeader(h); err != nil {
+		return err
+	}
+	if src.size < headerSize+terminatorSize {
+		return &FormatError{Offset: src.size, Msg: "file ends before its terminator", Err: ErrTorn}
+	}
+	r.end = src.size - terminatorSize
+	t, err := src.readAt(r.end, terminatorSize)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(t, terminator) {
+		return &FormatError{Offset: r.end, Msg: "file does not end with the terminator (FRAME 2, DICT, STOP)", Err: ErrTorn}
+	}
+	// Size the index for small entries (a guess; it grows if wrong).
+	guess := int(min(r.end/64, 1<<20))
+	r.entries = make([]Entry, 0, guess)
+	r.index = make(map[string]int, guess/2)
+	r.keys = nil
+	off := int64(headerSize)
+	for off < r.end {
+		if len(r.entries) >= r.cfg.limits.MaxKeys {
+			return &FormatError{Offset: off, Msg: fmt.Sprintf("more than %d entries", r.cfg.limits.MaxKeys), Err: ErrLimit}
+		}
+		e, err := r.readEntry(off, r.end)
+		if err != nil {
+			return err
+		}
+		r.entries = append(r.entries, e)
+		off = e.End()
+		r.memoMax = max(r.memoMax, e.MemoMax)
+	}
+	r.tail = off
+	for i, e := range r.entries {
+		if !e.Live {
+			continue
+		}
+		if j, dup := r.index[e.Key]; dup {
+			// An interrupted replace leaves two live entries; the later
+			// one is the value, as for pickle.load.
+			r.entries[j].Live = false
+		}
+		r.index[e.Key] = i
+	}
+	r.keys = make([]string, 0, len(r.index))
+	for i, e := range r.entries {
+		if e.Live {
+			r.keys = append(r.keys, r.entries[i].Key)
+		}
+	}
+	return nil
+}
+
+// readEntry parses the entry at off, which must end at or before limit.
+func (r *Reader) readEntry(off, limit int64) (Entry, error) {
+	if limit-off < entryFrameHeader+entryMinFrame {
+		return Entry{}, &FormatError{Offset: off, Msg: fmt.Sprintf("%d stray bytes before the terminator", limit-off), Err: ErrTorn}
+	}
+	head, err := r.src.readAt(off, min(entryFrameHeader+2+maxKeyLen, limit-off))
+	if err != nil {
+		return Entry{}, err
+	}
+	e, keyLen, err := parseEntryHead(head, off, limit)
+	if err != nil {
+		return Entry{}, err
+	}
+	if e.ValueOff > e.End()-entryTrailer || int64(len(head)) < entryFrameHeader+2+int64(keyLen) {
+		return Entry{}, formatErr(off, "key of %d bytes overruns its entry", keyLen)
+	}
+	key := head[entryFrameHeader+2 : entryFrameHeader+2+keyLen]
+	t, err := r.src.readAt(e.End()-entryTrailer, entryTrailer)
+	if err != nil {
+		return Entry{}, err
+	}
+	if err := parseEntryTrailer(&e, t); err != nil {
+		return Entry{}, err
+	}
+	if e.Live && !validKey(key) {
+		return Entry{}, formatErr(off+entryFrameHeader+2, "key is not 1-255 bytes of UTF-8: %q", key)
+	}
+	e.Key = string(key)
+	return e, nil
+}
+
+// CommitNumber is the header's commit number, bumped by every change.
+func (r *Reader) CommitNumber() int32 { return r.commit }
+
+// Keys returns the live keys in file order.
+func (r *Reader) Keys() []string { return append([]string(nil), r.keys...) }
+
+// Len is the number of live keys.
+func (r *Reader) Len() int { return len(r.keys) }
+
+// Entries returns every entry record in file order, deleted ones included.
+func (r *Reader) Entries() []Entry { return append([]Entry(nil), r.entries...) }
+
+// Size is the size of the file the index was read from.
+func (r *Reader) Size() int64 { return r.src.size }
+
+// Entry returns the record of a live key.
+func (r *Reader) Entry(key string) (Entry, error) {
+	i, ok := r.index[key]
+	if !ok {
+		return Entry{}, fmt.Errorf("key %q: %w", key, ErrKeyNotFound)
+	}
+	return r.entries[i], nil
+}
+
+// Kind tells what a value is.
+type Kind int
+
+const (
+	KindValue  Kind = iota // a generic Python value
+	KindArray              // a numpy.ndarray
+	KindMasked             // a numpy.ma.MaskedArray
+)
+
+func (k Kind) String() string {
+	return [...]string{"value", "array", "masked"}[k]
+}
+
+// Get returns the value of key: an *Array, a *Masked, or a generic value
+// decoded to plain Go values (see Tuple, Dict, Object).
+func (r *Reader) Get(key string) (v any, err error) {
+	defer recoverTo(&err, "key "+fmt.Sprintf("%q", key))
+	e, err := r.Entry(key)
+	if err != nil {
+		return nil, err
+	}
+	return r.getEntry(e)
+}
+
+func (r *Reader) getEntry(e Entry) (any, error) {
+	a, err := parseArrayValue(r.src, e.ValueOff, e.ValueLen)
+	if err != nil {
+		return nil, withKey(err, e.Key)
+	}
+	if a != nil {
+		return a, nil
+	}
+	v, err := decodeValue(r.src, e.ValueOff, e.ValueLen, r.cfg.limits)
+	return v, withKey(err, e.Key)
+}
+
+// KindOf tells whether key holds an array, a masked array or another value,
+// without decoding a generic value.
+func (r *Reader) KindOf(key string) (Kind, error) {
+	e, err := r.Entry(key)
+	if err != nil {
+		return 0, err
+	}
+	a, err := parseArrayValue(r.src, e.ValueOff, e.ValueLen)
+	switch a.(type) {
+	case *Array:
+		return KindArray, nil
+	case *Masked:
+		return KindMasked, nil
+	}
+	return KindValue, withKey(err, key)
+}
+
+// Array returns the array stored under key.
+func (r *Reader) Array(key string) (*Array, error) {
+	e, err := r.Entry(key)
+	if err != nil {
+		return nil, err
+	}
+	a, err := parseArrayValue(r.src, e.ValueOff, e.ValueLen)
+	if err != nil {
+		return nil, withKey(err, key)
+	}
+	if arr, ok := a.(*Array); ok {
+		return arr, nil
+	}
+	return nil, fmt.Errorf("key %q: %w", key, ErrNotArray)
+}
+
+// Masked returns the masked array stored under key.
+func (r *Reader) Masked(key string) (*Masked, error) {
+	e, err := r.Entry(key)
+	if err != nil {
+		return nil, err
+	}
+	a, err := parseArrayValue(r.src, e.ValueOff, e.ValueLen)
+	if err != nil {
+		return nil, withKey(err, key)
+	}
+	if m, ok := a.(*Masked); ok {
+		return m, nil
+	}
+	return nil, fmt.Errorf("key %q: not a masked array: %w", key, ErrNotArray)
+}
+
+// RawValue returns the value's pickle bytes as stored (no PROTO, FRAME or
+// STOP), bounded by Limits.MaxValueBytes.
+func (r *Reader) RawValue(key string) ([]byte, error) {
+	e, err := r.Entry(key)
+	if err != nil {
+		return nil, err
+	}
+	if e.ValueLen > r.cfg.limits.MaxValueBytes {
+		return nil, &FormatError{Offset: e.ValueOff, Key: key, Msg: fmt.Sprintf("value of %d bytes exceeds the limit of %d", e.ValueLen, r.cfg.limits.MaxValueBytes), Err: ErrLimit}
+	}
+	b, err := r.src.readAt(e.ValueOff, e.ValueLen)
+	return bytes.Clone(b), withKey(err, key)
+}
+
+// recoverTo turns a panic into an error: a last line of defence, since every
+// length is checked before use.
+func recoverTo(err *error, what string) {
+	if p := recover(); p != nil {
+		*err = fmt.Errorf("%s: internal error: %v", what, p)
+	}
+}

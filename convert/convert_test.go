@@ -1,0 +1,117 @@
+package convert
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"mmpbridge/bridge"
+)
+
+const corpus = "../compat/testdata"
+
+func noTemp(t *testing.T, dir string) {
+	t.Helper()
+	es, _ := os.ReadDir(dir)
+	for _, e := range es {
+		if strings.Contains(e.Name(), ".tmp-") {
+			t.Errorf("temporary file left: %s", e.Name())
+		}
+	}
+}
+
+func TestMmpklToMmpkl(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"dtypes.mmpkl", "masked.mmpkl", "values.mmpkl", "shapes.mmpkl", "deleted.mmpkl"} {
+		for _, p := range []bridge.Encoding{bridge.Portable, bridge.Mmappickle} {
+			src := filepath.Join(corpus, "mmappickle", name)
+			dst := filepath.Join(dir, p.String()+"-"+name)
+			var calls int
+			var last, total int64
+			opt := Options{Profile: p, Progress: func(d, tot int64) { calls++; last, total = d, tot }}
+			if err := File(context.Background(), src, dst, "", "", opt); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if last != total {
+				t.Errorf("%s: progress ended at %d of %d", name, last, total)
+			}
+			in, _ := bridge.Open(src)
+			out, err := bridge.Open(dst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ik, _ := in.Keys()
+			ok, _ := out.Keys()
+			if strings.Join(ik, ",") != strings.Join(ok, ",") {
+				t.Errorf("%s: keys %q, want %q", name, ok, ik)
+			}
+			for _, k := range ik {
+				a, _ := in.Get(k)
+				b, _ := out.Get(k)
+				if bridge.Repr(a, 0) != bridge.Repr(b, 0) {
+					t.Errorf("%s %s: %s, want %s", name, k, bridge.Repr(b, 0), bridge.Repr(a, 0))
+				}
+				if aa, ok := a.(*bridge.Array); ok {
+					ba := b.(*bridge.Array)
+					if ba.Encoding != p || string(aa.Bytes()) != string(ba.Bytes()) {
+						t.Errorf("%s %s: data or encoding differ", name, k)
+					}
+				}
+			}
+			in.Close()
+			out.Close()
+		}
+	}
+	noTemp(t, dir)
+}
+
+func TestRefuseOverwrite(t *testing.T) {
+	dir := t.TempDir()
+	dst := filepath.Join(dir, "out.mmpkl")
+	os.WriteFile(dst, []byte("precious"), 0o644)
+	src := filepath.Join(corpus, "portable", "dtypes.mmpkl")
+	err := File(context.Background(), src, dst, "", "", Options{})
+	if !errors.Is(err, ErrExists) {
+		t.Fatalf("got %v, want ErrExists", err)
+	}
+	if b, _ := os.ReadFile(dst); string(b) != "precious" {
+		t.Error("destination changed")
+	}
+	if err := File(context.Background(), src, dst, "", "", Options{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bridge.Open(dst); err != nil {
+		t.Error(err)
+	}
+	noTemp(t, dir)
+}
+
+func TestCancelLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	dst := filepath.Join(dir, "out.mmpkl")
+	ctx, cancel := context.WithCancel(context.Background())
+	opt := Options{Progress: func(d, tot int64) { cancel() }}
+	err := File(ctx, filepath.Join(corpus, "portable", "shapes.mmpkl"), dst, "", "", opt)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	if _, err := os.Stat(dst); !os.IsNotExist(err) {
+		t.Error("a cancelled conversion left its destination")
+	}
+	noTemp(t, dir)
+}
+
+func TestBadInput(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.mmpkl")
+	b, _ := os.ReadFile(filepath.Join(corpus, "portable", "dtypes.mmpkl"))
+	os.WriteFile(bad, b[:len(b)-5], 0o644)
+	err := File(context.Background(), bad, filepath.Join(dir, "out.mmpkl"), "", "", Options{})
+	if err == nil || !strings.Contains(err.Error(), "bad.mmpkl") || !errors.Is(err, bridge.ErrTorn) {
+		t.Errorf("torn input: %v", err)
+	}
+	noTemp(t, dir)
+}

@@ -1,0 +1,105 @@
+package convert
+
+import (
+	"context"
+	"os"
+
+	"mmpbridge/bridge"
+)
+
+func createMmpkl(name string, opt Options) (*bridge.File, error) {
+	opts := []bridge.Option{bridge.WithProfile(opt.Profile)}
+	if opt.Align > 0 {
+		opts = append(opts, bridge.WithAlign(opt.Align))
+	}
+	return bridge.OpenFile(name, os.O_RDWR, 0, opts...)
+}
+
+// mmpklToMmpkl rewrites the live keys of src into dst in file order: arrays
+// re-encoded in the chosen profile and alignment, other values copied as
+// their pickle bytes (so values the bridge cannot decode survive).
+func mmpklToMmpkl(ctx context.Context, src, dst string, opt Options) error {
+	in, err := bridge.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	r, err := in.Reader()
+	if err != nil {
+		return err
+	}
+	out, err := createMmpkl(dst, opt)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	p := &progress{ctx: ctx, fn: opt.Progress}
+	keys := r.Keys()
+	for _, k := range keys {
+		if kind, _ := r.KindOf(k); kind != bridge.KindValue {
+			if v, err := r.Get(k); err == nil {
+				p.total += arrayBytes(v)
+			}
+		}
+	}
+	for _, k := range keys {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		kind, err := r.KindOf(k)
+		if err != nil {
+			return wrapFile(src, err)
+		}
+		if kind == bridge.KindValue {
+			raw, err := r.RawValue(k)
+			if err != nil {
+				return wrapFile(src, err)
+			}
+			if err := out.PutRaw(k, raw); err != nil {
+				return err
+			}
+			continue
+		}
+		v, err := r.Get(k)
+		if err != nil {
+			return wrapFile(src, err)
+		}
+		if err := putArrayValue(out, k, v, p); err != nil {
+			return err
+		}
+	}
+	return out.Close()
+}
+
+func arrayBytes(v any) int64 {
+	switch v := v.(type) {
+	case *bridge.Array:
+		return v.NBytes
+	case *bridge.Masked:
+		return v.Data.NBytes + v.Mask.NBytes
+	}
+	return 0
+}
+
+// putArrayValue stores an *Array or *Masked, counting progress.
+func putArrayValue(out *bridge.File, k string, v any, p *progress) error {
+	switch v := v.(type) {
+	case *bridge.Array:
+		return out.PutArrayFrom(k, v, p.reader)
+	case *bridge.Masked:
+		return out.PutMaskedFrom(k, v, p.reader)
+	}
+	return out.Put(k, v)
+}
+
+func wrapFile(name string, err error) error {
+	return &fileError{name, err}
+}
+
+type fileError struct {
+	name string
+	err  error
+}
+
+func (e *fileError) Error() string { return e.name + ": " + e.err.Error() }
+func (e *fileError) Unwrap() error { return e.err }
