@@ -613,8 +613,11 @@ func npScalar(args []any) (any, error) {
 		kind, size = size[0], size[1:]
 	}
 	n, err := strconv.Atoi(size)
-	if err != nil || n != len(b) {
+	if err != nil || !strings.Contains(" b1 i1 i2 i4 i8 u1 u2 u4 u8 f4 f8 c8 c16 ", " "+string(kind)+size+" ") {
 		return nil, opaque
+	}
+	if n != len(b) {
+		return nil, fmt.Errorf("numpy scalar of dtype %s from %d bytes", d.descr, len(b))
 	}
 	big := d.order == '>'
 	u := word(b, big)

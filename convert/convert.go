@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	"mmpbridge/bridge"
 )
@@ -21,8 +22,47 @@ type Options struct {
 	// Force allows replacing an existing destination.
 	Force bool
 	// Progress, if set, is called as array bytes are written, with the
-	// bytes done so far and the total.
+	// bytes done so far and the total. It may be called from several
+	// goroutines at once (parallel decompression).
 	Progress func(done, total int64)
+	// Key names the array: the key an .npy file is stored under (default:
+	// the file's stem), or the key extracted from an mmappickle file to .npy.
+	Key string
+	// Compress deflates the members of an .npz output.
+	Compress bool
+	// SkipUnsupported converts what can be converted and reports the rest
+	// through Skipped instead of failing.
+	SkipUnsupported bool
+	// Skipped, if set, is told of every member, dataset or key left out:
+	// unsupported ones under SkipUnsupported, and generic values an array
+	// format cannot hold.
+	Skipped func(name, reason string)
+}
+
+// UnsupportedError: a member, dataset or key holds something the conversion
+// cannot carry exactly (object arrays, structured dtypes, variable-length
+// strings, references, keys over 255 bytes). Options.SkipUnsupported turns
+// these into Options.Skipped reports.
+type UnsupportedError struct {
+	File   string // the input file
+	Member string // how the item is described: `member "x.npy"`, `dataset "/a/b"`, `key "k"`
+	Reason string
+}
+
+func (e *UnsupportedError) Error() string {
+	return fmt.Sprintf("%s: %s: %s", e.File, e.Member, e.Reason)
+}
+
+// skip reports an unsupported item, or returns it as the error when
+// SkipUnsupported is not set.
+func (o *Options) skip(err *UnsupportedError) error {
+	if !o.SkipUnsupported {
+		return err
+	}
+	if o.Skipped != nil {
+		o.Skipped(err.Member, err.Reason)
+	}
+	return nil
 }
 
 // ErrExists: the destination exists and Options.Force is not set.
@@ -39,6 +79,9 @@ type Format string
 
 const (
 	Mmpkl Format = "mmpkl"
+	Npy   Format = "npy"
+	Npz   Format = "npz"
+	HDF5  Format = "hdf5"
 )
 
 // FormatOf guesses a format from a file name's extension.
@@ -46,17 +89,29 @@ func FormatOf(name string) (Format, error) {
 	switch strings.ToLower(filepath.Ext(name)) {
 	case ".mmpkl", ".pkl", ".pickle", ".mmap":
 		return Mmpkl, nil
+	case ".npy":
+		return Npy, nil
+	case ".npz":
+		return Npz, nil
+	case ".h5", ".hdf5", ".he5":
+		return HDF5, nil
 	}
-	return "", &UsageError{fmt.Sprintf("%s: cannot tell the format from the extension %q", name, filepath.Ext(name))}
+	return "", &UsageError{fmt.Sprintf("%s: cannot tell the format from the extension %q (use --from/--to)", name, filepath.Ext(name))}
 }
 
 // ParseFormat parses a --from/--to value.
 func ParseFormat(s string) (Format, error) {
-	switch Format(strings.ToLower(s)) {
-	case Mmpkl, "pkl", "mmappickle":
+	switch strings.ToLower(s) {
+	case "mmpkl", "pkl", "mmappickle", "pickle":
 		return Mmpkl, nil
+	case "npy":
+		return Npy, nil
+	case "npz":
+		return Npz, nil
+	case "h5", "hdf5":
+		return HDF5, nil
 	}
-	return "", &UsageError{fmt.Sprintf("unknown format %q (want mmpkl)", s)}
+	return "", &UsageError{fmt.Sprintf("unknown format %q (want mmpkl, npy, npz or hdf5)", s)}
 }
 
 // File converts src to dst. from and to may be empty to guess from the
@@ -73,13 +128,58 @@ func File(ctx context.Context, src, dst string, from, to Format, opt Options) er
 			return err
 		}
 	}
-	if from == Mmpkl && to == Mmpkl {
+	p := &progress{ctx: ctx, fn: opt.Progress}
+	switch {
+	case from == Mmpkl && to == Mmpkl:
 		return writeAtomic(ctx, dst, opt.Force, func(tmp string) error {
 			return mmpklToMmpkl(ctx, src, tmp, opt)
 		})
+	case to == Mmpkl:
+		read, ok := toMmpkl[from]
+		if !ok {
+			break
+		}
+		return writeAtomic(ctx, dst, opt.Force, func(tmp string) error {
+			out, err := createMmpkl(tmp, opt)
+			if err != nil {
+				return err
+			}
+			defer out.Close()
+			if err := read(ctx, src, out, &opt, p); err != nil {
+				return err
+			}
+			return out.Close()
+		})
+	case from == Mmpkl:
+		write, ok := fromMmpkl[to]
+		if !ok {
+			break
+		}
+		in, err := bridge.Open(src)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		r, err := in.Reader()
+		if err != nil {
+			return err
+		}
+		return writeAtomic(ctx, dst, opt.Force, func(tmp string) error {
+			return write(ctx, src, r, tmp, &opt, p)
+		})
 	}
-	return &UsageError{fmt.Sprintf("conversion from %s to %s is not supported", from, to)}
+	return &UsageError{fmt.Sprintf("conversion from %s to %s is not supported (one side must be mmpkl)", from, to)}
 }
+
+// The converters of each format register here (in their init functions,
+// so that a build without HDF5 support simply lacks the entry).
+var (
+	// toMmpkl[f] reads src in format f and stores its arrays in out.
+	toMmpkl = map[Format]func(ctx context.Context, src string, out *bridge.File, opt *Options, p *progress) error{}
+	// fromMmpkl[f] writes the arrays of in (read from the file src) to the
+	// new file dst in format f.
+	fromMmpkl = map[Format]func(ctx context.Context, src string, in *bridge.Reader, dst string, opt *Options, p *progress) error{}
+)
 
 // writeAtomic runs write on a temporary file beside dst, syncs it and renames
 // it to dst. On any failure (or cancellation) the temporary file is removed
@@ -135,12 +235,21 @@ func syncFile(name string) error {
 	return f.Sync()
 }
 
-// progress counts bytes through readers and reports them.
+// progress counts bytes through readers and reports them. Safe for
+// concurrent use.
 type progress struct {
 	ctx   context.Context
-	done  int64
-	total int64
+	done  atomic.Int64
+	total atomic.Int64
 	fn    func(done, total int64)
+}
+
+// add counts n bytes done and reports.
+func (p *progress) add(n int64) {
+	d := p.done.Add(n)
+	if p.fn != nil && n > 0 {
+		p.fn(d, p.total.Load())
+	}
 }
 
 func (p *progress) reader(r io.Reader) io.Reader {
@@ -160,9 +269,6 @@ func (pr *progressReader) Read(b []byte) (int, error) {
 		return 0, err
 	}
 	n, err := pr.r.Read(b)
-	pr.p.done += int64(n)
-	if pr.p.fn != nil && n > 0 {
-		pr.p.fn(pr.p.done, pr.p.total)
-	}
+	pr.p.add(int64(n))
 	return n, err
 }

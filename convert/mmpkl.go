@@ -38,7 +38,7 @@ func mmpklToMmpkl(ctx context.Context, src, dst string, opt Options) error {
 	for _, k := range keys {
 		if kind, _ := r.KindOf(k); kind != bridge.KindValue {
 			if v, err := r.Get(k); err == nil {
-				p.total += arrayBytes(v)
+				p.total.Add(arrayBytes(v))
 			}
 		}
 	}
