@@ -533,21 +533,35 @@ func (w *offsetWriter) skip(n int64) {
 	w.holes = true
 }
 
-// copyFrom streams exactly n bytes from r to the file. Where r is a file (or
-// an io.LimitedReader/io.SectionReader of one) the kernel copies the bytes
-// (copy_file_range) without them passing through user space.
+// copyFrom streams exactly n bytes from r to the file at w.off. Where r is
+// an *os.File, an *io.LimitedReader of one, or an io.WriterTo that copies
+// from one, the kernel moves the bytes (copy_file_range) without them passing
+// through user space: converters rely on it.
 func (w *offsetWriter) copyFrom(r io.Reader, n int64) {
 	if _, err := w.f.Seek(w.off, io.SeekStart); err != nil {
 		w.err = err
 		return
 	}
-	got, err := io.Copy(w.f, io.LimitReader(r, n))
+	var got int64
+	var err error
+	switch src := r.(type) {
+	case io.WriterTo:
+		got, err = src.WriteTo(w.f)
+	case *io.LimitedReader:
+		if src.N <= n {
+			got, err = io.Copy(w.f, src)
+			break
+		}
+		got, err = io.Copy(w.f, io.LimitReader(r, n))
+	default:
+		got, err = io.Copy(w.f, io.LimitReader(r, n))
+	}
 	w.off += got
 	switch {
 	case err != nil:
 		w.err = fmt.Errorf("copying array data: %w", err)
 	case got != n:
-		w.err = fmt.Errorf("array data ended after %d of %d bytes", got, n)
+		w.err = fmt.Errorf("array data has %d bytes, want %d", got, n)
 	}
 }
 

@@ -85,7 +85,9 @@ func vtCorpus(t testing.TB) []vtEntry {
 	return out
 }
 
-func vtLE32(b []byte) uint32 { return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24 }
+func vtLE32(b []byte) uint32 {
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
 
 func vtLE32b(i int) []byte { return []byte{byte(i), byte(i >> 8), byte(i >> 16), byte(i >> 24)} }
 
@@ -345,6 +347,8 @@ func vtOps(parts ...any) []byte {
 			b = append(b, p)
 		case int:
 			b = append(b, byte(p))
+		case rune: // opcodes named by their character
+			b = append(b, byte(p))
 		case string:
 			b = append(b, p...)
 		case []byte:
@@ -372,7 +376,7 @@ func TestDecodeValueGlobals(t *testing.T) {
 		{"posix.system by INST", vtOps(opMark, cmd, "iposix\nsystem\n"), "posix", "system"},
 		{"builtins.eval", vtOps(vtStr("builtins"), vtStr("eval"), opStackGlobal, vtStr("1+1"), opTuple1, opReduce), "builtins", "eval"},
 		{"memoized names", vtOps(opEmptyList, vtStr("os"), opMemoize, vtStr("system"), opMemoize, opPop, opPop,
-			opBinGet, 1, opBinGet, 2, opStackGlobal, cmd, opTuple1, opReduce, opAppend), "os", "system"},
+			opBinGet, 0, opBinGet, 1, opStackGlobal, cmd, opTuple1, opReduce, opAppend), "os", "system"},
 		{"names not plain strings", vtOps(vtStr("os"), opNone, opPop, vtStr("system"), opStackGlobal), "?", "?"},
 		{"names in bytes", vtOps(opShortBinBytes, 2, "os", vtStr("system"), opStackGlobal), "?", "?"},
 		{"allowed then not", vtOps(opEmptyList, opMark, vtStr("builtins"), vtStr("set"), opStackGlobal, opEmptyTuple, opReduce,

@@ -171,6 +171,17 @@ func File(ctx context.Context, src, dst string, from, to Format, opt Options) er
 	return &UsageError{fmt.Sprintf("conversion from %s to %s is not supported (one side must be mmpkl)", from, to)}
 }
 
+// Put stores the array of the .npy file src under key in the open file out
+// (an in-place edit, crash-safe as every bridge append).
+func Put(ctx context.Context, out *bridge.File, key, src string, opt Options) error {
+	read, ok := toMmpkl[Npy]
+	if !ok {
+		return &UsageError{"this build cannot read .npy files"}
+	}
+	opt.Key = key
+	return read(ctx, src, out, &opt, &progress{ctx: ctx, fn: opt.Progress})
+}
+
 // The converters of each format register here (in their init functions,
 // so that a build without HDF5 support simply lacks the entry).
 var (

@@ -47,7 +47,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	root.SetArgs(args)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(lsCmd(e), inspectCmd(e), convertCmd(e))
+	root.AddCommand(lsCmd(e), inspectCmd(e), convertCmd(e), getCmd(e), putCmd(e), rmCmd(e), vacuumCmd(e), fsckCmd(e))
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK
@@ -55,6 +55,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "mmpconv: %v\n", err)
 	var ue usageError
 	var ce *convert.UsageError
+	var unsupported *convert.UnsupportedError
+	if errors.As(err, &unsupported) {
+		return exitInput
+	}
 	if errors.As(err, &ue) || errors.As(err, &ce) || isCobraUsage(err) {
 		return exitUsage
 	}

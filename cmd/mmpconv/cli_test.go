@@ -180,3 +180,46 @@ func TestConvertAndExitCodes(t *testing.T) {
 		}
 	}
 }
+
+func TestEditCommands(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "new.mmpkl")
+	steps := []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{"put", f, "meta", "--json", `{"name": "x", "n": 3, "big": 123456789012345678901234567890, "xs": [1.5, true, null]}`}, 0, ""},
+		{[]string{"get", f, "meta"}, 0, "{'name': 'x', 'n': 3, 'big': 123456789012345678901234567890, 'xs': [1.5, True, None]}\n"},
+		{[]string{"put", f, "n", "--json", "7"}, 0, ""},
+		{[]string{"put", f, "n", "--json", "8"}, 0, ""},
+		{[]string{"get", f, "n"}, 0, "8\n"},
+		{[]string{"ls", f}, 0, "meta  value  {'name': 'x', 'n': 3, 'big': 123456789012345678901234567890,...\nn     value  8\n"},
+		{[]string{"rm", f, "meta"}, 0, ""},
+		{[]string{"rm", f, "meta"}, 1, ""},
+		{[]string{"get", f, "meta"}, 1, ""},
+		{[]string{"vacuum", f}, 0, ""},
+		{[]string{"fsck", f}, 0, f + ": intact, 1 entries\n"},
+		{[]string{"put", f, "bad", "--json", "{"}, 2, ""},
+		{[]string{"put", f, "k"}, 2, ""},
+	}
+	for _, s := range steps {
+		code, out, errs := mmpconv(t, s.args...)
+		if code != s.code || (s.out != "" && out != s.out) {
+			t.Fatalf("%q: exit %d, stdout %q, stderr %q; want exit %d, stdout %q", s.args, code, out, errs, s.code, s.out)
+		}
+	}
+	// fsck repairs a torn file.
+	b, _ := os.ReadFile(f)
+	os.WriteFile(f, b[:len(b)-3], 0o644)
+	if code, _, errs := mmpconv(t, "ls", f); code != 1 || !strings.Contains(errs, "torn") {
+		t.Errorf("ls of a torn file: exit %d, %q", code, errs)
+	}
+	code, out, _ := mmpconv(t, "fsck", f)
+	if code != 0 || !strings.Contains(out, "repaired") {
+		t.Errorf("fsck: exit %d, %q", code, out)
+	}
+	if code, out, _ := mmpconv(t, "get", f, "n"); code != 0 || out != "8\n" {
+		t.Errorf("after fsck: exit %d, %q", code, out)
+	}
+}

@@ -1,46 +1,83 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/spf13/cobra"
 
 	"mmpbridge/bridge"
 	"mmpbridge/convert"
 )
 
+// convertFlags are the options shared by convert and get.
+type convertFlags struct {
+	profile, from, to string
+	quiet             bool
+	opt               convert.Options
+}
+
+func (c *convertFlags) add(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&c.profile, "profile", "portable", "array encoding of mmappickle output: portable (loads with plain pickle on numpy 1.x and 2.x) or mmappickle (mmappickle 1.0.1 maps the arrays)")
+	f.IntVar(&c.opt.Align, "align", 64, "alignment of array data in mmappickle output, in bytes (1: none)")
+	f.BoolVar(&c.opt.Force, "force", false, "replace DST if it exists")
+	f.StringVar(&c.from, "from", "", "format of SRC: mmpkl, npy, npz or hdf5 (default: from its extension)")
+	f.StringVar(&c.to, "to", "", "format of DST: mmpkl, npy, npz or hdf5 (default: from its extension)")
+	f.StringVar(&c.opt.Key, "key", "", "npy -> mmpkl: the key to store the array under (default: the file's stem); mmpkl -> npy: the key to extract")
+	f.BoolVar(&c.opt.Compress, "compress", false, "deflate the members of an .npz output")
+	f.BoolVar(&c.opt.SkipUnsupported, "skip-unsupported", false, "convert what can be converted and list what was skipped, instead of failing")
+	f.BoolVar(&c.quiet, "quiet", false, "no progress bar")
+}
+
+// options validates the flags into convert options.
+func (c *convertFlags) options(e *env) (convert.Options, convert.Format, convert.Format, error) {
+	opt := c.opt
+	p, err := bridge.ParseEncoding(c.profile)
+	if err != nil {
+		return opt, "", "", usageError{err}
+	}
+	opt.Profile = p
+	if opt.Align < 1 || opt.Align > 1<<20 || opt.Align&(opt.Align-1) != 0 {
+		return opt, "", "", usagef("--align %d: want a power of two from 1 to 1048576", opt.Align)
+	}
+	var ff, tf convert.Format
+	if c.from != "" {
+		if ff, err = convert.ParseFormat(c.from); err != nil {
+			return opt, "", "", err
+		}
+	}
+	if c.to != "" {
+		if tf, err = convert.ParseFormat(c.to); err != nil {
+			return opt, "", "", err
+		}
+	}
+	opt.Skipped = func(name, reason string) {
+		fmt.Fprintf(e.stderr, "mmpconv: skipped %s: %s\n", name, reason)
+	}
+	return opt, ff, tf, nil
+}
+
 func convertCmd(e *env) *cobra.Command {
-	var profile, from, to string
-	var opt convert.Options
+	var c convertFlags
 	cmd := &cobra.Command{
-		Use:   "convert [--profile portable|mmappickle] [--align N] [--force] SRC DST",
-		Short: "Convert SRC to DST (formats from the extensions, or --from/--to)",
-		Args:  exactArgs(2, "SRC and DST"),
+		Use:   "convert [flags] SRC DST",
+		Short: "Convert between mmappickle (.mmpkl/.pkl) and .npy, .npz or HDF5 (.h5/.hdf5), or rewrite an mmappickle file",
+		Long: `Convert SRC to DST. Formats come from the extensions (.mmpkl/.pkl, .npy, .npz,
+.h5/.hdf5) unless --from/--to say otherwise; one side must be mmappickle.
+DST is written to a temporary file beside it and renamed into place when
+complete; an existing DST is refused unless --force.`,
+		Args: exactArgs(2, "SRC and DST"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := bridge.ParseEncoding(profile)
+			opt, ff, tf, err := c.options(e)
 			if err != nil {
-				return usageError{err}
+				return err
 			}
-			opt.Profile = p
-			if opt.Align < 1 || opt.Align > 1<<20 || opt.Align&(opt.Align-1) != 0 {
-				return usagef("--align %d: want a power of two from 1 to 1048576", opt.Align)
-			}
-			var ff, tf convert.Format
-			if from != "" {
-				if ff, err = convert.ParseFormat(from); err != nil {
-					return err
-				}
-			}
-			if to != "" {
-				if tf, err = convert.ParseFormat(to); err != nil {
-					return err
-				}
-			}
+			bar := newProgress(e.stderr, c.quiet, "converting")
+			opt.Progress = bar.callback()
+			defer bar.finish()
 			return convert.File(e.ctx, args[0], args[1], ff, tf, opt)
 		},
 	}
-	cmd.Flags().StringVar(&profile, "profile", "portable", "array encoding of mmappickle output: portable (loads with plain pickle on numpy 1.x and 2.x) or mmappickle (mmappickle 1.0.1 maps the arrays)")
-	cmd.Flags().IntVar(&opt.Align, "align", 64, "alignment of array data in mmappickle output, in bytes (1: none)")
-	cmd.Flags().BoolVar(&opt.Force, "force", false, "replace DST if it exists")
-	cmd.Flags().StringVar(&from, "from", "", "format of SRC (default: from its extension)")
-	cmd.Flags().StringVar(&to, "to", "", "format of DST (default: from its extension)")
+	c.add(cmd)
 	return cmd
 }

@@ -2,8 +2,14 @@
 //
 //	mmpconv ls FILE
 //	mmpconv inspect --json [--hash] FILE
-//	mmpconv convert [--profile portable|mmappickle] [--align N] [--force] SRC DST
+//	mmpconv convert [--profile portable|mmappickle] [--align N] [--force] [--from F] [--to F] SRC DST
+//	mmpconv get FILE KEY [-o OUT.npy]
+//	mmpconv put FILE KEY (SRC.npy | --json VALUE)
+//	mmpconv rm FILE KEY...
+//	mmpconv vacuum FILE
+//	mmpconv fsck FILE
 //
+// Formats: mmappickle (.mmpkl, .pkl), .npy, .npz, HDF5 (.h5, .hdf5).
 // Exit status: 0 on success, 1 for a problem with the input, 2 for bad usage.
 package main
 

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"mmpbridge/bridge"
+	"mmpbridge/convert"
+)
+
+func getCmd(e *env) *cobra.Command {
+	var out string
+	var c convertFlags
+	cmd := &cobra.Command{
+		Use:   "get FILE KEY [-o OUT.npy]",
+		Short: "Print a value (Python repr), describe an array, or with -o write the array to an .npy file",
+		Args:  exactArgs(2, "FILE and KEY"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out != "" {
+				opt, _, _, err := c.options(e)
+				if err != nil {
+					return err
+				}
+				opt.Key = args[1]
+				return convert.File(e.ctx, args[0], out, convert.Mmpkl, convert.Npy, opt)
+			}
+			f, err := bridge.Open(args[0])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			v, err := f.Get(args[1])
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			switch v.(type) {
+			case *bridge.Array, *bridge.Masked:
+				d, err := bridge.DescribeJSON(v, false)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "%s\n", d)
+			default:
+				fmt.Fprintln(e.stdout, bridge.Repr(v, 0))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&out, "output", "o", "", "write the array to this .npy file")
+	cmd.Flags().BoolVar(&c.opt.Force, "force", false, "replace OUT if it exists")
+	return cmd
+}
+
+func putCmd(e *env) *cobra.Command {
+	var jsonValue string
+	var profile string
+	var align int
+	cmd := &cobra.Command{
+		Use:   "put FILE KEY (SRC.npy | --json VALUE)",
+		Short: "Store an .npy array or a JSON value under KEY (creates FILE if missing; replaces KEY)",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if jsonValue != "" {
+				return exactArgs(2, "FILE and KEY (with --json)")(cmd, args)
+			}
+			return exactArgs(3, "FILE, KEY and SRC.npy (or --json VALUE)")(cmd, args)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := bridge.ParseEncoding(profile)
+			if err != nil {
+				return usageError{err}
+			}
+			var v any
+			if jsonValue != "" {
+				if v, err = parseJSONValue(jsonValue); err != nil {
+					return usagef("--json: %v", err)
+				}
+			}
+			f, err := bridge.OpenFile(args[0], os.O_RDWR|os.O_CREATE, 0o644, bridge.WithProfile(p), bridge.WithAlign(align))
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if jsonValue != "" {
+				err = f.Put(args[1], v)
+			} else {
+				err = convert.Put(e.ctx, f, args[1], args[2], convert.Options{Profile: p, Align: align})
+			}
+			if err != nil {
+				return err
+			}
+			return f.Close()
+		},
+	}
+	cmd.Flags().StringVar(&jsonValue, "json", "", "store this JSON value (objects become dicts, arrays lists)")
+	cmd.Flags().StringVar(&profile, "profile", "portable", "array encoding: portable or mmappickle")
+	cmd.Flags().IntVar(&align, "align", 64, "alignment of the array data in bytes")
+	return cmd
+}
+
+func rmCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rm FILE KEY...",
+		Short: "Delete keys (marked deleted in place; vacuum reclaims the space)",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) < 2 {
+				return usagef("rm: want FILE and at least one KEY")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := bridge.OpenFile(args[0], os.O_RDWR, 0)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			for _, k := range args[1:] {
+				if err := f.Delete(k); err != nil {
+					return err
+				}
+			}
+			return f.Close()
+		},
+	}
+}
+
+func vacuumCmd(e *env) *cobra.Command {
+	var align int
+	cmd := &cobra.Command{
+		Use:   "vacuum FILE",
+		Short: "Remove deleted entries (rewrites FILE; no other process may have it open)",
+		Args:  exactArgs(1, "FILE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := bridge.OpenFile(args[0], os.O_RDWR, 0, bridge.WithAlign(align))
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := f.Vacuum(); err != nil {
+				return err
+			}
+			return f.Close()
+		},
+	}
+	cmd.Flags().IntVar(&align, "align", 64, "re-align array data to this many bytes (1: pack as mmappickle does)")
+	return cmd
+}
+
+func fsckCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "fsck FILE",
+		Short: "Repair a file torn by an interrupted write: cut the torn tail, restore the terminator",
+		Args:  exactArgs(1, "FILE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rep, err := bridge.Repair(args[0])
+			if err != nil {
+				if errors.Is(err, bridge.ErrNotMmappickle) {
+					return fmt.Errorf("%w (fsck repairs only a torn tail)", err)
+				}
+				return err
+			}
+			if !rep.Repaired {
+				fmt.Fprintf(e.stdout, "%s: intact, %d entries\n", args[0], rep.Entries)
+				return nil
+			}
+			fmt.Fprintf(e.stdout, "%s: repaired: kept %d entries, cut %d bytes at offset %d (%s)\n", args[0], rep.Entries, rep.CutBytes, rep.CutAt, rep.Problem)
+			return nil
+		},
+	}
+}
