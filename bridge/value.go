@@ -230,6 +230,14 @@ func (s *valueScan) popMark(o op) (int32, error) {
 	return d, nil
 }
 
+// pairs checks that DICT and SETITEMS find keys and values in pairs.
+func (s *valueScan) pairs(o op) error {
+	if (o.Code == opDict || o.Code == opSetItems) && len(s.marks) > 0 && (len(s.stack)-s.floor())%2 != 0 {
+		return formatErr(o.Off, "opcode 0x%02x: a key without a value", o.Code)
+	}
+	return nil
+}
+
 // raise notes that the item on top of the stack now holds items nested d deep.
 func (s *valueScan) raise(o op, d int32) error {
 	if len(s.stack) == s.floor() {
@@ -296,12 +304,18 @@ func (s *valueScan) step(o op) (err error) {
 			err = s.raise(o, d)
 		}
 	case opAppends, opSetItems, opAddItems:
+		if err = s.pairs(o); err != nil {
+			return err
+		}
 		if d, err = s.popMark(o); err == nil {
 			err = s.raise(o, d)
 		}
 	case opFrozenSet, opList, opTuple, opDict, opObj, opInst:
 		if o.Code == opObj && len(s.stack) == s.floor() {
 			return formatErr(o.Off, "OBJ without a class")
+		}
+		if err = s.pairs(o); err != nil {
+			return err
 		}
 		if o.Code == opFrozenSet {
 			s.subs = append(s.subs, substitution{o.Off, o.End, []byte("immpbridge\nFROZENSET\n")})
@@ -470,7 +484,13 @@ type pyClass struct {
 	call         func(args []any) (any, error)
 }
 
-func (c *pyClass) Call(args ...any) (any, error) { return c.call(args) }
+func (c *pyClass) Call(args ...any) (any, error) {
+	v, err := c.call(args)
+	if err != nil {
+		err = fmt.Errorf("%s.%s(): %w", c.module, c.name, err)
+	}
+	return v, err
+}
 
 // pySet, pyFrozenSet and pyODict are what gopickle builds for sets, frozensets
 // and OrderedDicts: ordered, and with no Go map keyed by pickle data.
@@ -486,7 +506,7 @@ func (d *pyODict) Set(k, v any) { d.items = append(d.items, types.DictEntry{Key:
 // iterable returns the items of a list, tuple or set argument.
 func iterable(args []any) ([]any, error) {
 	if len(args) > 1 {
-		return nil, fmt.Errorf("%d arguments", len(args))
+		return nil, fmt.Errorf("%d arguments given", len(args))
 	}
 	if len(args) == 0 {
 		return nil, nil
@@ -520,7 +540,7 @@ var valueClasses = map[string]func(args []any) (any, error){
 	"builtins.complex": func(args []any) (any, error) {
 		var p [2]float64
 		if len(args) > 2 {
-			return nil, fmt.Errorf("%d arguments", len(args))
+			return nil, fmt.Errorf("%d arguments given", len(args))
 		}
 		for i, a := range args {
 			switch a := a.(type) {
@@ -545,7 +565,7 @@ var valueClasses = map[string]func(args []any) (any, error){
 	},
 	"collections.OrderedDict": func(args []any) (any, error) {
 		if len(args) != 0 {
-			return nil, fmt.Errorf("%d arguments", len(args))
+			return nil, fmt.Errorf("%d arguments given", len(args))
 		}
 		return &pyODict{}, nil
 	},
@@ -565,7 +585,10 @@ func findValueClass(module, name string) (any, error) {
 	if !ok || module != "mmpbridge" {
 		return nil, fmt.Errorf("global %s.%s is not allowed", module, name)
 	}
-	c := &pyClass{module: "builtins", name: strings.ToLower(name), call: f}
+	c := &pyClass{module: "builtins", name: "set", call: f}
+	if name == "FROZENSET" {
+		c.name = "frozenset"
+	}
 	if i := strings.LastIndexByte(name, '.'); i >= 0 {
 		c.module, c.name = name[:i], name[i+1:]
 	}

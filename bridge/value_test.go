@@ -547,6 +547,9 @@ func TestDecodeValueBadInput(t *testing.T) {
 				if fe.Offset < 100 || fe.Offset > 100+int64(len(c.pickle)) || strings.Contains(err.Error(), "internal error") {
 					t.Errorf("mapped %v: %v", mapped, err)
 				}
+				if testing.Verbose() && mapped {
+					t.Log(err)
+				}
 				if c.is != nil && !errors.Is(err, c.is) {
 					t.Errorf("mapped %v: %v is not %v", mapped, err, c.is)
 				}
