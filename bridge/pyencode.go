@@ -31,7 +31,14 @@ const batchSize = 1000
 // FrozenSet (in the order given, CPython writes its iteration order),
 // ByteArray, and Object (its pickle copied with its memo renumbered, see
 // renumberMemo). Plain Go values share nothing, so nothing else uses the
-// memo. On error buf is left as it was.
+// memo; where CPython's pickle shares an object (the same str twice, say)
+// it writes BINGET where encodeValue repeats the value, which unpickles the
+// same. A NaN keeps its bits (Python's float('nan') is 0x7ff8000000000000,
+// Go's math.NaN() 0x7ff8000000000001).
+//
+// Other Go types, invalid UTF-8, unhashable dict keys or set elements and
+// nesting deeper than 1000 containers are errors wrapping ErrUnsupported.
+// On error buf is left as it was.
 func encodeValue(buf *bytes.Buffer, v any, memoStart int32) (memoEnd int32, err error) {
 	e := valueEncoder{buf: buf, memo: memoStart}
 	n := buf.Len()
@@ -253,8 +260,7 @@ func (e *valueEncoder) long(b []byte) {
 	e.buf.Write(b)
 }
 
-// float writes BINFLOAT; a NaN keeps its bits (Python's float('nan') is
-// 0x7ff8000000000000, Go's math.NaN() 0x7ff8000000000001).
+// float writes BINFLOAT, the bits of f big-endian.
 func (e *valueEncoder) float(f float64) {
 	e.buf.WriteByte(opBinFloat)
 	e.buf.Write(binary.BigEndian.AppendUint64(nil, math.Float64bits(f)))

@@ -68,7 +68,11 @@ var valueGlobals = map[string]bool{
 // Otherwise the bytes are read (at most lim.MaxValueBytes) and decoded with
 // gopickle, each allowed global and each set opcode replaced beforehand by a
 // class of this package (so gopickle builds no Go map from pickle data), and
-// the result is converted to plain Go values.
+// the result is converted to plain Go values (see converter): a container
+// the pickle shares through its memo is shared in the result, one holding
+// itself is an error, and so is an unhashable dict key or set element.
+// Duplicate keys of a crafted pickle are kept as they come. Errors are
+// *FormatErrors; memory use is proportional to n.
 func decodeValue(src *source, off, n int64, lim Limits) (v any, err error) {
 	lim = lim.withDefaults()
 	if off < 0 || n < 0 || off > src.size || n > src.size-off {
@@ -91,7 +95,11 @@ func decodeValue(src *source, off, n int64, lim Limits) (v any, err error) {
 		return nil, err
 	}
 	opaque := func(module, name string) (any, error) {
-		return Object{Module: module, Name: name, Pickle: bytes.Clone(raw)}, nil
+		p := raw
+		if src.data != nil { // raw aliases the file's mapping
+			p = bytes.Clone(raw)
+		}
+		return Object{Module: module, Name: name, Pickle: p}, nil
 	}
 	if s.opaque != nil {
 		return opaque(s.opaque[0], s.opaque[1])
@@ -117,8 +125,12 @@ func decodeValue(src *source, off, n int64, lim Limits) (v any, err error) {
 	return r.v, nil
 }
 
-// clip shortens a message from gopickle, which may print a whole container.
+// clip shortens a message from gopickle, which may print a container,
+// before the first pointer it prints (which would differ between runs).
 func clip(s string) string {
+	if i := strings.Index(s, "(0x"); i >= 0 {
+		s = s[:i] + "..."
+	}
 	if len(s) > 200 {
 		return s[:200] + "..."
 	}
@@ -143,7 +155,7 @@ type memoSlot struct {
 type valueScan struct {
 	src    *source
 	lim    Limits
-	stack  []int32 // nesting bound of each stack item
+	stack  []int32 // nesting bound of each stack item, or isClass
 	marks  []int   // stack heights at each open MARK
 	memo   map[int64]memoSlot
 	last   strRef // the string on top of the stack, if known
@@ -151,7 +163,10 @@ type valueScan struct {
 	opaque *[2]string
 	scalar bool // a numpy scalar constructor is referenced
 	dtype  bool // numpy.dtype is referenced
-	subs   []substitution
+	// unsupported is the first construct the decoder does not take in a
+	// value that is not opaque (calling something other than a class).
+	unsupported error
+	subs        []substitution
 }
 
 // substitution replaces the opcode at file bytes [off, end) before gopickle
@@ -187,7 +202,21 @@ func scanValue(src *source, off, n int64, lim Limits) (*valueScan, error) {
 	if s.opaque == nil && s.dtype && !s.scalar {
 		s.opaque = &[2]string{"numpy", "dtype"}
 	}
+	if s.opaque == nil && s.unsupported != nil {
+		return nil, s.unsupported
+	}
 	return s, nil
+}
+
+// isClass marks a stack item pushed by GLOBAL or STACK_GLOBAL.
+const isClass = -1
+
+// callee checks that the item i places below the stack top is a class: the
+// only thing the decoded pickle of a value may call.
+func (s *valueScan) callee(o op, i int) {
+	if j := len(s.stack) - 1 - i; j >= s.floor() && s.stack[j] != isClass && s.unsupported == nil {
+		s.unsupported = formatErr(o.Off, "opcode 0x%02x calls something other than a class", o.Code)
+	}
 }
 
 // floor is the stack height below which the innermost MARK forbids popping.
@@ -214,7 +243,7 @@ func (s *valueScan) pop(o op, k int) (int32, error) {
 	}
 	var d int32
 	for _, x := range s.stack[len(s.stack)-k:] {
-		d = max(d, x)
+		d = max(d, x) // isClass counts as 0
 	}
 	s.stack = s.stack[:len(s.stack)-k]
 	return d, nil
@@ -275,9 +304,10 @@ func (s *valueScan) step(o op) (err error) {
 	case opPopMark:
 		_, err = s.popMark(o)
 	case opDup:
-		if d, err = s.pop(o, 1); err == nil {
-			s.stack = append(s.stack, d, d)
+		if len(s.stack) == s.floor() {
+			return formatErr(o.Off, "DUP of an empty stack")
 		}
+		s.stack = append(s.stack, s.stack[len(s.stack)-1])
 	case opShortBinUni, opBinUnicode, opBinUnicode8:
 		str = strRef{o.PayloadOff, o.PayloadLen}
 		err = s.push(o, 0)
@@ -311,8 +341,11 @@ func (s *valueScan) step(o op) (err error) {
 			err = s.raise(o, d)
 		}
 	case opFrozenSet, opList, opTuple, opDict, opObj, opInst:
-		if o.Code == opObj && len(s.stack) == s.floor() {
-			return formatErr(o.Off, "OBJ without a class")
+		if o.Code == opObj {
+			if len(s.stack) == s.floor() {
+				return formatErr(o.Off, "OBJ without a class")
+			}
+			s.callee(o, len(s.stack)-1-s.floor())
 		}
 		if err = s.pairs(o); err != nil {
 			return err
@@ -321,9 +354,7 @@ func (s *valueScan) step(o op) (err error) {
 			s.subs = append(s.subs, substitution{o.Off, o.End, []byte("immpbridge\nFROZENSET\n")})
 		}
 		if o.Code == opInst {
-			if err := s.global(o, s.line(o.PayloadOff, o.PayloadLen), s.line(o.Payload2, o.Payload2L), opInst); err != nil {
-				return err
-			}
+			s.global(o, s.line(o.PayloadOff, o.PayloadLen), s.line(o.Payload2, o.Payload2L))
 		}
 		if d, err = s.popMark(o); err == nil {
 			err = s.push(o, d+1)
@@ -337,6 +368,10 @@ func (s *valueScan) step(o op) (err error) {
 		if o.Code == opNewObjEx {
 			k = 3
 		}
+		s.callee(o, k-1)
+		if o.Code != opReduce && s.unsupported == nil { // no class here has __new__
+			s.unsupported = formatErr(o.Off, "opcode 0x%02x is not supported in a value", o.Code)
+		}
 		if d, err = s.pop(o, k); err == nil {
 			err = s.push(o, d)
 		}
@@ -345,18 +380,16 @@ func (s *valueScan) step(o op) (err error) {
 			err = s.raise(o, d-1)
 		}
 	case opGlobal:
-		if err = s.global(o, s.line(o.PayloadOff, o.PayloadLen), s.line(o.Payload2, o.Payload2L), opGlobal); err == nil {
-			err = s.push(o, 0)
-		}
+		s.global(o, s.line(o.PayloadOff, o.PayloadLen), s.line(o.Payload2, o.Payload2L))
+		err = s.push(o, isClass)
 	case opStackGlobal:
 		module, name := "?", "?"
 		if s.last.n >= 0 && s.prev.n >= 0 {
 			module, name = s.line(s.prev.off, s.prev.n), s.line(s.last.off, s.last.n)
 		}
 		if _, err = s.pop(o, 2); err == nil {
-			if err = s.global(o, module, name, opStackGlobal); err == nil {
-				err = s.push(o, 0)
-			}
+			s.global(o, module, name)
+			err = s.push(o, isClass)
 		}
 	case opGet, opBinGet, opLongBinGet:
 		i, err := memoIndex(s.src, o)
@@ -416,13 +449,13 @@ func (s *valueScan) line(off, n int64) string {
 
 // global notes a referenced global: the first one outside the allow-list
 // makes the value opaque; an allowed one is replaced by this package's class.
-func (s *valueScan) global(o op, module, name string, code byte) error {
+func (s *valueScan) global(o op, module, name string) {
 	qual := module + "." + name
-	if !valueGlobals[qual] || module == "?" {
+	if !valueGlobals[qual] {
 		if s.opaque == nil {
 			s.opaque = &[2]string{module, name}
 		}
-		return nil
+		return
 	}
 	switch qual {
 	case "numpy.dtype":
@@ -430,16 +463,12 @@ func (s *valueScan) global(o op, module, name string, code byte) error {
 	case "numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar":
 		s.scalar = true
 	}
-	var with []byte
-	switch code {
-	case opStackGlobal:
-		with = append(with, opPop, opPop, opGlobal)
-	default:
-		with = append(with, code)
+	with := []byte{o.Code} // GLOBAL or INST
+	if o.Code == opStackGlobal {
+		with = []byte{opPop, opPop, opGlobal}
 	}
 	with = append(with, "mmpbridge\n"+qual+"\n"...)
 	s.subs = append(s.subs, substitution{o.Off, o.End, with})
-	return nil
 }
 
 // memoIndex returns the memo index argument of a PUT or GET opcode.
@@ -559,7 +588,7 @@ var valueClasses = map[string]func(args []any) (any, error){
 			return ByteArray{}, nil
 		}
 		if b, ok := args[0].([]byte); ok && len(args) == 1 {
-			return ByteArray(b), nil
+			return ByteArray(bytes.Clone(b)), nil // b may be shared through the memo
 		}
 		return nil, errors.New("arguments other than one bytes")
 	},
@@ -576,8 +605,8 @@ var valueClasses = map[string]func(args []any) (any, error){
 		descr, _ := args[0].(string)
 		return &npDType{descr: descr}, nil
 	},
-	"numpy.core.multiarray.scalar":  npScalar,
-	"numpy._core.multiarray.scalar": npScalar,
+	"numpy.core.multiarray.scalar":  npScalar("numpy.core.multiarray"),
+	"numpy._core.multiarray.scalar": npScalar("numpy._core.multiarray"),
 }
 
 func findValueClass(module, name string) (any, error) {
@@ -618,11 +647,16 @@ func (d *npDType) PySetState(state any) error {
 	return nil
 }
 
-// npScalar is numpy.core.multiarray.scalar(dtype, raw bytes): the Go scalar
-// of the dtype for booleans, integers, floats and complex numbers of Go's
-// sizes, an opaqueError for any other dtype.
-func npScalar(args []any) (any, error) {
-	opaque := &opaqueError{"numpy.core.multiarray", "scalar"}
+// npScalar returns module.scalar(dtype, raw bytes): the Go scalar of the
+// dtype for booleans, integers, floats and complex numbers of Go's sizes
+// (byte order '>' is big-endian, any other little-endian), an opaqueError
+// for any other dtype.
+func npScalar(module string) func(args []any) (any, error) {
+	return func(args []any) (any, error) { return scalarOf(module, args) }
+}
+
+func scalarOf(module string, args []any) (any, error) {
+	opaque := &opaqueError{module, "scalar"}
 	if len(args) != 2 {
 		return nil, opaque
 	}

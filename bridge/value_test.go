@@ -433,6 +433,10 @@ func TestDecodeValueKinds(t *testing.T) {
 		{"text memo", vtOps(opEmptyList, "p7\n", "g7\n", opPop), []any{}},
 		{"shared list", vtOps(opEmptyList, opMark, opEmptyList, opBinPut, 9, opBinGet, 9, opAppends), []any{[]any{}, []any{}}},
 		{"DUP", vtOps(opBinInt1, 5, opDup, opTuple2), Tuple{int64(5), int64(5)}},
+		{"OBJ", vtOps(opMark, "cbuiltins\nfrozenset\n", opEmptyList, opObj), FrozenSet{}},
+		{"INST", vtOps(opMark, opEmptyList, "ibuiltins\nset\n"), Set{}},
+		{"class through the memo", vtOps("cbuiltins\nset\n", opBinPut, 0, opPop, opBinGet, 0, opEmptyTuple, opReduce), Set{}},
+		{"class through DUP", vtOps("cbuiltins\nset\n", opDup, opEmptyTuple, opReduce, opPop, opEmptyTuple, opReduce), Set{}},
 		{"POP of a MARK", vtOps(opBinInt1, 5, opMark, opPop), int64(5)},
 	}
 	for _, c := range cases {
@@ -526,6 +530,13 @@ func TestDecodeValueBadInput(t *testing.T) {
 		{"complex of a string", vtOps(vtStr("builtins"), vtStr("complex"), opStackGlobal, vtStr("1j"), opTuple1, opReduce), nil},
 		{"bytearray of a string", vtOps("cbuiltins\nbytearray\n", vtStr("ab"), opTuple1, opReduce), nil},
 		{"OrderedDict with arguments", vtOps("ccollections\nOrderedDict\n", opNone, opTuple1, opReduce), nil},
+		{"REDUCE calling a list", vtOps(opEmptyList, opNone, opTuple1, opReduce), nil},
+		{"OBJ of a dict", vtOps(opMark, opEmptyDict, opNone, opObj), nil},
+		{"NEWOBJ of set", vtOps("cbuiltins\nset\n", opEmptyTuple, opNewObj), nil},
+		{"NEWOBJ_EX of set", vtOps("cbuiltins\nset\n", opEmptyTuple, opEmptyDict, opNewObjEx), nil},
+		// Found by FuzzDecodeValue: gopickle calls a dict (its error
+		// message printed pointers).
+		{"fuzz: REDUCE calling a dict", []byte("}C\x150000000007\x0078an Z2 aRK.\x85\x86R"), nil},
 		{"numpy scalar of the wrong size", vtOps("cnumpy.core.multiarray\nscalar\n", "cnumpy\ndtype\n", vtStr("f8"), opNewFalse, opNewTrue, opTuple3, opReduce,
 			opMark, opBinInt1, 3, vtStr("<"), opNone, opNone, opNone, opBinInt1, 0, opBinInt1, 0, opBinInt1, 0, opTuple, opBuild, opShortBinBytes, 2, "ab", opTuple2, opReduce), nil},
 	}
