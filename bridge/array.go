@@ -120,6 +120,14 @@ func View[T Element](a *Array) ([]T, error) {
 	if len(b) == 0 {
 		return []T{}, nil
 	}
+	if kind == 'b' {
+		// A Go bool must be 0 or 1; the file's bytes need not be.
+		for i, c := range b {
+			if c > 1 {
+				return nil, fmt.Errorf("byte %d of the array is 0x%02x, not a bool: view it as uint8", i, c)
+			}
+		}
+	}
 	if uintptr(unsafe.Pointer(&b[0]))%uintptr(unsafe.Alignof(z)) != 0 {
 		return nil, fmt.Errorf("array data at offset %d is not aligned for %T (write the file with alignment)", a.Offset, z)
 	}
@@ -190,8 +198,11 @@ func checkArray(a *Array, off int64) error {
 		return formatErr(off, "array shape %v is invalid or too large", a.Shape)
 	}
 	hi, lo := bits.Mul64(uint64(n), uint64(a.DType.ItemSize))
-	if hi != 0 || lo != uint64(a.NBytes) {
-		return formatErr(off, "array of shape %v and dtype %s needs %d bytes, the file has %d", a.Shape, a.DType, n*int64(a.DType.ItemSize), a.NBytes)
+	if hi != 0 {
+		return formatErr(off, "array of shape %v and dtype %s needs more than 2^64 bytes", a.Shape, a.DType)
+	}
+	if lo != uint64(a.NBytes) {
+		return formatErr(off, "array of shape %v and dtype %s needs %d bytes, the file has %d", a.Shape, a.DType, lo, a.NBytes)
 	}
 	return nil
 }

@@ -52,6 +52,7 @@ var arrayGlobals = map[string]string{
 	"numpy dtype":                         "dtype",
 	"numpy.ma.core _mareconstruct":        "mareconstruct",
 	"numpy.ma.core MaskedArray":           "MaskedArray",
+	"numpy.ma MaskedArray":                "MaskedArray", // numpy 2's pickle names the public module
 }
 
 const smallBytes = 64

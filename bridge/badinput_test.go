@@ -3,6 +3,7 @@ package bridge
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -107,7 +108,7 @@ func portableArray(descr string, shape []byte, raw []byte) []byte {
 		opNewFalse, opBinBytes, le32(int32(len(raw))), raw, opTuple, opBuild)
 }
 
-func referenceFile(t *testing.T, profile, name string) []byte {
+func referenceFile(t testing.TB, profile, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "compat", "testdata", profile, name))
 	if err != nil {
@@ -149,7 +150,7 @@ type badInput struct {
 	decoder bool
 }
 
-func badInputs(t *testing.T) []badInput {
+func badInputs(t testing.TB) []badInput {
 	del := referenceFile(t, "portable", "deleted.mmpkl")
 	if len(del) != delFileSize || del[delTermOff] != opFrame || del[delFlagC] != opNewTrue {
 		t.Fatalf("deleted.mmpkl is not the file these cases were made from")
@@ -234,7 +235,7 @@ func badInputs(t *testing.T) []badInput {
 
 // fuzzRegressions are inputs FuzzReader found (see testdata/fuzz/FuzzReader),
 // each named for what it broke.
-func fuzzRegressions(t *testing.T) []badInput {
+func fuzzRegressions(t testing.TB) []badInput {
 	return nil
 }
 
@@ -333,4 +334,93 @@ func checkBadInputErr(t *testing.T, c badInput, err error, e Entry) {
 		}
 	}
 	t.Logf("%v", err)
+}
+
+// portableMaskedFill is numpy's pickle of a masked array of shape (2,) and
+// dtype dt whose fill value (a 0-d array) shares the data's dtype object
+// through the memo: BINPUT 2 follows the dtype's REDUCE, BINGET 2 comes after
+// its BUILD. With fillDType, the fill value has a dtype of its own instead.
+func portableMaskedFill(order string, fillDType bool) []byte {
+	dtype := func(put int) []byte {
+		return pkl("numpy", "dtype", opStackGlobal, "f8", opNewFalse, opNewTrue, opTuple3, opReduce, opBinPut, put,
+			opMark, opBinInt1, 3, order, opNone, opNone, opNone, opBinInt, le32(-1), opBinInt, le32(-1), opBinInt1, 0, opTuple, opBuild)
+	}
+	fillType := pkl(opBinGet, 2)
+	if fillDType {
+		fillType = dtype(3)
+	}
+	return pkl("numpy.ma.core", "_mareconstruct", opStackGlobal,
+		opMark, "numpy.ma.core", "MaskedArray", opStackGlobal,
+		"numpy", "ndarray", opStackGlobal, opBinPut, 1,
+		opBinInt1, 0, opTuple1, opShortBinBytes, 1, 'b', opTuple, opReduce,
+		opMark, opBinInt1, 1, opBinInt1, 2, opTuple1, dtype(2), opNewFalse,
+		opShortBinBytes, 16, make([]byte, 16), opShortBinBytes, 2, []byte{0, 1},
+		"numpy.core.multiarray", "_reconstruct", opStackGlobal, opBinGet, 1, opBinInt1, 0, opTuple1, opShortBinBytes, 1, 'b', opTuple3, opReduce,
+		opMark, opBinInt1, 1, opEmptyTuple, fillType, opNewFalse, opShortBinBytes, 8, make([]byte, 8), opTuple, opBuild,
+		opTuple, opBuild)
+}
+
+// TestArrayMemoAfterBuild: BUILD completes the object the memo holds. The
+// array parser once memoized a dtype as it was before its BUILD, so a masked
+// array whose fill value shares the data's dtype (as numpy pickles one) was
+// not recognised as an array.
+func TestArrayMemoAfterBuild(t *testing.T) {
+	for _, c := range []struct {
+		order     string
+		fillDType bool
+	}{{"<", false}, {">", false}, {"<", true}, {">", true}} {
+		r, err := NewReaderBytes(testFile(testEntry("m", portableMaskedFill(c.order, c.fillDType), true)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := r.Masked("m")
+		if err != nil {
+			t.Fatalf("%+v: %v", c, err)
+		}
+		f, ok := m.Fill.(*Array)
+		if !ok {
+			t.Fatalf("%+v: fill %#v", c, m.Fill)
+		}
+		want := DType{ByteOrder: c.order[0], Kind: 'f', ItemSize: 8}
+		if m.Data.DType != want || f.DType != want || len(f.Shape) != 0 || f.NBytes != 8 || m.Mask.NBytes != 2 {
+			t.Errorf("%+v: data %s, fill %s %v (%d bytes), mask %d bytes", c, m.Data.DType, f.DType, f.Shape, f.NBytes, m.Mask.NBytes)
+		}
+	}
+}
+
+// numpy2Masked is pickle.dumps(np.ma.array([1., 2., 3.], mask=[0, 1, 0],
+// fill_value=7.5), protocol=4) from numpy 2.4.6 without PROTO, FRAME and STOP:
+// MEMOIZE throughout, the class named numpy.ma.MaskedArray, and the fill
+// value sharing the data's dtype through BINGET.
+const numpy2Masked = "8c0d6e756d70792e6d612e636f7265948c0e5f6d617265636f6e737472756374949394288c086e756d70792e6d61948c0b4d61736b656441727261799493948c056e756d7079948c076e6461727261799493944b0085948c01629474945294284b014b03859468068c0564747970659493948c02663894898887945294284b038c013c944e4e4e4affffffff4affffffff4b00749462894318000000000000f03f00000000000000400000000000000840944303000100948c166e756d70792e5f636f72652e6d756c74696172726179948c0c5f7265636f6e73747275637494939468084b0085944301629487945294284b012968128943080000000000001e4094749462749462"
+
+// TestNumpy2Masked: numpy 2 pickles a masked array's class as
+// numpy.ma.MaskedArray (numpy 1: numpy.ma.core.MaskedArray); the parser once
+// knew only the latter and read the value as an undecoded object.
+func TestNumpy2Masked(t *testing.T) {
+	v, err := hex.DecodeString(numpy2Masked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReaderBytes(testFile(testEntry("m", v, true)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := r.Masked("m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, ok := m.Fill.(*Array)
+	if !ok {
+		t.Fatalf("fill %#v", m.Fill)
+	}
+	fill, err := View[float64](f)
+	if err != nil {
+		// The fill's 8 bytes need not be aligned in the file.
+		fill = []float64{math.Float64frombits(binary.LittleEndian.Uint64(f.Bytes()))}
+	}
+	if m.Data.DType.String() != "<f8" || !equalInts(m.Data.Shape, []int{3}) || !bytes.Equal(m.Mask.Bytes(), []byte{0, 1, 0}) ||
+		f.DType.String() != "<f8" || len(fill) != 1 || fill[0] != 7.5 {
+		t.Errorf("data %s %v, mask %v, fill %s %v", m.Data.DType, m.Data.Shape, m.Mask.Bytes(), f.DType, fill)
+	}
 }

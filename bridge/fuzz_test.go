@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -55,12 +56,21 @@ func FuzzReader(f *testing.F) {
 			}
 		}
 	}
+	for _, c := range badInputs(f) {
+		if len(c.data) < 1<<16 {
+			f.Add(c.data)
+		}
+	}
+	f.Add(testFile(testEntry("m", portableMaskedFill(">", false), true)))
+	if v, err := hex.DecodeString(numpy2Masked); err == nil {
+		f.Add(testFile(testEntry("m", v, true), testEntry("v", sharedLists(12), true)))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		before := heapAllocs()
 		checkReader(t, data)
 		// Nothing sized by a length the file claims: what a read allocates
 		// is bounded by the input (and the 1 MiB value limit).
-		if got, limit := heapAllocs()-before, uint64(64<<20+256*len(data)); got > limit {
+		if got, limit := heapAllocs()-before, uint64(128<<20+256*len(data)); got > limit {
 			t.Fatalf("reading a %d-byte file allocated %d bytes", len(data), got)
 		}
 	})
@@ -370,4 +380,70 @@ func FuzzParseDType(f *testing.F) {
 			t.Fatalf("ParseDType(%q) = %+v: item size %d, alignment %d", s, d, d.ItemSize, d.Alignment())
 		}
 	})
+}
+
+// sharedLists is a value of a few hundred bytes that expands exponentially:
+// L0 = [], Li = [L(i-1), L(i-1)], the whole a tuple (L0, ..., Ldepth).
+func sharedLists(depth int) []byte {
+	v := []byte{opMark, opEmptyList, opBinPut, 0}
+	for i := 1; i <= depth; i++ {
+		v = append(v, opEmptyList, opMark, opBinGet, byte(i-1), opBinGet, byte(i-1), opAppends, opBinPut, byte(i))
+	}
+	return append(v, opTuple)
+}
+
+// expanded counts the values of v as JSON or repr would write them, shared
+// containers once per reference, stopping past limit.
+func expanded(v any, limit int) int {
+	n := 1
+	var items []any
+	switch v := v.(type) {
+	case []any:
+		items = v
+	case Tuple:
+		items = v
+	case Set:
+		items = v
+	case FrozenSet:
+		items = v
+	case Dict:
+		for _, it := range v {
+			items = append(items, it.Key, it.Value)
+		}
+	}
+	for _, x := range items {
+		if n += expanded(x, limit-n); n > limit {
+			break
+		}
+	}
+	return n
+}
+
+// TestSharedContainersBounded: containers shared through the memo must not
+// let a small value expand into more values than its size allows (with a
+// floor), or DescribeJSON and every other consumer that walks the value
+// allocate gigabytes: DescribeJSON takes about 100 bytes per value, 3 GB for
+// the 221-byte value of depth 24, which expands to 2^25 lists. Get must
+// refuse it with ErrLimit.
+func TestSharedContainersBounded(t *testing.T) {
+	for _, depth := range []int{10, 24, 40} {
+		v := sharedLists(depth)
+		r, err := NewReaderBytes(testFile(testEntry("v", v, true)), WithLimits(fuzzLimits))
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, err := r.Get("v")
+		limit := max(len(v), 1<<20)
+		if err != nil {
+			if !errors.Is(err, ErrLimit) {
+				t.Errorf("depth %d: %v, want ErrLimit", depth, err)
+			}
+			checkFormatError(t, "Get", err, r.Size())
+			continue
+		}
+		if n := expanded(x, limit); n > limit {
+			t.Errorf("depth %d: a %d-byte value expands to more than %d values (2^%d); "+
+				"value.go must refuse it with ErrLimit", depth, len(v), limit, depth+1)
+		}
+	}
 }

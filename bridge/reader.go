@@ -209,6 +209,9 @@ const (
 )
 
 func (k Kind) String() string {
+	if k < 0 || k > KindMasked {
+		return fmt.Sprintf("Kind(%d)", int(k))
+	}
 	return [...]string{"value", "array", "masked"}[k]
 }
 

@@ -114,7 +114,12 @@ func decodeValue(src *source, off, n int64, lim Limits) (v any, err error) {
 	if err != nil {
 		return nil, formatErr(off, "cannot decode value: %s", clip(err.Error()))
 	}
-	c := converter{off: off, lim: lim, done: map[any]converted{}, busy: map[any]bool{}}
+	// A value without shared containers yields at most one Go value per
+	// byte; bound the expansion of containers shared through the memo
+	// (a 200-byte pickle can otherwise expand to millions of lists).
+	clim := lim
+	clim.MaxOps = min(lim.MaxOps, max(n, 1<<16))
+	c := converter{off: off, lim: clim, done: map[any]converted{}, busy: map[any]bool{}}
 	r, err := c.convert(x, 0)
 	if errors.As(err, &oe) {
 		return opaque(oe.module, oe.name)
