@@ -763,6 +763,21 @@ func (s *Slot) Bytes() ([]byte, error) {
 	return s.mapped[d : d+s.NBytes : d+s.NBytes], nil
 }
 
+// Abort releases a slot that will not be committed: its mapping is unmapped
+// and the entry stays deleted (Vacuum reclaims it).
+func (s *Slot) Abort() error {
+	if s.done {
+		return errors.New("slot already committed or aborted")
+	}
+	s.done = true
+	if s.mapped != nil {
+		err := s.mapped.Unmap()
+		s.mapped = nil
+		return err
+	}
+	return nil
+}
+
 // Commit makes the reserved key live (replacing a previous value of the
 // key) and releases the slot's mapping.
 func (s *Slot) Commit() error {

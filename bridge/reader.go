@@ -106,7 +106,7 @@ func (r *Reader) parse() error {
 		return &FormatError{Offset: r.end, Msg: "file does not end with the terminator (FRAME 2, DICT, STOP)", Err: ErrTorn}
 	}
 	// Size the index for small entries (a guess; it grows if wrong).
-	guess := int(min(r.end/64, 1<<20))
+	guess := int(min(r.end/64, 4096))
 	r.entries = make([]Entry, 0, guess)
 	r.index = make(map[string]int, guess/2)
 	r.keys = nil

@@ -1,0 +1,222 @@
+// Command (library) libmmp is a C ABI for mmappickle files, built with
+//
+//	go build -buildmode=c-shared -o libmmp.so ./cgo
+//
+// which writes libmmp.so and libmmp.h. Functions:
+//
+//	int64_t mmp_open(const char *path, int writable);
+//	    A handle > 0, or 0 with the reason in mmp_last_error(). writable
+//	    opens the file read-write (it must exist); arrays are then
+//	    writable through mmp_array_data.
+//	int mmp_close(int64_t h);
+//	    0, or -1 with the reason (a handle closed twice, or never opened).
+//	    Every address obtained through h is invalid afterwards.
+//	char *mmp_keys_json(int64_t h);
+//	    The live keys in file order, as a JSON list; NULL on error.
+//	char *mmp_entry_json(int64_t h, const char *key);
+//	    The key's entry exactly as `mmpconv inspect --json` prints it, e.g.
+//	    {"kind":"array","dtype":"<f8","shape":[2,3],"order":"C","encoding":"portable","data_offset":N,"nbytes":N};
+//	    NULL on error.
+//	void *mmp_array_data(int64_t h, const char *key, int64_t *nbytes);
+//	    The address of the array's first byte inside the file's mapping (no
+//	    copy), its size in *nbytes; valid until mmp_close(h); writable when h
+//	    was opened writable (writes reach the file). NULL with the reason
+//	    for anything but a plain array. An empty array gives a non-NULL
+//	    address and *nbytes == 0. Interpret the bytes with the entry's
+//	    dtype, shape and order (C or Fortran).
+//	void *mmp_masked_data(int64_t h, const char *key, int which, int64_t *nbytes);
+//	    The same for a masked array: which 0 gives the data, 1 the mask (one
+//	    byte per element, same shape and order).
+//	int mmp_convert(const char *src, const char *dst, const char *options_json);
+//	    What `mmpconv convert` does; returns its exit status: 0 done, 1 a
+//	    problem with an input, 2 bad usage (reason in mmp_last_error()).
+//	    options_json may be NULL or "" for the defaults, else an object with
+//	    any of "profile" ("portable" or "mmappickle"), "align" (a power of
+//	    two, default 64), "force", "key", "compress", "skip_unsupported"
+//	    (booleans and a string as the flags of the same names) and "from",
+//	    "to" (mmpkl, npy, npz or hdf5; default from the extensions). With
+//	    skip_unsupported the items left out are not listed (mmpconv lists
+//	    them on stderr).
+//	char *mmp_last_error(void);
+//	    A copy of the calling thread's last error, or NULL if the thread's
+//	    last call succeeded.
+//	void mmp_free(void *p);
+//	    Frees a string returned by mmp_keys_json, mmp_entry_json or
+//	    mmp_last_error.
+//
+// Handles are integers, never reused. Every function may be called from
+// several threads at once; the error state is per thread (C thread-local
+// storage). No Go panic crosses into C: a panic, or a memory fault while
+// reading a file truncated under the mapping, becomes an error return.
+package main
+
+/*
+#include <stdint.h>
+#include <stdlib.h>
+
+// const char * parameters in the exported signatures.
+typedef const char mmp_cchar;
+
+// Defined in lasterror.c (C, so that they never enter the Go runtime).
+char *mmp_last_error(void);
+void mmp_free(void *p);
+
+// libmmp internals, hidden (not exported by libmmp.so): do not call.
+void mmpi_set_error(char *msg);
+extern char mmpi_empty[64];
+*/
+import "C"
+
+import (
+	"unsafe"
+)
+
+func main() {}
+
+// fail records err as the calling thread's last error.
+func fail(err error) {
+	C.mmpi_set_error(C.CString(err.Error()))
+}
+
+// succeed clears the calling thread's last error.
+func succeed() {
+	C.mmpi_set_error(nil)
+}
+
+// call runs fn under guard and records its outcome for the calling thread.
+func call(fn func() error) bool {
+	if err := guard(fn); err != nil {
+		fail(err)
+		return false
+	}
+	succeed()
+	return true
+}
+
+func goString(s *C.mmp_cchar) string {
+	return C.GoString((*C.char)(unsafe.Pointer(s)))
+}
+
+// cString returns a malloc'ed NUL-terminated copy of b (freed with
+// mmp_free).
+func cString(b []byte) *C.char {
+	return C.CString(string(b))
+}
+
+//export mmp_open
+func mmp_open(path *C.mmp_cchar, writable C.int) C.int64_t {
+	var h int64
+	if !call(func() error {
+		if path == nil {
+			return errNilArg("path")
+		}
+		var err error
+		h, err = openFile(goString(path), writable != 0)
+		return err
+	}) {
+		return 0
+	}
+	return C.int64_t(h)
+}
+
+//export mmp_close
+func mmp_close(h C.int64_t) C.int {
+	if !call(func() error { return closeFile(int64(h)) }) {
+		return -1
+	}
+	return 0
+}
+
+//export mmp_keys_json
+func mmp_keys_json(h C.int64_t) *C.char {
+	var out []byte
+	if !call(func() (err error) {
+		out, err = keysJSON(int64(h))
+		return err
+	}) {
+		return nil
+	}
+	return cString(out)
+}
+
+//export mmp_entry_json
+func mmp_entry_json(h C.int64_t, key *C.mmp_cchar) *C.char {
+	var out []byte
+	if !call(func() (err error) {
+		if key == nil {
+			return errNilArg("key")
+		}
+		out, err = entryJSON(int64(h), goString(key))
+		return err
+	}) {
+		return nil
+	}
+	return cString(out)
+}
+
+//export mmp_array_data
+func mmp_array_data(h C.int64_t, key *C.mmp_cchar, nbytes *C.int64_t) unsafe.Pointer {
+	return dataPointer(nbytes, func() ([]byte, error) {
+		if key == nil {
+			return nil, errNilArg("key")
+		}
+		return arrayData(int64(h), goString(key))
+	})
+}
+
+//export mmp_masked_data
+func mmp_masked_data(h C.int64_t, key *C.mmp_cchar, which C.int, nbytes *C.int64_t) unsafe.Pointer {
+	return dataPointer(nbytes, func() ([]byte, error) {
+		if key == nil {
+			return nil, errNilArg("key")
+		}
+		return maskedData(int64(h), goString(key), int(which))
+	})
+}
+
+// dataPointer returns the address of the bytes get gives (memory of a file
+// mapping, not of the Go heap), storing their length in *nbytes.
+func dataPointer(nbytes *C.int64_t, get func() ([]byte, error)) unsafe.Pointer {
+	var p unsafe.Pointer
+	var n int64
+	if !call(func() error {
+		b, err := get()
+		if err != nil {
+			return err
+		}
+		n = int64(len(b))
+		if n == 0 {
+			p = unsafe.Pointer(&C.mmpi_empty[0])
+		} else {
+			p = unsafe.Pointer(unsafe.SliceData(b))
+		}
+		return nil
+	}) {
+		p, n = nil, 0
+	}
+	if nbytes != nil {
+		*nbytes = C.int64_t(n)
+	}
+	return p
+}
+
+//export mmp_convert
+func mmp_convert(src, dst, options *C.mmp_cchar) C.int {
+	status := convertOK
+	if !call(func() error {
+		if src == nil || dst == nil {
+			status = convertUsage
+			return errNilArg("src and dst")
+		}
+		var opts string
+		if options != nil {
+			opts = goString(options)
+		}
+		var err error
+		status, err = convertFile(goString(src), goString(dst), opts)
+		return err
+	}) && status == convertOK {
+		status = convertInput // a recovered panic
+	}
+	return C.int(status)
+}

@@ -1,0 +1,32 @@
+//go:build nohdf5
+
+package convert
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"mmpbridge/bridge"
+)
+
+// ErrNoHDF5 is the error of the HDF5 conversions in a program built with
+// -tags nohdf5 (a pure-Go build, without the HDF5 C library). Callers test
+// for it with errors.Is; it is an input-side failure (mmpconv exits 1).
+var ErrNoHDF5 = errors.New("built without HDF5 support")
+
+// hdf5Available tells whether this build has the HDF5 converters.
+const hdf5Available = false
+
+func init() {
+	toMmpkl[HDF5] = func(_ context.Context, src string, _ *bridge.File, _ *Options, _ *progress) error {
+		return fmt.Errorf("%s: %w (rebuild without -tags nohdf5)", src, ErrNoHDF5)
+	}
+	fromMmpkl[HDF5] = func(_ context.Context, _ string, _ *bridge.Reader, _ string, _ *Options, _ *progress) error {
+		return fmt.Errorf("writing HDF5: %w (rebuild without -tags nohdf5)", ErrNoHDF5)
+	}
+}
+
+// hdf5BlockBytes is the block size of HDF5 copies (unused here; the tests
+// set it in either build).
+var hdf5BlockBytes int64 = 1 << 20
