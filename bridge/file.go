@@ -737,10 +737,15 @@ func (s *Slot) WriteAt(p []byte, off int64) (int, error) {
 }
 
 // ReadFrom fills the slot from r, which must supply exactly NBytes bytes.
+// It writes through a descriptor of its own, so several slots can be filled
+// at once (and the kernel copies when r is a file, see PutArray).
 func (s *Slot) ReadFrom(r io.Reader) (int64, error) {
-	w := &offsetWriter{f: s.mf.f, off: s.Offset}
-	s.mf.mu.Lock()
-	defer s.mf.mu.Unlock()
+	f, err := os.OpenFile(s.mf.name, os.O_WRONLY, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	w := &offsetWriter{f: f, off: s.Offset}
 	w.copyFrom(r, s.NBytes)
 	return w.off - s.Offset, w.err
 }

@@ -1,0 +1,412 @@
+package convert
+
+import (
+	"archive/zip"
+	"bytes"
+	stdflate "compress/flate"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"mmpbridge/bridge"
+)
+
+// readMembers returns the members of an archive as name -> bytes, and the
+// names in order.
+func readMembers(t *testing.T, path string) (map[string][]byte, []string) {
+	t.Helper()
+	zr, err := zip.OpenReader(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	m := map[string][]byte{}
+	var names []string
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(rc)
+		if err != nil {
+			t.Fatalf("%s %s: %v", path, f.Name, err)
+		}
+		m[f.Name] = b
+		names = append(names, f.Name)
+	}
+	return m, names
+}
+
+func TestNpzToMmpklAndBack(t *testing.T) {
+	dir, desc := generate(t)
+	ctx := context.Background()
+	var checks []pyCheck
+	for _, archive := range []string{"stored", "compressed"} {
+		src := filepath.Join(dir, archive+".npz")
+		origMembers, _ := readMembers(t, src)
+		for _, prof := range profiles {
+			mid := filepath.Join(dir, archive+"-"+prof.String()+".mmpkl")
+			var pc progressCheck
+			if err := File(ctx, src, mid, "", "", Options{Profile: prof, Progress: pc.fn}); err != nil {
+				t.Fatalf("%s %s: %v", archive, prof, err)
+			}
+			if pc.last != pc.total || pc.calls == 0 {
+				t.Errorf("%s %s: progress ended at %d of %d", archive, prof, pc.last, pc.total)
+			}
+			f, err := bridge.Open(mid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if keys, _ := f.Keys(); !slices.Equal(keys, npzOrder) {
+				t.Errorf("%s %s: keys %q, want %q", archive, prof, keys, npzOrder)
+			}
+			for _, k := range npzOrder {
+				a, err := f.Array(k)
+				if err != nil {
+					t.Fatalf("%s %s %s: %v", archive, prof, k, err)
+				}
+				checkArray(t, archive+" "+prof.String()+" "+k, a, inProfile(desc.Npz[k], prof))
+			}
+			f.Close()
+			// A file reopened lists the keys in archive order too (entry
+			// order); the bridge's in-process order follows commits.
+			for _, compress := range []bool{false, true} {
+				back := filepath.Join(dir, fmt.Sprintf("%s-%s-%v.npz", archive, prof, compress))
+				if err := File(ctx, mid, back, "", "", Options{Compress: compress}); err != nil {
+					t.Fatalf("%s %s back: %v", archive, prof, err)
+				}
+				got, names := readMembers(t, back)
+				want := make([]string, len(npzOrder))
+				expect := map[string]arrayDesc{}
+				for i, k := range npzOrder {
+					want[i] = k + ".npy"
+					e := inProfile(desc.Npz[k], prof)
+					e.Name = k
+					expect[k] = e
+					if prof == bridge.Portable && !bytes.Equal(got[k+".npy"], origMembers[k+".npy"]) {
+						t.Errorf("%s: member %s differs from numpy's", back, k)
+					}
+				}
+				if !slices.Equal(names, want) {
+					t.Errorf("%s: members %q, want %q", back, names, want)
+				}
+				checks = append(checks, pyCheck{Path: back, Members: npzOrder, Expect: expect})
+			}
+		}
+	}
+	numpyCheck(t, checks)
+	noTemp(t, dir)
+}
+
+func TestNpzRefused(t *testing.T) {
+	dir, desc := generate(t)
+	ctx := context.Background()
+	for _, archive := range []string{"mixed_stored", "mixed_compressed"} {
+		src := filepath.Join(dir, archive+".npz")
+		dst := filepath.Join(dir, archive+".mmpkl")
+		err := File(ctx, src, dst, "", "", Options{})
+		var u *UnsupportedError
+		if !errors.As(err, &u) || u.Member != `member "obj.npy"` {
+			t.Fatalf("%s: got %v, want the object member refused", archive, err)
+		}
+		if want := src + `: member "obj.npy": object arrays cannot be converted`; !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%s: %q, want %q", archive, err, want)
+		}
+		if _, err := os.Stat(dst); !os.IsNotExist(err) {
+			t.Errorf("%s: refused conversion left its destination", archive)
+		}
+		var skipped []string
+		opt := Options{SkipUnsupported: true, Skipped: func(n, r string) { skipped = append(skipped, n+": "+r) }}
+		if err := File(ctx, src, dst, "", "", opt); err != nil {
+			t.Fatalf("%s with SkipUnsupported: %v", archive, err)
+		}
+		want := []string{
+			`member "obj.npy": object arrays cannot be converted (they need allow_pickle)`,
+			`member "rec.npy": structured dtypes cannot be converted`,
+			`member "README.txt": not an .npy member`,
+		}
+		if !slices.Equal(skipped, want) {
+			t.Errorf("%s: skipped %q, want %q", archive, skipped, want)
+		}
+		f, err := bridge.Open(dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if keys, _ := f.Keys(); !slices.Equal(keys, []string{"first", "names"}) {
+			t.Errorf("%s: keys %q", archive, keys)
+		}
+		for k, d := range desc.Mixed {
+			a, err := f.Array(k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkArray(t, archive+" "+k, a, d)
+		}
+		f.Close()
+	}
+	noTemp(t, dir)
+}
+
+func TestNpzCorrupt(t *testing.T) {
+	dir, _ := generate(t)
+	ctx := context.Background()
+	for _, c := range []struct {
+		archive, member string
+		prof            bridge.Encoding
+		at              int64 // offset in the member's data
+	}{
+		{"stored", "large.npy", bridge.Portable, 5 << 20},
+		{"stored", "fbig.npy", bridge.Mmappickle, 4 << 20}, // the transposing path
+		{"stored", "first.npy", bridge.Portable, 150},
+		{"compressed", "large.npy", bridge.Portable, 1 << 20},
+	} {
+		src := filepath.Join(dir, "corrupt-"+c.archive+"-"+strings.TrimSuffix(c.member, ".npy")+".npz")
+		b, _ := os.ReadFile(filepath.Join(dir, c.archive+".npz"))
+		zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range zr.File {
+			if f.Name == c.member {
+				off, _ := f.DataOffset()
+				b[off+c.at] ^= 0x10
+			}
+		}
+		os.WriteFile(src, b, 0o644)
+		dst := filepath.Join(dir, "corrupt.mmpkl")
+		err = File(ctx, src, dst, "", "", Options{Profile: c.prof})
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("member %q", c.member)) {
+			t.Errorf("%s %s: got %v, want an error naming the member", c.archive, c.member, err)
+		} else if c.archive == "stored" && !errors.Is(err, zip.ErrChecksum) {
+			t.Errorf("%s %s: got %v, want a checksum error", c.archive, c.member, err)
+		}
+		if _, err := os.Stat(dst); !os.IsNotExist(err) {
+			t.Errorf("%s %s: failed conversion left its destination", c.archive, c.member)
+		}
+	}
+	noTemp(t, dir)
+}
+
+func TestNpzCancel(t *testing.T) {
+	dir, _ := generate(t)
+	for _, archive := range []string{"stored", "compressed"} {
+		ctx, cancel := context.WithCancel(context.Background())
+		dst := filepath.Join(dir, archive+".mmpkl")
+		err := File(ctx, filepath.Join(dir, archive+".npz"), dst, "", "", Options{Progress: func(d, tot int64) { cancel() }})
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("%s: got %v, want context.Canceled", archive, err)
+		}
+		if _, err := os.Stat(dst); !os.IsNotExist(err) {
+			t.Errorf("%s: cancelled conversion left its destination", archive)
+		}
+	}
+	noTemp(t, dir)
+}
+
+func TestNpzFromMaskedAndValues(t *testing.T) {
+	needNumpy(t)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "m.mmpkl")
+	f, err := bridge.Create(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i4, _ := bridge.ParseDType(">i4")
+	data := []byte{0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0, 5, 0, 0, 0, 6}
+	mask := []byte{0, 1, 0, 0, 0, 1}
+	h := bridge.ArrayHeader{DType: i4, Shape: []int{2, 3}, Fortran: true}
+	if err := f.PutMasked("m", h, bytes.NewReader(data), bytes.NewReader(mask), nil); err != nil {
+		t.Fatal(err)
+	}
+	f.Put("note", "a generic value")
+	if err := f.PutArray("plain", h, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	for _, compress := range []bool{false, true} {
+		dst := filepath.Join(dir, fmt.Sprintf("m-%v.npz", compress))
+		var skipped []string
+		opt := Options{Compress: compress, Skipped: func(n, r string) { skipped = append(skipped, n+": "+r) }}
+		if err := File(context.Background(), src, dst, "", "", opt); err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{`key "note": generic values have no .npy form`}; !slices.Equal(skipped, want) {
+			t.Errorf("skipped %q, want %q", skipped, want)
+		}
+		d := arrayDesc{DType: ">i4", Shape: []int{2, 3}, Fortran: true, SHA: hexSHA(data)}
+		md := arrayDesc{DType: "|b1", Shape: []int{2, 3}, Fortran: true, SHA: hexSHA(mask)}
+		numpyCheck(t, []pyCheck{{Path: dst, Members: []string{"m", "m.mask", "plain"}, Expect: map[string]arrayDesc{"m": d, "m.mask": md, "plain": d}}})
+	}
+	// A key named like a mask member collides.
+	col := filepath.Join(dir, "col.mmpkl")
+	f, _ = bridge.Create(col)
+	f.PutMasked("x", h, bytes.NewReader(data), bytes.NewReader(mask), nil)
+	f.PutArray("x.mask", h, bytes.NewReader(data))
+	f.Close()
+	err = File(context.Background(), col, filepath.Join(dir, "col.npz"), "", "", Options{})
+	var u *UnsupportedError
+	if !errors.As(err, &u) || !strings.Contains(u.Reason, `"x.mask.npy" would collide`) {
+		t.Errorf("collision: got %v", err)
+	}
+	noTemp(t, dir)
+}
+
+func TestNpzParallelDeflater(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{0, 1, 1000, pieceSize - 1, pieceSize, pieceSize + 1, 7*pieceSize/2 + 17, 12 * pieceSize} {
+		in := make([]byte, n)
+		for i := range in {
+			if i%3 == 0 {
+				in[i] = byte(rng.IntN(256)) // some noise in compressible data
+			} else {
+				in[i] = byte(i / 1000)
+			}
+		}
+		var out bytes.Buffer
+		d := newParallelDeflater(context.Background(), &out)
+		// Write in odd sizes.
+		for rest := in; len(rest) > 0; {
+			k := min(len(rest), 1+rng.IntN(3*pieceSize/2))
+			if _, err := d.Write(rest[:k]); err != nil {
+				t.Fatal(err)
+			}
+			rest = rest[k:]
+		}
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(stdflate.NewReader(&out))
+		if err != nil || !bytes.Equal(got, in) {
+			t.Errorf("%d bytes: round trip failed: %v (%d bytes back)", n, err, len(got))
+		}
+		if n == 12*pieceSize && out.Len() > n/2 {
+			t.Errorf("%d bytes compressed to %d", n, out.Len())
+		}
+	}
+}
+
+// benchNpz writes, once per benchmark, an archive of 4 float32 members of
+// 16 MiB (a random walk quantized to 1/256: deflate takes it to about a
+// fifth), with np.savez or np.savez_compressed (zlib level 6) when Debian's
+// numpy is there, else in Go (compress/flate level 6).
+func benchNpz(b *testing.B, compress bool) (string, int64) {
+	b.Helper()
+	dir := b.TempDir()
+	path := filepath.Join(dir, "bench.npz")
+	if exec.Command(python, "-c", "import numpy").Run() == nil {
+		save := "savez"
+		if compress {
+			save = "savez_compressed"
+		}
+		script := `import sys, numpy as np
+rng = np.random.default_rng(3)
+a = {f"a{m}": (np.cumsum(rng.integers(-3, 4, 4 << 20)) / 256).astype("<f4").reshape(1024, 4096) for m in range(4)}
+np.` + save + `(sys.argv[1], **a)`
+		if out, err := exec.Command(python, "-c", script, path).CombinedOutput(); err != nil {
+			b.Fatalf("%v\n%s", err, out)
+		}
+		return path, 4 * 16 << 20
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	zw := zip.NewWriter(f)
+	zw.RegisterCompressor(zip.Deflate, func(w io.Writer) (io.WriteCloser, error) {
+		return newParallelDeflater(context.Background(), w), nil
+	})
+	f4, _ := bridge.ParseDType("<f4")
+	const n = 4 << 20 // float32 per member
+	rng := rand.New(rand.NewPCG(3, 4))
+	buf := make([]byte, 4*n)
+	var total int64
+	for m := range 4 {
+		var x float32
+		for i := range n {
+			x += float32(rng.IntN(7)-3) / 256
+			u := math.Float32bits(x)
+			buf[4*i], buf[4*i+1], buf[4*i+2], buf[4*i+3] = byte(u), byte(u>>8), byte(u>>16), byte(u>>24)
+		}
+		fh := &zip.FileHeader{Name: fmt.Sprintf("a%d.npy", m), Method: zip.Store}
+		if compress {
+			fh.Method = zip.Deflate
+		}
+		w, err := zw.CreateHeader(fh)
+		if err != nil {
+			b.Fatal(err)
+		}
+		w.Write(npyHeaderBytes(f4, []int{1024, n / 1024}, false))
+		w.Write(buf)
+		total += int64(len(buf))
+	}
+	if err := zw.Close(); err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+	return path, total
+}
+
+func benchNpzToMmpkl(b *testing.B, compress bool) {
+	src, n := benchNpz(b, compress)
+	dir := b.TempDir()
+	b.SetBytes(n)
+	for b.Loop() {
+		dst := filepath.Join(dir, "out.mmpkl")
+		if err := File(context.Background(), src, dst, "", "", Options{Force: true}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkNpzStoredToMmpkl(b *testing.B)   { benchNpzToMmpkl(b, false) }
+func BenchmarkNpzDeflatedToMmpkl(b *testing.B) { benchNpzToMmpkl(b, true) }
+
+// BenchmarkNpzInflate compares the inflaters on one 16 MiB member (as
+// numpy's zlib deflates it, level 6, when numpy is there): stdlib's
+// compress/flate and the one npz.go uses.
+func BenchmarkNpzInflate(b *testing.B) {
+	src, _ := benchNpz(b, true)
+	zr, err := zip.OpenReader(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer zr.Close()
+	raw, err := zr.File[0].OpenRaw()
+	if err != nil {
+		b.Fatal(err)
+	}
+	comp, _ := io.ReadAll(raw)
+	for _, c := range []struct {
+		name string
+		new  func(io.Reader) io.ReadCloser
+	}{
+		{"stdlib", stdflate.NewReader},
+		{"npz.go", newInflater},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(zr.File[0].UncompressedSize64))
+			buf := make([]byte, pieceSize)
+			for b.Loop() {
+				r := c.new(bytes.NewReader(comp))
+				for {
+					_, err := r.Read(buf)
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}
