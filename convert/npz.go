@@ -17,6 +17,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	mmap "github.com/edsrzf/mmap-go"
 	"github.com/klauspost/compress/flate"
 
 	"mmpbridge/bridge"
@@ -343,14 +344,38 @@ func (w *npzWorker) stored(ctx context.Context, j *npzJob) (err error) {
 	if _, err := span.WriteTo(w.out); err != nil {
 		return err
 	}
-	// Check what landed in the output. Read back (from the page cache)
-	// rather than through Slot.Bytes: a slot's mapping is released only by
-	// Commit, so a failed member would keep the removed output mapped.
-	crc, err := w.crcRange(m.hdrCRC, w.out, j.slot.Offset, m.h.NBytes)
+	// Check the member's CRC over the bytes just copied, read through a
+	// mapping of the archive: they are in the page cache after the copy, and
+	// a mapping avoids copying them again through read(2).
+	crc, err := crcFileMapped(m.hdrCRC, w.in, m.dataOff, m.h.NBytes)
 	if err != nil {
 		return err
 	}
 	return w.checkStoredCRC(m, crc)
+}
+
+// crcFileMapped continues crc over n bytes of f at off, through read-only
+// mappings of 8 MiB windows (so the pages mapped at once, which count in the
+// process's RSS, stay few).
+func crcFileMapped(crc uint32, f *os.File, off, n int64) (uint32, error) {
+	const window = 8 << 20
+	page := int64(os.Getpagesize())
+	for n > 0 {
+		start := off / page * page
+		size := min(n+off-start, window)
+		m, err := mmap.MapRegion(f, int(size), mmap.RDONLY, 0, start)
+		if err != nil {
+			return crc, err
+		}
+		crc, err = crcMapped(crc, m[off-start:])
+		m.Unmap()
+		if err != nil {
+			return crc, err
+		}
+		n -= start + size - off
+		off = start + size
+	}
+	return crc, nil
 }
 
 // crcRange continues crc over n bytes of f from off.
