@@ -635,6 +635,11 @@ func mmpklToNpz(ctx context.Context, src string, in *bridge.Reader, dst string, 
 			fh.CRC32 = crc
 			fh.UncompressedSize64 = uint64(len(hdr)) + uint64(a.NBytes)
 			fh.CompressedSize64 = fh.UncompressedSize64
+			if !isASCII(it.name) {
+				// CreateRaw, unlike CreateHeader, leaves the UTF-8 flag to
+				// us; without it readers take the name as CP437.
+				fh.Flags |= 0x800
+			}
 			w, err = zw.CreateRaw(fh)
 		}
 		if err != nil {
@@ -825,4 +830,13 @@ func (d *parallelDeflater) Close() error {
 		_, d.err = d.out.Write([]byte{0x03, 0x00})
 	}
 	return d.err
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

@@ -1,7 +1,9 @@
 """Helpers of the Python tests (numpy and the standard library only)."""
 import json
+import os
 import pickle
 import pickletools
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -24,9 +26,45 @@ try:
 except ImportError as e:
     h5py = None
     H5PY_ERROR = (f"h5py is not installed for {sys.executable} (numpy {np.__version__}; "
-                  f"the numpy-2 root of scripts/setup.sh has no python3-h5py): {e}")
+                  f"a numpy-2 root built by scripts/setup.sh when sid could not install python3-h5py "
+                  f"lacks it): {e}")
 
-needs_h5py = pytest.mark.skipif(h5py is None, reason=H5PY_ERROR or "")
+# The HDF5 tests: they need h5py and an mmpconv that converts HDF5 (one
+# built with the HDF5 library, able to load it). conftest.py checks both
+# before each marked test, the second once per session by converting a tiny
+# h5py file (hdf5_probe): the test skips when either is missing, loudly, and
+# fails instead when CI is set (CI must exercise HDF5).
+needs_h5py = pytest.mark.needs_h5py
+
+
+def ci():
+    """True when the environment variable CI says this is a CI run."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def hdf5_probe(mmpconv, tmpdir):
+    """None if mmpconv converts a tiny h5py-made file to an mmappickle file
+    that plain pickle.load reads back, else the reason it does not."""
+    tmpdir = Path(tmpdir)
+    src, dst = tmpdir / "probe.h5", tmpdir / "probe.mmpkl"
+    want = np.arange(6, dtype="<f8").reshape(2, 3)
+    with h5py.File(src, "w") as f:
+        f["probe"] = want
+    try:
+        r = subprocess.run([mmpconv, "convert", "--quiet", str(src), str(dst)], capture_output=True, text=True,
+                           timeout=120)
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"`{mmpconv} convert {src.name} {dst.name}` could not run: {e}"
+    if r.returncode != 0:
+        return (f"`{mmpconv} convert {src.name} {dst.name}` exited {r.returncode}: "
+                f"{(r.stderr or r.stdout).strip()[:1000]}")
+    try:
+        got = plain_load(dst)
+    except Exception as e:  # noqa: BLE001 - any failure is the reason
+        return f"`{mmpconv} convert {src.name} {dst.name}` wrote a file plain pickle.load refuses: {e!r}"
+    if set(got) != {"probe"} or not np.array_equal(got["probe"], want):
+        return f"`{mmpconv} convert {src.name} {dst.name}` wrote {got!r}, want {{'probe': {want!r}}}"
+    return None
 
 
 # Modules a pickle written by mmpconv may name: numpy's and the standard

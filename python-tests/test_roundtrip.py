@@ -35,10 +35,7 @@ def test_npz_mmpkl_npz(tmp_path, mmpconv, profile, compress_in, compress_out):
 
 
 @pytest.mark.parametrize("compress_out", [
-    pytest.param(False, id="stored", marks=pytest.mark.xfail(strict=True, reason=(
-        "convert/npz.go writes stored members with zip.Writer.CreateRaw, which does not set the "
-        "UTF-8 flag (0x800) as CreateHeader does: Python's zipfile (np.load) then reads a non-ASCII "
-        "member name as cp437. Remove this xfail when npz.go sets the flag."))),
+    pytest.param(False, id="stored"),
     pytest.param(True, id="deflated"),
 ])
 def test_npz_non_ascii_member_names(tmp_path, mmpconv, compress_out):
