@@ -30,4 +30,8 @@ if [ -f tox.ini ]; then
 	tox
 fi
 
+# The README's first command must keep working.
+echo "== scripts/demo.sh"
+bash scripts/demo.sh
+
 echo "== all tests passed"
