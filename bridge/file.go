@@ -353,6 +353,9 @@ func (mf *File) Delete(key string) error {
 		}
 		r.entries[i].Live = false
 		r.removeKey(key)
+		if err := mf.retireShadowed(r, key); err != nil {
+			return err
+		}
 		return mf.bumpCommit(r)
 	})
 }
@@ -442,9 +445,30 @@ func (mf *File) commitEntry(r *Reader, i int) error {
 		r.entries[j].Live = false
 		r.removeKey(e.Key)
 	}
+	if err := mf.retireShadowed(r, e.Key); err != nil {
+		return err
+	}
 	r.index[e.Key] = i
 	r.keys = append(r.keys, e.Key)
 	return mf.bumpCommit(r)
+}
+
+// retireShadowed flips to deleted the older live entries of key left by an
+// interrupted replace, so that deleting or replacing the key cannot bring an
+// old value back.
+func (mf *File) retireShadowed(r *Reader, key string) error {
+	kept := r.shadowed[:0]
+	for _, j := range r.shadowed {
+		if r.entries[j].Key != key {
+			kept = append(kept, j)
+			continue
+		}
+		if err := mf.setFlag(&r.entries[j], false); err != nil {
+			return err
+		}
+	}
+	r.shadowed = kept
+	return nil
 }
 
 func entryHead(key string, valueLen int64) []byte {

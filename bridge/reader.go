@@ -49,6 +49,9 @@ type Reader struct {
 	end     int64          // offset of the terminator
 	tail    int64          // where the next entry goes: the end of the last one
 	memoMax int32          // the largest memo max index of all entries
+	// shadowed lists entries still flagged live on disk but hidden by a
+	// later live entry of the same key (an interrupted replace).
+	shadowed []int
 }
 
 // bytesReaderAt serves a byte slice as a mapping (for tests and fuzzing).
@@ -106,6 +109,7 @@ func (r *Reader) parse() error {
 		return &FormatError{Offset: r.end, Msg: "file does not end with the terminator (FRAME 2, DICT, STOP)", Err: ErrTorn}
 	}
 	// Size the index for small entries (a guess; it grows if wrong).
+	r.shadowed = nil
 	guess := int(min(r.end/64, 4096))
 	r.entries = make([]Entry, 0, guess)
 	r.index = make(map[string]int, guess/2)
@@ -130,8 +134,10 @@ func (r *Reader) parse() error {
 		}
 		if j, dup := r.index[e.Key]; dup {
 			// An interrupted replace leaves two live entries; the later
-			// one is the value, as for pickle.load.
+			// one is the value, as for pickle.load. The earlier one is
+			// still live on disk: the next change of the key retires it.
 			r.entries[j].Live = false
+			r.shadowed = append(r.shadowed, j)
 		}
 		r.index[e.Key] = i
 	}

@@ -1,0 +1,779 @@
+package bridge
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// Builders of hand-made files for the verify tests (own names: the other
+// tests' builders may change under them).
+
+// vp concatenates pickle fragments: a string is SHORT_BINUNICODE, a byte or
+// int one opcode byte, a []byte verbatim.
+func vp(parts ...any) []byte {
+	var b []byte
+	for _, p := range parts {
+		switch p := p.(type) {
+		case byte:
+			b = append(b, p)
+		case int:
+			b = append(b, byte(p))
+		case rune:
+			b = append(b, byte(p))
+		case []byte:
+			b = append(b, p...)
+		case string:
+			b = append(b, opShortBinUni, byte(len(p)))
+			b = append(b, p...)
+		default:
+			panic(fmt.Sprintf("vp: %T", p))
+		}
+	}
+	return b
+}
+
+// vline is a protocol-0 text argument: the opcode, then each line and '\n'.
+func vline(code byte, lines ...string) []byte {
+	b := []byte{code}
+	for _, l := range lines {
+		b = append(append(b, l...), '\n')
+	}
+	return b
+}
+
+// vEntry is an entry: FRAME n, key, value, BININT memo POP, flag POP.
+func vEntry(key string, value []byte, live bool, memo int32) []byte {
+	body := vp(key, value, opBinInt, binary.LittleEndian.AppendUint32(nil, uint32(memo)), opPop)
+	if live {
+		body = append(body, opNewTrue, opPop)
+	} else {
+		body = append(body, opPop, opPop)
+	}
+	return vp(opFrame, binary.LittleEndian.AppendUint64(nil, uint64(len(body))), body)
+}
+
+// vFile is a whole file: header, entries, terminator.
+func vFile(entries ...[]byte) []byte {
+	b := header(3)
+	for _, e := range entries {
+		b = append(b, e...)
+	}
+	return append(b, terminator...)
+}
+
+// call makes a value that calls the global on the stack with ("true",):
+// harmless even if something ran it.
+var call = vp("true", opTuple1, opReduce)
+
+// benign is a live entry holding a list of an int and a set.
+var benign = vEntry("ok", vp(opEmptyList, opMark, opBinInt1, 1, opEmptySet, opMark, opBinInt1, 2, opAddItems, opAppends), true, 0)
+
+// want names a finding: the key, whether its entry is deleted, and what it
+// imports ("os.system", "dynamic", "EXT1", "BINPERSID", ...).
+type want struct {
+	key     string
+	deleted bool
+	what    string
+}
+
+type maliciousCase struct {
+	name string
+	file []byte
+	want []want
+	// structure: the structure check must fail too.
+	structure bool
+}
+
+func maliciousFiles() []maliciousCase {
+	sg := func(module, name string) []byte { return vp(module, name, opStackGlobal) }
+	g := func(module, name string) []byte { return vline(opGlobal, module, name) }
+	one := func(name string, value []byte, w string) maliciousCase {
+		return maliciousCase{name: name, file: vFile(benign, vEntry("x", value, true, 0)), want: []want{{"x", false, w}}}
+	}
+	cases := []maliciousCase{
+		one("os.system via STACK_GLOBAL", vp(sg("os", "system"), call), "os.system"),
+		one("os.system via GLOBAL", vp(g("os", "system"), call), "os.system"),
+		one("os.system via INST", vp(opMark, "true", vline(opInst, "os", "system")), "os.system"),
+		one("posix.system", vp(sg("posix", "system"), call), "posix.system"),
+		one("nt.system", vp(sg("nt", "system"), call), "nt.system"),
+		one("builtins.eval", vp(sg("builtins", "eval"), vp("1", opTuple1, opReduce)), "builtins.eval"),
+		one("builtins.exec via GLOBAL", vp(g("builtins", "exec"), vp("1", opTuple1, opReduce)), "builtins.exec"),
+		one("builtins.getattr", vp(sg("builtins", "getattr"), sg("builtins", "set"), "mro", opTuple2, opReduce), "builtins.getattr"),
+		one("subprocess.Popen", vp(sg("subprocess", "Popen"), call), "subprocess.Popen"),
+		one("copyreg._reconstructor", vp(g("copyreg", "_reconstructor"), sg("builtins", "set"), sg("builtins", "set"), opNone, opTuple3, opReduce), "copyreg._reconstructor"),
+		one("numpy.load", vp(sg("numpy", "load"), vp("x.npy", opTuple1, opReduce)), "numpy.load"),
+		one("numpy.core.multiarray._reconstruct, module split elsewhere", vp(sg("numpy.core", "multiarray._reconstruct"), opPop, opNone), "numpy.core.multiarray._reconstruct"),
+		one("numpy.core.multiarray._reconstruct, module with a trailing space", vp(g("numpy.core.multiarray ", "_reconstruct"), opPop, opNone), `"numpy.core.multiarray "._reconstruct`),
+		one("numpy.core.multiarray._reconstruct, capitalised", vp(sg("Numpy.core.multiarray", "_reconstruct"), opPop, opNone), "Numpy.core.multiarray._reconstruct"),
+		one("numpy.dtype with a dotted name", vp(sg("numpy", "dtype.mro"), opPop, opNone), "numpy.dtype.mro"),
+		one("EXT1", vp(opExt1, 5, opPop, opNone), "EXT1"),
+		one("EXT2", vp(opExt2, 5, 1, opPop, opNone), "EXT2"),
+		one("EXT4", vp(opExt4, 5, 0, 0, 1, opPop, opNone), "EXT4"),
+		one("BINPERSID", vp("x", opBinPersID), "BINPERSID"),
+		one("PERSID", vline(opPersID, "x"), "PERSID"),
+		one("os.system with SHORT_BINSTRING names", vp(opShortBinString, 2, []byte("os"), opShortBinString, 6, []byte("system"), opStackGlobal, call), "os.system"),
+		one("os.system with UNICODE names", vp(vline(opUnicode, "os"), vline(opUnicode, "system"), opStackGlobal, call), "os.system"),
+		one("os.system with STRING names", vp(vline(opString, "'os'"), vline(opString, `"system"`), opStackGlobal, call), "os.system"),
+		one("module escaped in STRING (dynamic)", vp(vline(opString, `'o\x73'`), "system", opStackGlobal, call), "dynamic"),
+		one("module escaped in UNICODE (dynamic)", vp(vline(opUnicode, `o\u0073`), "system", opStackGlobal, call), "dynamic"),
+		one("names through DUP and POP", vp("os", "system", opDup, opPop, opStackGlobal, call), "os.system"),
+		one("names under a MARK", vp("os", "system", opMark, opNone, opPopMark, opStackGlobal, call), "os.system"),
+		one("names through BINPUT/BINGET", vp("os", opBinPut, 1, opPop, "system", opBinPut, 2, opPop, opBinGet, 1, opBinGet, 2, opStackGlobal, call), "os.system"),
+		one("names through MEMOIZE", vp("os", opMemoize, opPop, "system", opMemoize, opPop, opBinGet, 0, opBinGet, 1, opStackGlobal, call), "os.system"),
+		one("names through PUT/GET text", vp("os", vline(opPut, "7"), opPop, "system", vline(opPut, "8"), opPop, vline(opGet, "7"), vline(opGet, "8"), opStackGlobal, call), "os.system"),
+		one("names through LONG_BINPUT/LONG_BINGET", vp("os", opLongBinPut, 9, 0, 0, 0, opPop, "system", opLongBinPut, 10, 0, 0, 0, opPop, opLongBinGet, 9, 0, 0, 0, opLongBinGet, 10, 0, 0, 0, opStackGlobal, call), "os.system"),
+		// MEMOIZE writes at len(memo) = 2, overwriting "numpy": a model
+		// that got the index wrong would see the allowed numpy.dtype.
+		one("MEMOIZE overwriting a slot", vp("x", opBinPut, 0, opPop, "numpy", opBinPut, 2, opPop, "os", opMemoize, opPop, opBinGet, 2, "dtype", opStackGlobal, opPop, opNone), "os.dtype"),
+		one("memo slot overwritten by a non-string", vp("numpy", opBinPut, 1, opPop, sg("numpy", "ndarray"), opBinPut, 1, opPop, opBinGet, 1, "dtype", opStackGlobal, opPop, opNone), "dynamic"),
+		one("allowed global used as a name (dynamic)", vp(sg("builtins", "set"), "x", opStackGlobal, opPop, opNone), "dynamic"),
+		one("OBJ of an imported class", vp(opMark, g("builtins", "eval"), "1", opObj), "builtins.eval"),
+		one("NEWOBJ of an imported class", vp(sg("subprocess", "Popen"), "true", opTuple1, opNewObj), "subprocess.Popen"),
+		{
+			name: "names memoized in an earlier entry",
+			file: vFile(
+				vEntry("a", vp("os", opBinPut, 10, "system", opBinPut, 11, opTuple2), true, 12),
+				vEntry("b", vp(opBinGet, 10, opBinGet, 11, opStackGlobal, call), true, 12)),
+			want: []want{{"b", false, "os.system"}},
+		},
+		{
+			name: "names memoized in a deleted entry",
+			file: vFile(
+				vEntry("a", vp("posix", opBinPut, 3, "system", opBinPut, 4, opTuple2), false, 5),
+				benign,
+				vEntry("b", vp(opBinGet, 3, opBinGet, 4, opStackGlobal, call), true, 5)),
+			want: []want{{"b", false, "posix.system"}},
+		},
+		{
+			name: "os.system in a deleted entry",
+			file: vFile(benign, vEntry("gone", vp(sg("os", "system"), call), false, 0), vEntry("x", vp(opNone), true, 0)),
+			want: []want{{"gone", true, "os.system"}},
+		},
+		{
+			name: "os.system in a deleted padding entry with an empty key",
+			file: vFile(vEntry("", vp(g("os", "system"), call), false, 0), benign),
+			want: []want{{"", true, "os.system"}},
+		},
+		{
+			name: "allowed and not allowed in one value",
+			file: vFile(vEntry("x", vp(sg("numpy", "ndarray"), opPop, sg("builtins", "eval"), vp("1", opTuple1, opReduce)), true, 0)),
+			want: []want{{"x", false, "builtins.eval"}},
+		},
+		{
+			name: "os.system after a STOP inside a value",
+			file: vFile(vEntry("x", vp(opNone, opStop, g("os", "system"), opPop), true, 0)),
+			want: []want{{"x", false, "os.system"}}, structure: true,
+		},
+		{
+			// The first value's SHORT_BINBYTES claims the bytes up to the
+			// payload of the second value's SHORT_BINBYTES, which hold a
+			// GLOBAL: a per-entry reading sees bytes, pickle.load the GLOBAL.
+			name: "GLOBAL hidden in a payload, reached through a length that swallows the next entry",
+			file: func() []byte {
+				hidden := vp(g("os", "system"), "true", opTuple1, opReduce, opPop)
+				// bytes from the end of value 1 to the payload of value 2:
+				// trailer (8), FRAME (9), key "b" (3), SHORT_BINBYTES n (2).
+				skip := 8 + 9 + 3 + 2
+				return vFile(vEntry("a", vp(opShortBinBytes, skip), true, 0),
+					vEntry("b", vp(opShortBinBytes, len(hidden), hidden), true, 0))
+			}(),
+			want: []want{{"b", false, "os.system"}}, structure: true,
+		},
+		{
+			name: "torn file (no terminator)",
+			file: func() []byte {
+				f := vFile(benign, vEntry("x", vp(sg("os", "system"), call), true, 0))
+				return f[:len(f)-len(terminator)]
+			}(),
+			want: []want{{"x", false, "os.system"}}, structure: true,
+		},
+		{
+			name: "plain pickle, not an mmappickle file",
+			file: vp(opProto, 4, g("os", "system"), call, opStop),
+			want: []want{{"", false, "os.system"}}, structure: true,
+		},
+		{
+			name: "header version 2",
+			file: func() []byte {
+				f := vFile(vEntry("x", vp(sg("os", "system"), call), true, 0))
+				f[12] = 2
+				return f
+			}(),
+			want: []want{{"x", false, "os.system"}}, structure: true,
+		},
+	}
+	return cases
+}
+
+// findingWhat is how a test names a finding.
+func findingWhat(g GlobalRef) string {
+	switch {
+	case g.Dynamic:
+		return "dynamic"
+	case g.Note != "":
+		return g.Op
+	}
+	return g.Qualified()
+}
+
+func TestVerifyMalicious(t *testing.T) {
+	for _, c := range maliciousFiles() {
+		t.Run(c.name, func(t *testing.T) {
+			rep, err := Verify(bytesReaderAt(c.file), int64(len(c.file)), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.OK() {
+				t.Fatalf("verify passes a malicious file: %+v", rep)
+			}
+			if rep.NotAllowed == 0 {
+				t.Errorf("nothing reported as not allowed: %+v", rep.Globals)
+			}
+			if c.structure == rep.StructureOK() {
+				t.Errorf("structure ok = %v, want %v: %v", rep.StructureOK(), !c.structure, rep.Structure)
+			}
+			for _, w := range c.want {
+				found := false
+				for _, g := range rep.Globals {
+					if findingWhat(g) == w.what && g.Key == w.key && g.Deleted == w.deleted && !g.Allowed {
+						found = true
+					}
+				}
+				if !found {
+					t.Errorf("no finding %+v in %+v", w, rep.Globals)
+				}
+			}
+			for _, p := range rep.Structure {
+				if p.Offset < 0 || p.Offset > int64(len(c.file)) {
+					t.Errorf("structure error at offset %d outside the file: %v", p.Offset, p)
+				}
+			}
+			// --allow of what was flagged makes a file with a sound
+			// structure and plain names pass.
+			var allow []string
+			plain := true
+			for _, g := range rep.Globals {
+				if g.Dynamic || g.Note != "" || strings.ContainsAny(g.Module+g.Name, " :") {
+					plain = false
+				}
+				allow = append(allow, g.Module+":"+g.Name)
+			}
+			if plain && !c.structure {
+				rep2, err := Verify(bytesReaderAt(c.file), int64(len(c.file)), allow)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !rep2.OK() {
+					t.Errorf("with --allow %v: still fails: %+v %v", allow, rep2.Globals, rep2.Structure)
+				}
+			}
+		})
+	}
+}
+
+// pythonForVerify returns Debian's python3, skipping (failing with CI=true)
+// when it is missing.
+func pythonForVerify(t *testing.T, modules string) string {
+	t.Helper()
+	const py = "/usr/bin/python3"
+	if out, err := exec.Command(py, "-c", "import "+modules).CombinedOutput(); err != nil {
+		msg := fmt.Sprintf("%s cannot import %s: %v %s", py, modules, err, bytes.TrimSpace(out))
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return py
+}
+
+// recordGlobals: for each file, the globals pickle.load asks find_class
+// for. find_class returns a stand-in class that accepts every call, BUILD
+// and NEWOBJ, so reading goes on; with "stop" it raises at the first global
+// outside the allow-list (argv[2], JSON), so nothing is ever imported. The
+// result is the globals asked for and the error pickle.load raised, if any.
+const recordGlobals = `
+import json, pickle, sys
+stop = sys.argv[1] == "stop"
+allow = set(tuple(x) for x in json.loads(sys.argv[2]))
+
+class Found(Exception):
+    pass
+
+class Any:
+    def __init__(self, *a, **k): pass
+    def __setstate__(self, state): pass
+    def __call__(self, *a, **k): return Any()
+
+class Recorder(pickle.Unpickler):
+    def __init__(self, f):
+        super().__init__(f)
+        self.seen = []
+    def find_class(self, module, name):
+        self.seen.append([module, name])
+        if stop and (module, name) not in allow:
+            raise Found(module, name)
+        return Any
+
+out = {}
+for path in sys.argv[3:]:
+    with open(path, "rb") as f:
+        u = Recorder(f)
+        try:
+            u.load()
+            err = None
+        except Found:
+            err = None
+        except Exception as e:
+            err = type(e).__name__ + ": " + str(e)
+    out[path] = {"globals": u.seen, "error": err}
+json.dump(out, sys.stdout)
+`
+
+type pyGlobals struct {
+	Globals [][2]string `json:"globals"`
+	Error   *string     `json:"error"`
+}
+
+func runRecordGlobals(t *testing.T, py string, stop bool, files []string) map[string]pyGlobals {
+	t.Helper()
+	mode := "all"
+	if stop {
+		mode = "stop"
+	}
+	var allow [][2]string
+	for _, a := range DefaultVerifyAllow {
+		m, n, err := ParseAllow(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		allow = append(allow, [2]string{m, n})
+	}
+	aj, _ := json.Marshal(allow)
+	cmd := exec.Command(py, append([]string{"-c", recordGlobals, mode, string(aj)}, files...)...)
+	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1", "PYTHONNOUSERSITE=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("python: %v\n%s", err, stderr.String())
+	}
+	res := map[string]pyGlobals{}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("python output: %v: %s", err, out)
+	}
+	return res
+}
+
+// TestVerifyMaliciousPython: Python's own unpickler, with a find_class that
+// imports nothing, reads each malicious file up to the first global outside
+// the allow-list. Every global it asked for is among those verify reports,
+// the last one as not allowed (or verify reports a dynamic global it cannot
+// name). Where Python asks for nothing outside the list, it must fail for
+// another reason (extension code, persistent id, a broken stream) or verify
+// must fail the file's structure.
+func TestVerifyMaliciousPython(t *testing.T) {
+	py := pythonForVerify(t, "pickle")
+	dir := t.TempDir()
+	cases := maliciousFiles()
+	var files []string
+	for i, c := range cases {
+		p := filepath.Join(dir, fmt.Sprintf("m%02d.mmpkl", i))
+		if err := os.WriteFile(p, c.file, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, p)
+	}
+	res := runRecordGlobals(t, py, true, files)
+	for i, c := range cases {
+		r := res[files[i]]
+		rep, err := Verify(bytesReaderAt(c.file), int64(len(c.file)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reported := func(m, n string, allowed bool) bool {
+			for _, g := range rep.Globals {
+				if g.Allowed == allowed && (g.Dynamic || (g.Module == m && g.Name == n)) {
+					return true
+				}
+			}
+			return false
+		}
+		stopped := false
+		for j, pg := range r.Globals {
+			last := j == len(r.Globals)-1 && r.Error == nil
+			if !reported(pg[0], pg[1], !last) {
+				t.Errorf("%s: Python asks for %s.%s (allowed %v); verify reports %+v", c.name, pg[0], pg[1], !last, rep.Globals)
+			}
+			stopped = stopped || last
+		}
+		switch {
+		case stopped:
+			t.Logf("%s: Python stops at %v", c.name, r.Globals[len(r.Globals)-1])
+		case r.Error != nil:
+			t.Logf("%s: Python imports nothing outside the list and fails: %s", c.name, *r.Error)
+		case c.structure:
+			t.Logf("%s: Python imports nothing outside the list; verify fails the structure", c.name)
+		default:
+			t.Errorf("%s: Python loads it importing only %v", c.name, r.Globals)
+		}
+	}
+}
+
+func verifyRefFiles(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("..", "compat", "testdata", "*", "*.mmpkl"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no reference files: %v", err)
+	}
+	return files
+}
+
+// TestVerifyReferenceFiles: every file mmappickle 1.0.1 wrote passes, with
+// the numpy >= 2.3 warning exactly for the mmappickle-profile arrays.
+func TestVerifyReferenceFiles(t *testing.T) {
+	for _, p := range verifyRefFiles(t) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := NewReaderBytes(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := r.Verify(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rep.OK() {
+			t.Errorf("%s: %v %+v", p, rep.Structure, rep.Globals)
+		}
+		if rep.Entries != len(r.Entries()) || rep.Stream {
+			t.Errorf("%s: %d entries, reader has %d; stream %v", p, rep.Entries, len(r.Entries()), rep.Stream)
+		}
+		warned := map[int64]bool{}
+		for _, w := range rep.Warnings {
+			warned[w.Entry] = true
+		}
+		for _, e := range r.Entries() {
+			a, _ := parseArrayValue(r.src, e.ValueOff, e.ValueLen)
+			var mmp bool
+			switch a := a.(type) {
+			case *Array:
+				mmp = a.Encoding == Mmappickle
+			case *Masked:
+				mmp = a.Data.Encoding == Mmappickle
+			}
+			if mmp != warned[e.Offset] {
+				t.Errorf("%s: entry %q at %d: mmappickle array %v, warned %v", p, e.Key, e.Offset, mmp, warned[e.Offset])
+			}
+			if mmp && strings.Contains(p, "portable") {
+				t.Errorf("%s: entry %q: mmappickle array in the portable profile", p, e.Key)
+			}
+		}
+		// Through the ReaderAt path (no mapping) the report is the same.
+		rep2, err := Verify(bytes.NewReader(b), int64(len(b)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(rep2) != fmt.Sprint(rep) {
+			t.Errorf("%s: reports differ:\n%+v\n%+v", p, rep, rep2)
+		}
+	}
+}
+
+// TestVerifyMatchesPython: on every reference file, the globals verify
+// reports are exactly those Python's unpickler asks for, in order.
+func TestVerifyMatchesPython(t *testing.T) {
+	py := pythonForVerify(t, "pickle")
+	files := verifyRefFiles(t)
+	dir := t.TempDir()
+	// Files written by the bridge: both profiles, aligned (deleted padding
+	// entries), generic values, replaced and deleted keys.
+	for _, p := range []Encoding{Portable, Mmappickle} {
+		path := filepath.Join(dir, p.String()+".mmpkl")
+		writeVerifyMixed(t, path, p)
+		files = append(files, path)
+	}
+	res := runRecordGlobals(t, py, false, files)
+	for _, p := range files {
+		r := res[p]
+		if r.Error != nil {
+			t.Errorf("%s: Python: %s", p, *r.Error)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Verify(bytesReaderAt(b), int64(len(b)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got [][2]string
+		for _, g := range rep.Globals {
+			got = append(got, [2]string{g.Module, g.Name})
+		}
+		if !slices.Equal(got, r.Globals) {
+			t.Errorf("%s: verify reports\n%v\nPython imports\n%v", p, got, r.Globals)
+		}
+		if !rep.OK() {
+			t.Errorf("%s: %v %+v", p, rep.Structure, rep.Globals)
+		}
+	}
+}
+
+// writeVerifyMixed writes a file with the bridge: arrays (one Fortran, one
+// masked), generic values using every allowed builtin the encoder writes,
+// a replaced and a deleted key, 64-byte alignment.
+func writeVerifyMixed(t *testing.T, path string, p Encoding) {
+	t.Helper()
+	f, err := Create(path, WithProfile(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f64 := DType{ByteOrder: '<', Kind: 'f', ItemSize: 8}
+	for i, h := range []ArrayHeader{
+		{DType: f64, Shape: []int{2, 3}},
+		{DType: DType{ByteOrder: '>', Kind: 'i', ItemSize: 4}, Shape: []int{5}},
+		{DType: f64, Shape: []int{3, 2}, Fortran: p == Portable}, // the mmappickle profile has no order
+	} {
+		n := int64(h.DType.ItemSize)
+		for _, d := range h.Shape {
+			n *= int64(d)
+		}
+		if err := f.PutArray(fmt.Sprintf("a%d", i), h, bytes.NewReader(make([]byte, n))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vals := map[string]any{
+		"meta":  Dict{{"gain", 1.5}, {"tags", Set{"a", "b"}}, {"frozen", FrozenSet{int64(1)}}},
+		"c":     complex(1, 2),
+		"ba":    ByteArray("xy"),
+		"nums":  []any{int64(1), "two", Tuple{3.0, nil}},
+		"bytes": []byte("raw"),
+	}
+	for _, k := range []string{"meta", "c", "ba", "nums", "bytes"} {
+		if err := f.Put(k, vals[k]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Put("c", "replaced"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Delete("a1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestVerifyBridgeOutput: files the bridge writes pass in both profiles.
+func TestVerifyBridgeOutput(t *testing.T) {
+	for _, p := range []Encoding{Portable, Mmappickle} {
+		path := filepath.Join(t.TempDir(), "x.mmpkl")
+		writeVerifyMixed(t, path, p)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Verify(bytesReaderAt(b), int64(len(b)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rep.OK() || rep.Deleted == 0 {
+			t.Errorf("%s: %+v", p, rep)
+		}
+		if (len(rep.Warnings) > 0) != (p == Mmappickle) {
+			t.Errorf("%s: warnings %+v", p, rep.Warnings)
+		}
+	}
+}
+
+// TestVerifyStructure: each broken structure is reported at its offset.
+func TestVerifyStructure(t *testing.T) {
+	ok := vFile(benign, vEntry("x", vp(opNone), true, 0))
+	cases := []struct {
+		name string
+		file []byte
+		off  int64 // the offset the first error names
+		msg  string
+	}{
+		{"empty file", nil, 0, "shorter than the 24-byte header"},
+		{"bad PROTO", func() []byte { b := bytes.Clone(ok); b[1] = 2; return b }(), 1, "bad header byte"},
+		{"version 2", func() []byte { b := bytes.Clone(ok); b[12] = 2; return b }(), 12, "unsupported mmappickle version 2"},
+		{"no terminator", ok[:len(ok)-terminatorSize], int64(len(ok) - 2*terminatorSize), "terminator"},
+		{"damaged terminator", func() []byte { b := bytes.Clone(ok); b[len(b)-1] = opDict; return b }(), int64(len(ok) - terminatorSize), "terminator"},
+		{"stray bytes", vFile(benign, []byte{opNone, opPop}), int64(headerSize + len(benign)), "stray bytes"},
+		{"STOP in a value", vFile(vEntry("x", vp(opNone, opStop), true, 0)), 24 + 9 + 3 + 1, "STOP inside a value"},
+		{"FRAME in a value", vFile(vEntry("x", vp(opFrame, make([]byte, 8), opNone), true, 0)), 24 + 9 + 3, "FRAME inside a value"},
+		{"PROTO in a value", vFile(vEntry("x", vp(opProto, 2, opNone), true, 0)), 24 + 9 + 3, "PROTO inside a value"},
+		{"two items", vFile(vEntry("x", vp(opNone, opNone), true, 0)), 24 + 9 + 3, "leaves 2 items"},
+		{"no item", vFile(vEntry("x", vp(opNone, opPop, opMark, opPop), true, 0)), 24 + 9 + 3, "leaves 0 items"},
+		{"pops the key", vFile(vEntry("x", vp(opNone, opPop, opPop, opNone), true, 0)), 24 + 9 + 3 + 2, "needs 1 stack items"},
+		{"unclosed MARK", vFile(vEntry("x", vp(opMark, opNone), true, 0)), 24 + 9 + 3, "1 marks"},
+		{"TUPLE without MARK", vFile(vEntry("x", vp(opNone, opTuple), true, 0)), 24 + 9 + 3 + 1, "TUPLE without a MARK"},
+		{"odd DICT", vFile(vEntry("x", vp(opMark, opNone, opDict), true, 0)), 24 + 9 + 3 + 2, "DICT with a key without a value"},
+		{"payload past the value", vFile(vEntry("x", vp(opShortBinBytes, 40), true, 0), benign), 24 + 9 + 3, "claims 40 bytes"},
+		{"invalid opcode", vFile(vEntry("x", vp(0xff), true, 0)), 24 + 9 + 3, "invalid pickle opcode 0xff"},
+		{"memo read before write", vFile(vEntry("x", vp(opBinGet, 9), true, 0)), 24 + 9 + 3, "memo index 9 is read before it is written"},
+		{"out-of-band buffer", vFile(vEntry("x", vp(opNextBuffer), true, 0)), 24 + 9 + 3, "NEXT_BUFFER"},
+		{"deleted key not UTF-8", vFile(vEntry("\xff", vp(opNone), false, 0)), 24 + 9, "not UTF-8"},
+		{"deleted entry with a bad value", vFile(vEntry("d", vp(opNone, opNone), false, 0)), 24 + 9 + 3, "deleted entry at offset 24"},
+		{"MARKs too deep", vFile(vEntry("x", bytes.Repeat([]byte{opMark}, 1001), true, 0)), 24 + 9 + 3 + 1000, "MARKs nested deeper than 1000"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rep, err := Verify(bytesReaderAt(c.file), int64(len(c.file)), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.StructureOK() || rep.OK() {
+				t.Fatalf("structure reported sound: %+v", rep)
+			}
+			if p := rep.Structure[0]; p.Offset != c.off || !strings.Contains(p.Error(), c.msg) {
+				t.Errorf("first error %q at %d, want %q at %d (all: %v)", p.Error(), p.Offset, c.msg, c.off, rep.Structure)
+			}
+		})
+	}
+	rep, err := Verify(bytesReaderAt(ok), int64(len(ok)), nil)
+	if err != nil || !rep.OK() || rep.Entries != 2 || rep.Imports != 0 {
+		t.Fatalf("sound file: %+v %v", rep, err)
+	}
+}
+
+// TestVerifyLimits: the op limit bounds the work on one value.
+func TestVerifyLimits(t *testing.T) {
+	v := bytes.Repeat([]byte{opNone, opPop}, 1000)
+	v = append(v, opNone)
+	f := vFile(vEntry("x", v, true, 0))
+	r, err := NewReaderBytes(f, WithLimits(Limits{MaxOps: 100}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := r.Verify(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.StructureOK() || !strings.Contains(rep.Structure[0].Error(), "more than 100 opcodes") {
+		t.Errorf("%v", rep.Structure)
+	}
+	// A deep stack: the names are pushed, buried under 200,000 items and
+	// uncovered again. Deep items are forgotten, never mistaken: verify
+	// either names os.system or reports a dynamic global.
+	v = vp("os", "system", bytes.Repeat([]byte{opNone}, 200_000), bytes.Repeat([]byte{opPop}, 200_000), opStackGlobal, call)
+	f = vFile(vEntry("x", v, true, 0))
+	rep, err = Verify(bytesReaderAt(f), int64(len(f)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK() || rep.NotAllowed != 1 || !rep.StructureOK() {
+		t.Errorf("%+v", rep)
+	}
+}
+
+// TestVerifyMemoOverflow: past the tracked memo slots, strings memoized by
+// earlier entries are forgotten (a read gives a dynamic global, never a
+// wrong name) and a value's own slots still resolve.
+func TestVerifyMemoOverflow(t *testing.T) {
+	var big []byte
+	big = append(big, opEmptyList, opMark)
+	for i := 0; i < maxVerifyMemo+10; i++ {
+		big = append(big, opNone, opLongBinPut)
+		big = binary.LittleEndian.AppendUint32(big, uint32(i+100))
+		big = append(big, opPop)
+	}
+	big = append(big, opNone, opAppends)
+	f := vFile(
+		vEntry("a", vp("numpy", opLongBinPut, 1, 0, 0, 0, opPop, opNone), true, 2),
+		vEntry("big", big, true, maxVerifyMemo+200),
+		// reads slot 1 of entry "a" (forgotten) and its own slot 2.
+		vEntry("b", vp("dtype", opLongBinPut, 2, 0, 0, 0, opPop, opLongBinGet, 1, 0, 0, 0, opLongBinGet, 2, 0, 0, 0, opStackGlobal), true, 3),
+		vEntry("c", vp("numpy", opLongBinPut, 3, 0, 0, 0, opPop, opLongBinGet, 3, 0, 0, 0, "ndarray", opStackGlobal), true, 4),
+	)
+	rep, err := Verify(bytesReaderAt(f), int64(len(f)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.StructureOK() || len(rep.Globals) != 2 {
+		t.Fatalf("%v %+v", rep.Structure, rep.Globals)
+	}
+	if g := rep.Globals[0]; g.Key != "b" || !g.Dynamic || g.Allowed {
+		t.Errorf("forgotten slot: %+v", g)
+	}
+	if g := rep.Globals[1]; g.Key != "c" || g.Qualified() != "numpy.ndarray" || !g.Allowed {
+		t.Errorf("own slot: %+v", g)
+	}
+}
+
+func TestVerifyAllow(t *testing.T) {
+	for s, want := range map[string][2]string{
+		"os.system":                          {"os", "system"},
+		"numpy.core.multiarray._reconstruct": {"numpy.core.multiarray", "_reconstruct"},
+		"mod:Outer.Inner":                    {"mod", "Outer.Inner"},
+	} {
+		m, n, err := ParseAllow(s)
+		if err != nil || m != want[0] || n != want[1] {
+			t.Errorf("ParseAllow(%q) = %q, %q, %v", s, m, n, err)
+		}
+	}
+	for _, s := range []string{"", "os", ".system", "os.", ":x", "x:"} {
+		if _, _, err := ParseAllow(s); err == nil {
+			t.Errorf("ParseAllow(%q) accepted", s)
+		}
+	}
+	f := vFile(vEntry("x", vp("os", "system", opStackGlobal, call), true, 0))
+	if _, err := Verify(bytesReaderAt(f), int64(len(f)), []string{"os"}); err == nil {
+		t.Error("a bad allow-list entry is accepted")
+	}
+	rep, err := Verify(bytesReaderAt(f), int64(len(f)), []string{"os.system"})
+	if err != nil || !rep.OK() {
+		t.Errorf("--allow os.system: %+v %v", rep, err)
+	}
+}
+
+// TestVerifyMutations: mutated reference files never make Verify fail
+// with an error or panic, and a report that passes names only allowed
+// globals.
+func TestVerifyMutations(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	files := verifyRefFiles(t)
+	for i := 0; i < 3000; i++ {
+		b, err := os.ReadFile(files[rng.IntN(len(files))])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := rng.IntN(4) + 1; k > 0; k-- {
+			switch rng.IntN(3) {
+			case 0:
+				b[rng.IntN(len(b))] = byte(rng.IntN(256))
+			case 1:
+				j := rng.IntN(len(b))
+				b = append(b[:j], b[j+1:]...)
+			case 2:
+				j := rng.IntN(len(b))
+				b = slices.Insert(b, j, byte(rng.IntN(256)))
+			}
+		}
+		rep, err := Verify(bytesReaderAt(b), int64(len(b)), nil)
+		if err != nil {
+			t.Fatalf("mutation %d: %v", i, err)
+		}
+		if rep.OK() {
+			for _, g := range rep.Globals {
+				if !g.Allowed {
+					t.Fatalf("mutation %d: ok report with %+v", i, g)
+				}
+			}
+		}
+	}
+}
