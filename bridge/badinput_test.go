@@ -43,7 +43,12 @@ func le64(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }
 
 // testEntry is an entry's bytes: FRAME n, key, value, BININT 0 POP, flag POP.
 func testEntry(key string, value []byte, live bool) []byte {
-	body := pkl(key, value, opBinInt, le32(0), opPop)
+	return testEntryMemo(key, value, live, 0)
+}
+
+// testEntryMemo is an entry whose trailer stores memo as its memo max index.
+func testEntryMemo(key string, value []byte, live bool, memo int32) []byte {
+	body := pkl(key, value, opBinInt, le32(memo), opPop)
 	if live {
 		body = append(body, opNewTrue, opPop)
 	} else {

@@ -17,48 +17,12 @@ import (
 // Builders of hand-made files for the verify tests (own names: the other
 // tests' builders may change under them).
 
-// vp concatenates pickle fragments: a string is SHORT_BINUNICODE, a byte or
-// int one opcode byte, a []byte verbatim.
-func vp(parts ...any) []byte {
-	var b []byte
-	for _, p := range parts {
-		switch p := p.(type) {
-		case byte:
-			b = append(b, p)
-		case int:
-			b = append(b, byte(p))
-		case rune:
-			b = append(b, byte(p))
-		case []byte:
-			b = append(b, p...)
-		case string:
-			b = append(b, opShortBinUni, byte(len(p)))
-			b = append(b, p...)
-		default:
-			panic(fmt.Sprintf("vp: %T", p))
-		}
-	}
-	return b
-}
-
-// vline is a protocol-0 text argument: the opcode, then each line and '\n'.
 func vline(code byte, lines ...string) []byte {
 	b := []byte{code}
 	for _, l := range lines {
 		b = append(append(b, l...), '\n')
 	}
 	return b
-}
-
-// vEntry is an entry: FRAME n, key, value, BININT memo POP, flag POP.
-func vEntry(key string, value []byte, live bool, memo int32) []byte {
-	body := vp(key, value, opBinInt, binary.LittleEndian.AppendUint32(nil, uint32(memo)), opPop)
-	if live {
-		body = append(body, opNewTrue, opPop)
-	} else {
-		body = append(body, opPop, opPop)
-	}
-	return vp(opFrame, binary.LittleEndian.AppendUint64(nil, uint64(len(body))), body)
 }
 
 // vFile is a whole file: header, entries, terminator.
@@ -72,10 +36,10 @@ func vFile(entries ...[]byte) []byte {
 
 // call makes a value that calls the global on the stack with ("true",):
 // harmless even if something ran it.
-var call = vp("true", opTuple1, opReduce)
+var call = pkl("true", opTuple1, opReduce)
 
 // benign is a live entry holding a list of an int and a set.
-var benign = vEntry("ok", vp(opEmptyList, opMark, opBinInt1, 1, opEmptySet, opMark, opBinInt1, 2, opAddItems, opAppends), true, 0)
+var benign = testEntryMemo("ok", pkl(opEmptyList, opMark, opBinInt1, 1, opEmptySet, opMark, opBinInt1, 2, opAddItems, opAppends), true, 0)
 
 // want names a finding: the key, whether its entry is deleted, and what it
 // imports ("os.system", "dynamic", "EXT1", "BINPERSID", ...).
@@ -94,83 +58,83 @@ type maliciousCase struct {
 }
 
 func maliciousFiles() []maliciousCase {
-	sg := func(module, name string) []byte { return vp(module, name, opStackGlobal) }
+	sg := func(module, name string) []byte { return pkl(module, name, opStackGlobal) }
 	g := func(module, name string) []byte { return vline(opGlobal, module, name) }
 	one := func(name string, value []byte, w string) maliciousCase {
-		return maliciousCase{name: name, file: vFile(benign, vEntry("x", value, true, 0)), want: []want{{"x", false, w}}}
+		return maliciousCase{name: name, file: vFile(benign, testEntryMemo("x", value, true, 0)), want: []want{{"x", false, w}}}
 	}
 	cases := []maliciousCase{
-		one("os.system via STACK_GLOBAL", vp(sg("os", "system"), call), "os.system"),
-		one("os.system via GLOBAL", vp(g("os", "system"), call), "os.system"),
-		one("os.system via INST", vp(opMark, "true", vline(opInst, "os", "system")), "os.system"),
-		one("posix.system", vp(sg("posix", "system"), call), "posix.system"),
-		one("nt.system", vp(sg("nt", "system"), call), "nt.system"),
-		one("builtins.eval", vp(sg("builtins", "eval"), vp("1", opTuple1, opReduce)), "builtins.eval"),
-		one("builtins.exec via GLOBAL", vp(g("builtins", "exec"), vp("1", opTuple1, opReduce)), "builtins.exec"),
-		one("builtins.getattr", vp(sg("builtins", "getattr"), sg("builtins", "set"), "mro", opTuple2, opReduce), "builtins.getattr"),
-		one("subprocess.Popen", vp(sg("subprocess", "Popen"), call), "subprocess.Popen"),
-		one("copyreg._reconstructor", vp(g("copyreg", "_reconstructor"), sg("builtins", "set"), sg("builtins", "set"), opNone, opTuple3, opReduce), "copyreg._reconstructor"),
-		one("numpy.load", vp(sg("numpy", "load"), vp("x.npy", opTuple1, opReduce)), "numpy.load"),
-		one("numpy.core.multiarray._reconstruct, module split elsewhere", vp(sg("numpy.core", "multiarray._reconstruct"), opPop, opNone), "numpy.core.multiarray._reconstruct"),
-		one("numpy.core.multiarray._reconstruct, module with a trailing space", vp(g("numpy.core.multiarray ", "_reconstruct"), opPop, opNone), `"numpy.core.multiarray "._reconstruct`),
-		one("numpy.core.multiarray._reconstruct, capitalised", vp(sg("Numpy.core.multiarray", "_reconstruct"), opPop, opNone), "Numpy.core.multiarray._reconstruct"),
-		one("numpy.dtype with a dotted name", vp(sg("numpy", "dtype.mro"), opPop, opNone), "numpy.dtype.mro"),
-		one("EXT1", vp(opExt1, 5, opPop, opNone), "EXT1"),
-		one("EXT2", vp(opExt2, 5, 1, opPop, opNone), "EXT2"),
-		one("EXT4", vp(opExt4, 5, 0, 0, 1, opPop, opNone), "EXT4"),
-		one("BINPERSID", vp("x", opBinPersID), "BINPERSID"),
+		one("os.system via STACK_GLOBAL", pkl(sg("os", "system"), call), "os.system"),
+		one("os.system via GLOBAL", pkl(g("os", "system"), call), "os.system"),
+		one("os.system via INST", pkl(opMark, "true", vline(opInst, "os", "system")), "os.system"),
+		one("posix.system", pkl(sg("posix", "system"), call), "posix.system"),
+		one("nt.system", pkl(sg("nt", "system"), call), "nt.system"),
+		one("builtins.eval", pkl(sg("builtins", "eval"), pkl("1", opTuple1, opReduce)), "builtins.eval"),
+		one("builtins.exec via GLOBAL", pkl(g("builtins", "exec"), pkl("1", opTuple1, opReduce)), "builtins.exec"),
+		one("builtins.getattr", pkl(sg("builtins", "getattr"), sg("builtins", "set"), "mro", opTuple2, opReduce), "builtins.getattr"),
+		one("subprocess.Popen", pkl(sg("subprocess", "Popen"), call), "subprocess.Popen"),
+		one("copyreg._reconstructor", pkl(g("copyreg", "_reconstructor"), sg("builtins", "set"), sg("builtins", "set"), opNone, opTuple3, opReduce), "copyreg._reconstructor"),
+		one("numpy.load", pkl(sg("numpy", "load"), pkl("x.npy", opTuple1, opReduce)), "numpy.load"),
+		one("numpy.core.multiarray._reconstruct, module split elsewhere", pkl(sg("numpy.core", "multiarray._reconstruct"), opPop, opNone), "numpy.core.multiarray._reconstruct"),
+		one("numpy.core.multiarray._reconstruct, module with a trailing space", pkl(g("numpy.core.multiarray ", "_reconstruct"), opPop, opNone), `"numpy.core.multiarray "._reconstruct`),
+		one("numpy.core.multiarray._reconstruct, capitalised", pkl(sg("Numpy.core.multiarray", "_reconstruct"), opPop, opNone), "Numpy.core.multiarray._reconstruct"),
+		one("numpy.dtype with a dotted name", pkl(sg("numpy", "dtype.mro"), opPop, opNone), "numpy.dtype.mro"),
+		one("EXT1", pkl(opExt1, 5, opPop, opNone), "EXT1"),
+		one("EXT2", pkl(opExt2, 5, 1, opPop, opNone), "EXT2"),
+		one("EXT4", pkl(opExt4, 5, 0, 0, 1, opPop, opNone), "EXT4"),
+		one("BINPERSID", pkl("x", opBinPersID), "BINPERSID"),
 		one("PERSID", vline(opPersID, "x"), "PERSID"),
-		one("os.system with SHORT_BINSTRING names", vp(opShortBinString, 2, []byte("os"), opShortBinString, 6, []byte("system"), opStackGlobal, call), "os.system"),
-		one("os.system with UNICODE names", vp(vline(opUnicode, "os"), vline(opUnicode, "system"), opStackGlobal, call), "os.system"),
-		one("os.system with STRING names", vp(vline(opString, "'os'"), vline(opString, `"system"`), opStackGlobal, call), "os.system"),
-		one("module escaped in STRING (dynamic)", vp(vline(opString, `'o\x73'`), "system", opStackGlobal, call), "dynamic"),
-		one("module escaped in UNICODE (dynamic)", vp(vline(opUnicode, `o\u0073`), "system", opStackGlobal, call), "dynamic"),
-		one("names through DUP and POP", vp("os", "system", opDup, opPop, opStackGlobal, call), "os.system"),
-		one("names under a MARK", vp("os", "system", opMark, opNone, opPopMark, opStackGlobal, call), "os.system"),
-		one("names through BINPUT/BINGET", vp("os", opBinPut, 1, opPop, "system", opBinPut, 2, opPop, opBinGet, 1, opBinGet, 2, opStackGlobal, call), "os.system"),
-		one("names through MEMOIZE", vp("os", opMemoize, opPop, "system", opMemoize, opPop, opBinGet, 0, opBinGet, 1, opStackGlobal, call), "os.system"),
-		one("names through PUT/GET text", vp("os", vline(opPut, "7"), opPop, "system", vline(opPut, "8"), opPop, vline(opGet, "7"), vline(opGet, "8"), opStackGlobal, call), "os.system"),
-		one("names through LONG_BINPUT/LONG_BINGET", vp("os", opLongBinPut, 9, 0, 0, 0, opPop, "system", opLongBinPut, 10, 0, 0, 0, opPop, opLongBinGet, 9, 0, 0, 0, opLongBinGet, 10, 0, 0, 0, opStackGlobal, call), "os.system"),
+		one("os.system with SHORT_BINSTRING names", pkl(opShortBinString, 2, []byte("os"), opShortBinString, 6, []byte("system"), opStackGlobal, call), "os.system"),
+		one("os.system with UNICODE names", pkl(vline(opUnicode, "os"), vline(opUnicode, "system"), opStackGlobal, call), "os.system"),
+		one("os.system with STRING names", pkl(vline(opString, "'os'"), vline(opString, `"system"`), opStackGlobal, call), "os.system"),
+		one("module escaped in STRING (dynamic)", pkl(vline(opString, `'o\x73'`), "system", opStackGlobal, call), "dynamic"),
+		one("module escaped in UNICODE (dynamic)", pkl(vline(opUnicode, `o\u0073`), "system", opStackGlobal, call), "dynamic"),
+		one("names through DUP and POP", pkl("os", "system", opDup, opPop, opStackGlobal, call), "os.system"),
+		one("names under a MARK", pkl("os", "system", opMark, opNone, opPopMark, opStackGlobal, call), "os.system"),
+		one("names through BINPUT/BINGET", pkl("os", opBinPut, 1, opPop, "system", opBinPut, 2, opPop, opBinGet, 1, opBinGet, 2, opStackGlobal, call), "os.system"),
+		one("names through MEMOIZE", pkl("os", opMemoize, opPop, "system", opMemoize, opPop, opBinGet, 0, opBinGet, 1, opStackGlobal, call), "os.system"),
+		one("names through PUT/GET text", pkl("os", vline(opPut, "7"), opPop, "system", vline(opPut, "8"), opPop, vline(opGet, "7"), vline(opGet, "8"), opStackGlobal, call), "os.system"),
+		one("names through LONG_BINPUT/LONG_BINGET", pkl("os", opLongBinPut, 9, 0, 0, 0, opPop, "system", opLongBinPut, 10, 0, 0, 0, opPop, opLongBinGet, 9, 0, 0, 0, opLongBinGet, 10, 0, 0, 0, opStackGlobal, call), "os.system"),
 		// MEMOIZE writes at len(memo) = 2, overwriting "numpy": a model
 		// that got the index wrong would see the allowed numpy.dtype.
-		one("MEMOIZE overwriting a slot", vp("x", opBinPut, 0, opPop, "numpy", opBinPut, 2, opPop, "os", opMemoize, opPop, opBinGet, 2, "dtype", opStackGlobal, opPop, opNone), "os.dtype"),
-		one("memo slot overwritten by a non-string", vp("numpy", opBinPut, 1, opPop, sg("numpy", "ndarray"), opBinPut, 1, opPop, opBinGet, 1, "dtype", opStackGlobal, opPop, opNone), "dynamic"),
-		one("allowed global used as a name (dynamic)", vp(sg("builtins", "set"), "x", opStackGlobal, opPop, opNone), "dynamic"),
-		one("OBJ of an imported class", vp(opMark, g("builtins", "eval"), "1", opObj), "builtins.eval"),
-		one("NEWOBJ of an imported class", vp(sg("subprocess", "Popen"), "true", opTuple1, opNewObj), "subprocess.Popen"),
+		one("MEMOIZE overwriting a slot", pkl("x", opBinPut, 0, opPop, "numpy", opBinPut, 2, opPop, "os", opMemoize, opPop, opBinGet, 2, "dtype", opStackGlobal, opPop, opNone), "os.dtype"),
+		one("memo slot overwritten by a non-string", pkl("numpy", opBinPut, 1, opPop, sg("numpy", "ndarray"), opBinPut, 1, opPop, opBinGet, 1, "dtype", opStackGlobal, opPop, opNone), "dynamic"),
+		one("allowed global used as a name (dynamic)", pkl(sg("builtins", "set"), "x", opStackGlobal, opPop, opNone), "dynamic"),
+		one("OBJ of an imported class", pkl(opMark, g("builtins", "eval"), "1", opObj), "builtins.eval"),
+		one("NEWOBJ of an imported class", pkl(sg("subprocess", "Popen"), "true", opTuple1, opNewObj), "subprocess.Popen"),
 		{
 			name: "names memoized in an earlier entry",
 			file: vFile(
-				vEntry("a", vp("os", opBinPut, 10, "system", opBinPut, 11, opTuple2), true, 12),
-				vEntry("b", vp(opBinGet, 10, opBinGet, 11, opStackGlobal, call), true, 12)),
+				testEntryMemo("a", pkl("os", opBinPut, 10, "system", opBinPut, 11, opTuple2), true, 12),
+				testEntryMemo("b", pkl(opBinGet, 10, opBinGet, 11, opStackGlobal, call), true, 12)),
 			want: []want{{"b", false, "os.system"}},
 		},
 		{
 			name: "names memoized in a deleted entry",
 			file: vFile(
-				vEntry("a", vp("posix", opBinPut, 3, "system", opBinPut, 4, opTuple2), false, 5),
+				testEntryMemo("a", pkl("posix", opBinPut, 3, "system", opBinPut, 4, opTuple2), false, 5),
 				benign,
-				vEntry("b", vp(opBinGet, 3, opBinGet, 4, opStackGlobal, call), true, 5)),
+				testEntryMemo("b", pkl(opBinGet, 3, opBinGet, 4, opStackGlobal, call), true, 5)),
 			want: []want{{"b", false, "posix.system"}},
 		},
 		{
 			name: "os.system in a deleted entry",
-			file: vFile(benign, vEntry("gone", vp(sg("os", "system"), call), false, 0), vEntry("x", vp(opNone), true, 0)),
+			file: vFile(benign, testEntryMemo("gone", pkl(sg("os", "system"), call), false, 0), testEntryMemo("x", pkl(opNone), true, 0)),
 			want: []want{{"gone", true, "os.system"}},
 		},
 		{
 			name: "os.system in a deleted padding entry with an empty key",
-			file: vFile(vEntry("", vp(g("os", "system"), call), false, 0), benign),
+			file: vFile(testEntryMemo("", pkl(g("os", "system"), call), false, 0), benign),
 			want: []want{{"", true, "os.system"}},
 		},
 		{
 			name: "allowed and not allowed in one value",
-			file: vFile(vEntry("x", vp(sg("numpy", "ndarray"), opPop, sg("builtins", "eval"), vp("1", opTuple1, opReduce)), true, 0)),
+			file: vFile(testEntryMemo("x", pkl(sg("numpy", "ndarray"), opPop, sg("builtins", "eval"), pkl("1", opTuple1, opReduce)), true, 0)),
 			want: []want{{"x", false, "builtins.eval"}},
 		},
 		{
 			name: "os.system after a STOP inside a value",
-			file: vFile(vEntry("x", vp(opNone, opStop, g("os", "system"), opPop), true, 0)),
+			file: vFile(testEntryMemo("x", pkl(opNone, opStop, g("os", "system"), opPop), true, 0)),
 			want: []want{{"x", false, "os.system"}}, structure: true,
 		},
 		{
@@ -179,32 +143,32 @@ func maliciousFiles() []maliciousCase {
 			// GLOBAL: a per-entry reading sees bytes, pickle.load the GLOBAL.
 			name: "GLOBAL hidden in a payload, reached through a length that swallows the next entry",
 			file: func() []byte {
-				hidden := vp(g("os", "system"), "true", opTuple1, opReduce, opPop)
+				hidden := pkl(g("os", "system"), "true", opTuple1, opReduce, opPop)
 				// bytes from the end of value 1 to the payload of value 2:
 				// trailer (8), FRAME (9), key "b" (3), SHORT_BINBYTES n (2).
 				skip := 8 + 9 + 3 + 2
-				return vFile(vEntry("a", vp(opShortBinBytes, skip), true, 0),
-					vEntry("b", vp(opShortBinBytes, len(hidden), hidden), true, 0))
+				return vFile(testEntryMemo("a", pkl(opShortBinBytes, skip), true, 0),
+					testEntryMemo("b", pkl(opShortBinBytes, len(hidden), hidden), true, 0))
 			}(),
 			want: []want{{"b", false, "os.system"}}, structure: true,
 		},
 		{
 			name: "torn file (no terminator)",
 			file: func() []byte {
-				f := vFile(benign, vEntry("x", vp(sg("os", "system"), call), true, 0))
+				f := vFile(benign, testEntryMemo("x", pkl(sg("os", "system"), call), true, 0))
 				return f[:len(f)-len(terminator)]
 			}(),
 			want: []want{{"x", false, "os.system"}}, structure: true,
 		},
 		{
 			name: "plain pickle, not an mmappickle file",
-			file: vp(opProto, 4, g("os", "system"), call, opStop),
+			file: pkl(opProto, 4, g("os", "system"), call, opStop),
 			want: []want{{"", false, "os.system"}}, structure: true,
 		},
 		{
 			name: "header version 2",
 			file: func() []byte {
-				f := vFile(vEntry("x", vp(sg("os", "system"), call), true, 0))
+				f := vFile(testEntryMemo("x", pkl(sg("os", "system"), call), true, 0))
 				f[12] = 2
 				return f
 			}(),
@@ -601,7 +565,7 @@ func TestVerifyBridgeOutput(t *testing.T) {
 
 // TestVerifyStructure: each broken structure is reported at its offset.
 func TestVerifyStructure(t *testing.T) {
-	ok := vFile(benign, vEntry("x", vp(opNone), true, 0))
+	ok := vFile(benign, testEntryMemo("x", pkl(opNone), true, 0))
 	cases := []struct {
 		name string
 		file []byte
@@ -614,22 +578,22 @@ func TestVerifyStructure(t *testing.T) {
 		{"no terminator", ok[:len(ok)-terminatorSize], int64(len(ok) - 2*terminatorSize), "terminator"},
 		{"damaged terminator", func() []byte { b := bytes.Clone(ok); b[len(b)-1] = opDict; return b }(), int64(len(ok) - terminatorSize), "terminator"},
 		{"stray bytes", vFile(benign, []byte{opNone, opPop}), int64(headerSize + len(benign)), "stray bytes"},
-		{"STOP in a value", vFile(vEntry("x", vp(opNone, opStop), true, 0)), 24 + 9 + 3 + 1, "STOP inside a value"},
-		{"FRAME in a value", vFile(vEntry("x", vp(opFrame, make([]byte, 8), opNone), true, 0)), 24 + 9 + 3, "FRAME inside a value"},
-		{"PROTO in a value", vFile(vEntry("x", vp(opProto, 2, opNone), true, 0)), 24 + 9 + 3, "PROTO inside a value"},
-		{"two items", vFile(vEntry("x", vp(opNone, opNone), true, 0)), 24 + 9 + 3, "leaves 2 items"},
-		{"no item", vFile(vEntry("x", vp(opNone, opPop, opMark, opPop), true, 0)), 24 + 9 + 3, "leaves 0 items"},
-		{"pops the key", vFile(vEntry("x", vp(opNone, opPop, opPop, opNone), true, 0)), 24 + 9 + 3 + 2, "needs 1 stack items"},
-		{"unclosed MARK", vFile(vEntry("x", vp(opMark, opNone), true, 0)), 24 + 9 + 3, "1 marks"},
-		{"TUPLE without MARK", vFile(vEntry("x", vp(opNone, opTuple), true, 0)), 24 + 9 + 3 + 1, "TUPLE without a MARK"},
-		{"odd DICT", vFile(vEntry("x", vp(opMark, opNone, opDict), true, 0)), 24 + 9 + 3 + 2, "DICT with a key without a value"},
-		{"payload past the value", vFile(vEntry("x", vp(opShortBinBytes, 40), true, 0), benign), 24 + 9 + 3, "claims 40 bytes"},
-		{"invalid opcode", vFile(vEntry("x", vp(0xff), true, 0)), 24 + 9 + 3, "invalid pickle opcode 0xff"},
-		{"memo read before write", vFile(vEntry("x", vp(opBinGet, 9), true, 0)), 24 + 9 + 3, "memo index 9 is read before it is written"},
-		{"out-of-band buffer", vFile(vEntry("x", vp(opNextBuffer), true, 0)), 24 + 9 + 3, "NEXT_BUFFER"},
-		{"deleted key not UTF-8", vFile(vEntry("\xff", vp(opNone), false, 0)), 24 + 9, "not UTF-8"},
-		{"deleted entry with a bad value", vFile(vEntry("d", vp(opNone, opNone), false, 0)), 24 + 9 + 3, "deleted entry at offset 24"},
-		{"MARKs too deep", vFile(vEntry("x", bytes.Repeat([]byte{opMark}, 1001), true, 0)), 24 + 9 + 3 + 1000, "MARKs nested deeper than 1000"},
+		{"STOP in a value", vFile(testEntryMemo("x", pkl(opNone, opStop), true, 0)), 24 + 9 + 3 + 1, "STOP inside a value"},
+		{"FRAME in a value", vFile(testEntryMemo("x", pkl(opFrame, make([]byte, 8), opNone), true, 0)), 24 + 9 + 3, "FRAME inside a value"},
+		{"PROTO in a value", vFile(testEntryMemo("x", pkl(opProto, 2, opNone), true, 0)), 24 + 9 + 3, "PROTO inside a value"},
+		{"two items", vFile(testEntryMemo("x", pkl(opNone, opNone), true, 0)), 24 + 9 + 3, "leaves 2 items"},
+		{"no item", vFile(testEntryMemo("x", pkl(opNone, opPop, opMark, opPop), true, 0)), 24 + 9 + 3, "leaves 0 items"},
+		{"pops the key", vFile(testEntryMemo("x", pkl(opNone, opPop, opPop, opNone), true, 0)), 24 + 9 + 3 + 2, "needs 1 stack items"},
+		{"unclosed MARK", vFile(testEntryMemo("x", pkl(opMark, opNone), true, 0)), 24 + 9 + 3, "1 marks"},
+		{"TUPLE without MARK", vFile(testEntryMemo("x", pkl(opNone, opTuple), true, 0)), 24 + 9 + 3 + 1, "TUPLE without a MARK"},
+		{"odd DICT", vFile(testEntryMemo("x", pkl(opMark, opNone, opDict), true, 0)), 24 + 9 + 3 + 2, "DICT with a key without a value"},
+		{"payload past the value", vFile(testEntryMemo("x", pkl(opShortBinBytes, 40), true, 0), benign), 24 + 9 + 3, "claims 40 bytes"},
+		{"invalid opcode", vFile(testEntryMemo("x", pkl(0xff), true, 0)), 24 + 9 + 3, "invalid pickle opcode 0xff"},
+		{"memo read before write", vFile(testEntryMemo("x", pkl(opBinGet, 9), true, 0)), 24 + 9 + 3, "memo index 9 is read before it is written"},
+		{"out-of-band buffer", vFile(testEntryMemo("x", pkl(opNextBuffer), true, 0)), 24 + 9 + 3, "NEXT_BUFFER"},
+		{"deleted key not UTF-8", vFile(testEntryMemo("\xff", pkl(opNone), false, 0)), 24 + 9, "not UTF-8"},
+		{"deleted entry with a bad value", vFile(testEntryMemo("d", pkl(opNone, opNone), false, 0)), 24 + 9 + 3, "deleted entry at offset 24"},
+		{"MARKs too deep", vFile(testEntryMemo("x", bytes.Repeat([]byte{opMark}, 1001), true, 0)), 24 + 9 + 3 + 1000, "MARKs nested deeper than 1000"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -655,7 +619,7 @@ func TestVerifyStructure(t *testing.T) {
 func TestVerifyLimits(t *testing.T) {
 	v := bytes.Repeat([]byte{opNone, opPop}, 1000)
 	v = append(v, opNone)
-	f := vFile(vEntry("x", v, true, 0))
+	f := vFile(testEntryMemo("x", v, true, 0))
 	r, err := NewReaderBytes(f, WithLimits(Limits{MaxOps: 100}))
 	if err != nil {
 		t.Fatal(err)
@@ -670,8 +634,8 @@ func TestVerifyLimits(t *testing.T) {
 	// A deep stack: the names are pushed, buried under 200,000 items and
 	// uncovered again. Deep items are forgotten, never mistaken: verify
 	// either names os.system or reports a dynamic global.
-	v = vp("os", "system", bytes.Repeat([]byte{opNone}, 200_000), bytes.Repeat([]byte{opPop}, 200_000), opStackGlobal, call)
-	f = vFile(vEntry("x", v, true, 0))
+	v = pkl("os", "system", bytes.Repeat([]byte{opNone}, 200_000), bytes.Repeat([]byte{opPop}, 200_000), opStackGlobal, call)
+	f = vFile(testEntryMemo("x", v, true, 0))
 	rep, err = Verify(bytesReaderAt(f), int64(len(f)), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -694,11 +658,11 @@ func TestVerifyMemoOverflow(t *testing.T) {
 	}
 	big = append(big, opNone, opAppends)
 	f := vFile(
-		vEntry("a", vp("numpy", opLongBinPut, 1, 0, 0, 0, opPop, opNone), true, 2),
-		vEntry("big", big, true, maxVerifyMemo+200),
+		testEntryMemo("a", pkl("numpy", opLongBinPut, 1, 0, 0, 0, opPop, opNone), true, 2),
+		testEntryMemo("big", big, true, maxVerifyMemo+200),
 		// reads slot 1 of entry "a" (forgotten) and its own slot 2.
-		vEntry("b", vp("dtype", opLongBinPut, 2, 0, 0, 0, opPop, opLongBinGet, 1, 0, 0, 0, opLongBinGet, 2, 0, 0, 0, opStackGlobal), true, 3),
-		vEntry("c", vp("numpy", opLongBinPut, 3, 0, 0, 0, opPop, opLongBinGet, 3, 0, 0, 0, "ndarray", opStackGlobal), true, 4),
+		testEntryMemo("b", pkl("dtype", opLongBinPut, 2, 0, 0, 0, opPop, opLongBinGet, 1, 0, 0, 0, opLongBinGet, 2, 0, 0, 0, opStackGlobal), true, 3),
+		testEntryMemo("c", pkl("numpy", opLongBinPut, 3, 0, 0, 0, opPop, opLongBinGet, 3, 0, 0, 0, "ndarray", opStackGlobal), true, 4),
 	)
 	rep, err := Verify(bytesReaderAt(f), int64(len(f)), nil)
 	if err != nil {
@@ -731,7 +695,7 @@ func TestVerifyAllow(t *testing.T) {
 			t.Errorf("ParseAllow(%q) accepted", s)
 		}
 	}
-	f := vFile(vEntry("x", vp("os", "system", opStackGlobal, call), true, 0))
+	f := vFile(testEntryMemo("x", pkl("os", "system", opStackGlobal, call), true, 0))
 	if _, err := Verify(bytesReaderAt(f), int64(len(f)), []string{"os"}); err == nil {
 		t.Error("a bad allow-list entry is accepted")
 	}
