@@ -244,32 +244,35 @@ func (r *Reader) getEntry(e Entry) (any, error) {
 	return v, withKey(err, e.Key)
 }
 
+// arrayItem parses key's value as an array encoding: an *Array, a *Masked,
+// or nil when it is another value.
+func (r *Reader) arrayItem(key string) (any, error) {
+	e, err := r.Entry(key)
+	if err != nil {
+		return nil, err
+	}
+	a, err := parseArrayValue(r.src, e.ValueOff, e.ValueLen)
+	return a, withKey(err, key)
+}
+
 // KindOf tells whether key holds an array, a masked array or another value,
 // without decoding a generic value.
 func (r *Reader) KindOf(key string) (Kind, error) {
-	e, err := r.Entry(key)
-	if err != nil {
-		return 0, err
-	}
-	a, err := parseArrayValue(r.src, e.ValueOff, e.ValueLen)
+	a, err := r.arrayItem(key)
 	switch a.(type) {
 	case *Array:
 		return KindArray, nil
 	case *Masked:
 		return KindMasked, nil
 	}
-	return KindValue, withKey(err, key)
+	return KindValue, err
 }
 
 // Array returns the array stored under key.
 func (r *Reader) Array(key string) (*Array, error) {
-	e, err := r.Entry(key)
+	a, err := r.arrayItem(key)
 	if err != nil {
 		return nil, err
-	}
-	a, err := parseArrayValue(r.src, e.ValueOff, e.ValueLen)
-	if err != nil {
-		return nil, withKey(err, key)
 	}
 	if arr, ok := a.(*Array); ok {
 		return arr, nil
@@ -279,13 +282,9 @@ func (r *Reader) Array(key string) (*Array, error) {
 
 // Masked returns the masked array stored under key.
 func (r *Reader) Masked(key string) (*Masked, error) {
-	e, err := r.Entry(key)
+	a, err := r.arrayItem(key)
 	if err != nil {
 		return nil, err
-	}
-	a, err := parseArrayValue(r.src, e.ValueOff, e.ValueLen)
-	if err != nil {
-		return nil, withKey(err, key)
 	}
 	if m, ok := a.(*Masked); ok {
 		return m, nil
