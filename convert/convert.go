@@ -234,6 +234,17 @@ func writeAtomic(ctx context.Context, dst string, force bool, write func(tmp str
 	return os.Rename(tmp, dst)
 }
 
+// namedScratchFile creates a temporary file in dir and removes its name at
+// once (a kill in between can leave it: scratchFile avoids that on Linux).
+func namedScratchFile(dir string) (*os.File, error) {
+	f, err := os.CreateTemp(dir, ".mmpconv-scratch-*")
+	if err != nil {
+		return nil, err
+	}
+	os.Remove(f.Name())
+	return f, nil
+}
+
 func syncFile(name string) error {
 	f, err := os.OpenFile(name, os.O_RDWR, 0)
 	if err != nil {

@@ -511,11 +511,10 @@ func (w *npzWorker) deflatedTransposed(ctx context.Context, j *npzJob) error {
 		return err
 	}
 	defer rc.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(w.dst), ".npz-member-*")
+	tmp, err := scratchFile(filepath.Dir(w.dst))
 	if err != nil {
 		return err
 	}
-	os.Remove(tmp.Name())
 	defer tmp.Close()
 	n, err := io.Copy(tmp, &ctxReader{ctx: ctx, r: io.LimitReader(rc, m.h.NBytes)})
 	if err != nil {

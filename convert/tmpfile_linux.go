@@ -1,0 +1,20 @@
+//go:build linux
+
+package convert
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// scratchFile returns an unnamed temporary file in dir (O_TMPFILE): it never
+// has a name, so no kill can leave it behind. File systems without
+// O_TMPFILE get a named file removed at once.
+func scratchFile(dir string) (*os.File, error) {
+	f, err := os.OpenFile(dir, os.O_RDWR|unix.O_TMPFILE, 0o600)
+	if err == nil {
+		return f, nil
+	}
+	return namedScratchFile(dir)
+}
