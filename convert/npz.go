@@ -144,6 +144,11 @@ func npzReadMember(src string, fd *os.File, size int64, f *zip.File, profile bri
 	if f.Flags&1 != 0 {
 		return nil, unsupported("encrypted members cannot be converted")
 	}
+	if f.Flags&0x20 != 0 {
+		// Flag bit 5: the bytes are a patch against another file, not
+		// the member (archive/zip does not check it).
+		return nil, unsupported("compressed patched data (zip flag bit 5) cannot be converted")
+	}
 	var err error
 	switch f.Method {
 	case zip.Store:
