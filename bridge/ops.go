@@ -195,8 +195,11 @@ func (s *source) readAt(off, n int64) ([]byte, error) {
 		return s.data[off : off+n : off+n], nil
 	}
 	buf := make([]byte, n)
-	if _, err := s.ra.ReadAt(buf, off); err != nil && !(err == io.EOF) {
-		return nil, err
+	if got, err := s.ra.ReadAt(buf, off); int64(got) != n {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF // the file shrank since it was sized
+		}
+		return nil, fmt.Errorf("reading %d bytes at offset %d: %w", n, off, err)
 	}
 	return buf, nil
 }
@@ -222,8 +225,11 @@ func (sc *opScanner) need(n int64) ([]byte, error) {
 			sc.window = make([]byte, w)
 		}
 		sc.window = sc.window[:w]
-		if _, err := sc.src.ra.ReadAt(sc.window, sc.pos); err != nil && err != io.EOF {
-			return nil, err
+		if got, err := sc.src.ra.ReadAt(sc.window, sc.pos); got != len(sc.window) {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF // the file shrank since it was sized
+			}
+			return nil, fmt.Errorf("reading %d bytes at offset %d: %w", len(sc.window), sc.pos, err)
 		}
 		sc.wOff = sc.pos
 	}
