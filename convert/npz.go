@@ -141,7 +141,7 @@ func npzReadMember(src string, fd *os.File, size int64, f *zip.File, profile bri
 		return nil, unsupported(fmt.Sprintf("key %q is not UTF-8", key))
 	}
 	m.key = key
-	if f.Flags&1 != 0 {
+	if f.Flags&0x41 != 0 { // encrypted, or strongly encrypted
 		return nil, unsupported("encrypted members cannot be converted")
 	}
 	if f.Flags&0x20 != 0 {
