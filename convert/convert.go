@@ -234,6 +234,18 @@ func writeAtomic(ctx context.Context, dst string, force bool, write func(tmp str
 	return os.Rename(tmp, dst)
 }
 
+// ensureSpace refuses, before anything is written, a conversion whose array
+// data cannot fit on the destination's file system: a small input can
+// declare huge arrays (an HDF5 dataset with no stored data), and writing
+// them would fill the disk before failing.
+func ensureSpace(src string, out *bridge.File, need int64) error {
+	free, ok := freeSpace(out.Name())
+	if ok && need > free {
+		return fmt.Errorf("%s: the arrays need %d bytes, the destination's file system has %d free", src, need, free)
+	}
+	return nil
+}
+
 // namedScratchFile creates a temporary file in dir and removes its name at
 // once (a kill in between can leave it: scratchFile avoids that on Linux).
 func namedScratchFile(dir string) (*os.File, error) {

@@ -830,6 +830,9 @@ func hdf5ToMmpkl(ctx context.Context, src string, out *bridge.File, opt *Options
 		total += d.nbytes
 	}
 	p.total.Store(total)
+	if err := ensureSpace(src, out, total); err != nil {
+		return err
+	}
 	for i := range r.datasets {
 		if err := ctx.Err(); err != nil {
 			return err

@@ -118,6 +118,9 @@ func npzToMmpkl(ctx context.Context, src string, out *bridge.File, opt *Options,
 		total += m.h.NBytes
 	}
 	p.total.Add(total)
+	if err := ensureSpace(src, out, total); err != nil {
+		return err
+	}
 	return npzFill(ctx, src, out, members, p)
 }
 
