@@ -3,10 +3,10 @@ package bridge
 import (
 	"encoding/json"
 	"errors"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
+
+	"mmpbridge/internal/pyrun"
 )
 
 // dtypeCases are accepted dtype spellings with the DType each must give and
@@ -166,10 +166,7 @@ func TestParseDTypeRejects(t *testing.T) {
 // str(dtype) for every accepted spelling, and that numpy refuses or cannot
 // represent what ParseDType rejects.
 func TestParseDTypeNumpy(t *testing.T) {
-	const py = "/usr/bin/python3"
-	if _, err := os.Stat(py); err != nil {
-		t.Skipf("%s not found", py)
-	}
+	py := pyrun.Numpy1(t)
 	var in []string
 	for _, c := range dtypeCases {
 		in = append(in, c.in)
@@ -194,11 +191,11 @@ for s in json.loads(sys.argv[1]):
         out[s] = {"error": "%s: %s" % (type(e).__name__, e)}
 print(json.dumps({"version": np.__version__, "dtypes": out}))
 `
-	cmd := exec.Command(py, "-c", script, string(arg))
-	cmd.Env = append(os.Environ(), "PYTHONIOENCODING=utf-8")
+	cmd := py.Command("-c", script, string(arg))
+	cmd.Env = append(cmd.Env, "PYTHONIOENCODING=utf-8")
 	b, err := cmd.Output()
 	if err != nil {
-		t.Skipf("%s: %v", py, err)
+		t.Fatalf("%s: %v", py, err)
 	}
 	var res struct {
 		Error   string `json:"error"`

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 
+	"mmpbridge/internal/pyrun"
+
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -324,12 +326,7 @@ func TestConcurrentWriters(t *testing.T) {
 	_, name := newFile(t)
 	const n = 100
 	cmds := []*exec.Cmd{helperCmd(name, "go1-", n), helperCmd(name, "go2-", n)}
-	py := "/usr/bin/python3"
-	if _, err := os.Stat(py); err == nil {
-		cmds = append(cmds, exec.Command(py, "testdata/pywriter.py", name, "py-", strconv.Itoa(n)))
-	} else if os.Getenv("CI") == "true" {
-		t.Fatal("no /usr/bin/python3")
-	}
+	cmds = append(cmds, pyrun.Numpy1(t).Command("testdata/pywriter.py", name, "py-", strconv.Itoa(n)))
 	var wg sync.WaitGroup
 	errs := make([]error, len(cmds))
 	for i, c := range cmds {
@@ -369,27 +366,21 @@ func TestConcurrentWriters(t *testing.T) {
 	}
 }
 
-// TestConcurrentMmappickle: a Go process and mmappickle 1.0.1 itself append
-// to one file at once. mmappickle is not installable here: point
-// MMAPPICKLE_SRC at a checkout of it to run this test.
+// TestConcurrentMmappickle: a Go process and mmappickle itself (the
+// reference environment of internal/pyrun) append to one file at once.
 func TestConcurrentMmappickle(t *testing.T) {
-	src := os.Getenv("MMAPPICKLE_SRC")
-	if src == "" {
-		t.Skip("MMAPPICKLE_SRC is not set (a checkout of mmappickle 1.0.1)")
-	}
+	ref := pyrun.Reference(t)
 	_, name := newFile(t)
 	const n = 100
 	script := `
 import sys, numpy
-numpy.float = float  # mmappickle 1.0.1 names numpy.float, gone in numpy 1.24
-sys.path.insert(0, sys.argv[1])
 import mmappickle
 d = mmappickle.mmapdict(sys.argv[2])
 for i in range(int(sys.argv[3])):
     d["mm-%d" % i] = {"i": i}
 print(len(d.keys()))
 `
-	py := exec.Command("/usr/bin/python3", "-c", script, src, name, strconv.Itoa(n))
+	py := ref.Command("-c", script, "", name, strconv.Itoa(n))
 	gocmd := helperCmd(name, "go-", n)
 	var wg sync.WaitGroup
 	var pyOut, goOut []byte
@@ -421,8 +412,6 @@ print(len(d.keys()))
 	// And mmappickle reads every key back.
 	check := `
 import sys, numpy
-numpy.float = float
-sys.path.insert(0, sys.argv[1])
 import mmappickle
 d = mmappickle.mmapdict(sys.argv[2], readonly=True)
 n = int(sys.argv[3])
@@ -430,7 +419,7 @@ assert all(d["mm-%d" % i] == {"i": i} for i in range(n))
 assert all(int(d["go-%d" % i][0]) == i for i in range(n))
 print("ok")
 `
-	out, err := exec.Command("/usr/bin/python3", "-c", check, src, name, strconv.Itoa(n)).CombinedOutput()
+	out, err := ref.Command("-c", check, "", name, strconv.Itoa(n)).CombinedOutput()
 	if err != nil {
 		t.Fatalf("mmappickle cannot read the result: %v\n%s", err, out)
 	}

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"mmpbridge/internal/pyrun"
 )
 
 // Builders of hand-made files for the verify tests (own names: the other
@@ -244,19 +246,12 @@ func TestVerifyMalicious(t *testing.T) {
 	}
 }
 
-// pythonForVerify returns Debian's python3, skipping (failing with CI=true)
-// when it is missing.
+// pythonForVerify returns the numpy1 interpreter.
 func pythonForVerify(t *testing.T, modules string) string {
 	t.Helper()
-	const py = "/usr/bin/python3"
-	if out, err := exec.Command(py, "-c", "import "+modules).CombinedOutput(); err != nil {
-		msg := fmt.Sprintf("%s cannot import %s: %v %s", py, modules, err, bytes.TrimSpace(out))
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return py
+	e := pyrun.Numpy1(t)
+	e.Run(t, "import "+modules)
+	return e.Python
 }
 
 // recordGlobals: for each file, the globals pickle.load asks find_class

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -20,13 +19,12 @@ import (
 	"testing"
 
 	"mmpbridge/bridge"
+	"mmpbridge/internal/pyrun"
 )
 
-// The HDF5 tests make their files with Debian's Python and h5py
-// (testdata/hdf5/h5tool.py) and check the results with it. Without h5py
-// they are skipped, except under CI=true, where they fail.
-
-const h5python = "/usr/bin/python3"
+// The HDF5 tests make their files with h5py (testdata/hdf5/h5tool.py, run
+// in the numpy1 environment of internal/pyrun) and check the results with
+// it. Without it they are skipped, except under CI=true, where they fail.
 
 var h5toolPath = filepath.Join("testdata", "hdf5", "h5tool.py")
 
@@ -35,18 +33,12 @@ func needH5py(t *testing.T) {
 	if !hdf5Available {
 		t.Skip("built with -tags nohdf5")
 	}
-	if out, err := exec.Command(h5python, "-c", "import h5py, numpy").CombinedOutput(); err != nil {
-		msg := fmt.Sprintf("%s cannot import h5py and numpy (install python3-h5py): %v %s", h5python, err, bytes.TrimSpace(out))
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	pyrun.Numpy1(t).Run(t, "import h5py, numpy")
 }
 
 func h5tool(t *testing.T, args ...string) []byte {
 	t.Helper()
-	cmd := exec.Command(h5python, append([]string{h5toolPath}, args...)...)
+	cmd := pyrun.Numpy1(t).Command(append([]string{h5toolPath}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -19,12 +18,11 @@ import (
 	"testing"
 
 	"mmpbridge/bridge"
+	"mmpbridge/internal/pyrun"
 )
 
-// The .npy/.npz tests build their inputs with Debian's Python and numpy
-// (testdata/npy/gen.py) and check the outputs with numpy.
-
-const python = "/usr/bin/python3"
+// The .npy/.npz tests build their inputs with numpy (testdata/npy/gen.py,
+// in the numpy1 environment of internal/pyrun) and check the outputs with it.
 
 // arrayDesc describes an array as gen.py does.
 type arrayDesc struct {
@@ -45,16 +43,13 @@ type genDesc struct {
 // npzOrder is the archive order of stored.npz and compressed.npz.
 var npzOrder = []string{"first", "large", "fort", "fbig", "names", "zero", "none", "sub/dir.x"}
 
-// needNumpy skips the test when Debian's Python lacks numpy, except on CI.
-func needNumpy(t testing.TB) {
+// needNumpy skips the test when there is no numpy, except on CI.
+func needNumpy(t testing.TB) { t.Helper(); pyrun.Numpy1(t) }
+
+// pyCommand runs the numpy1 interpreter with args.
+func pyCommand(t testing.TB, args ...string) *exec.Cmd {
 	t.Helper()
-	if out, err := exec.Command(python, "-c", "import numpy").CombinedOutput(); err != nil {
-		msg := fmt.Sprintf("%s cannot import numpy (apt-get install python3-numpy): %v %s", python, err, out)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	return pyrun.Numpy1(t).Command(args...)
 }
 
 // generate runs gen.py once, writing every input into a new directory.
@@ -63,7 +58,7 @@ func generate(t *testing.T) (string, genDesc) {
 	needNumpy(t)
 	dir := t.TempDir()
 	var stderr bytes.Buffer
-	cmd := exec.Command(python, filepath.Join("testdata", "npy", "gen.py"), "gen", dir)
+	cmd := pyCommand(t, filepath.Join("testdata", "npy", "gen.py"), "gen", dir)
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
@@ -87,7 +82,7 @@ type pyCheck struct {
 func numpyCheck(t *testing.T, checks []pyCheck) {
 	t.Helper()
 	in, _ := json.Marshal(checks)
-	cmd := exec.Command(python, filepath.Join("testdata", "npy", "gen.py"), "check")
+	cmd := pyCommand(t, filepath.Join("testdata", "npy", "gen.py"), "check")
 	cmd.Stdin = bytes.NewReader(in)
 	out, err := cmd.CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != "ok" {

@@ -8,16 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"mmpbridge/bridge"
+	"mmpbridge/internal/pyrun"
 )
 
 // readMembers returns the members of an archive as name -> bytes, and the
@@ -296,63 +295,19 @@ func TestNpzParallelDeflater(t *testing.T) {
 
 // benchNpz writes, once per benchmark, an archive of 4 float32 members of
 // 16 MiB (a random walk quantized to 1/256: deflate takes it to about a
-// fifth), with np.savez or np.savez_compressed (zlib level 6) when Debian's
-// numpy is there, else in Go (compress/flate level 6).
+// fifth) with numpy's np.savez or np.savez_compressed (zlib level 6).
 func benchNpz(b *testing.B, compress bool) (string, int64) {
 	b.Helper()
-	dir := b.TempDir()
-	path := filepath.Join(dir, "bench.npz")
-	if exec.Command(python, "-c", "import numpy").Run() == nil {
-		save := "savez"
-		if compress {
-			save = "savez_compressed"
-		}
-		script := `import sys, numpy as np
+	path := filepath.Join(b.TempDir(), "bench.npz")
+	save := "savez"
+	if compress {
+		save = "savez_compressed"
+	}
+	pyrun.Numpy1(b).Run(b, `import sys, numpy as np
 rng = np.random.default_rng(3)
 a = {f"a{m}": (np.cumsum(rng.integers(-3, 4, 4 << 20)) / 256).astype("<f4").reshape(1024, 4096) for m in range(4)}
-np.` + save + `(sys.argv[1], **a)`
-		if out, err := exec.Command(python, "-c", script, path).CombinedOutput(); err != nil {
-			b.Fatalf("%v\n%s", err, out)
-		}
-		return path, 4 * 16 << 20
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	zw := zip.NewWriter(f)
-	zw.RegisterCompressor(zip.Deflate, func(w io.Writer) (io.WriteCloser, error) {
-		return newParallelDeflater(context.Background(), w), nil
-	})
-	f4, _ := bridge.ParseDType("<f4")
-	const n = 4 << 20 // float32 per member
-	rng := rand.New(rand.NewPCG(3, 4))
-	buf := make([]byte, 4*n)
-	var total int64
-	for m := range 4 {
-		var x float32
-		for i := range n {
-			x += float32(rng.IntN(7)-3) / 256
-			u := math.Float32bits(x)
-			buf[4*i], buf[4*i+1], buf[4*i+2], buf[4*i+3] = byte(u), byte(u>>8), byte(u>>16), byte(u>>24)
-		}
-		fh := &zip.FileHeader{Name: fmt.Sprintf("a%d.npy", m), Method: zip.Store}
-		if compress {
-			fh.Method = zip.Deflate
-		}
-		w, err := zw.CreateHeader(fh)
-		if err != nil {
-			b.Fatal(err)
-		}
-		w.Write(npyHeaderBytes(f4, []int{1024, n / 1024}, false))
-		w.Write(buf)
-		total += int64(len(buf))
-	}
-	if err := zw.Close(); err != nil {
-		b.Fatal(err)
-	}
-	f.Close()
-	return path, total
+np.`+save+`(sys.argv[1], **a)`, path)
+	return path, 4 * 16 << 20
 }
 
 func benchNpzToMmpkl(b *testing.B, compress bool) {

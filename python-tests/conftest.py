@@ -33,7 +33,7 @@ def pytest_configure(config):
 
 
 def pytest_report_header(config):
-    where = os.environ.get("MMP_ROOT_DESCRIPTION", "host")
+    where = os.environ.get("VIRTUAL_ENV", "no virtualenv")
     return [
         f"mmpbridge: numpy {np.__version__}, Python {sys.version.split()[0]} ({sys.executable}, {where}), "
         f"h5py {'missing' if h5py is None else h5py.__version__}",
@@ -61,7 +61,7 @@ def hdf5_support(request, tools, tmp_path_factory):
     """None if mmpconv converts HDF5 here (probed once), else the reason."""
     reason = hdf5_probe(tools["mmpconv"], tmp_path_factory.mktemp("hdf5-probe"))
     if reason is not None:
-        reason = f"mmpconv cannot convert HDF5 here ({os.environ.get('MMP_ROOT_DESCRIPTION', 'host')}): {reason}"
+        reason = f"mmpconv cannot convert HDF5 here: {reason}"
         tr = request.config.pluginmanager.get_plugin("terminalreporter")
         if tr is not None:  # at once, not only in the summary
             tr.write_line("")

@@ -26,8 +26,7 @@ try:
 except ImportError as e:
     h5py = None
     H5PY_ERROR = (f"h5py is not installed for {sys.executable} (numpy {np.__version__}; "
-                  f"a numpy-2 root built by scripts/setup.sh when sid could not install python3-h5py "
-                  f"lacks it): {e}")
+                  f"scripts/setup.sh installs it in the tox environments): {e}")
 
 # The HDF5 tests: they need h5py and an mmpconv that converts HDF5 (one
 # built with the HDF5 library, able to load it). conftest.py checks both

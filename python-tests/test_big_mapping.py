@@ -4,9 +4,8 @@ the process by the array's size: the array is a view of the file mapping.
 The file is made by mksparse (bridge.File.Reserve: the data is a hole, so
 it costs no disk and no time), and the measurement runs in a fresh
 interpreter, so nothing earlier in the session inflates the figures. RSS is
-VmRSS from /proc when mounted, else the peak (ru_maxrss): inside the
-numpy-2 chroot /proc is not mounted, and in a fresh process the peak before
-mapping is about the current size."""
+VmRSS from /proc when mounted, else the peak (ru_maxrss): in a fresh
+process the peak before mapping is about the current size."""
 import json
 import subprocess
 import sys

@@ -2,7 +2,7 @@
 declares the functions with the C signatures of the ABI: a C program that
 assigns each one to a pointer of the documented type compiles without a
 warning, links against libmmp.so and runs. Needs a C compiler (skipped
-without one, as inside the numpy-2 root)."""
+without one)."""
 import os
 import shutil
 import subprocess

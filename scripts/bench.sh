@@ -7,12 +7,13 @@
 #   bash scripts/bench.sh            # BENCH_DIR=/var/tmp/mmpbench RUNS=3 SIZE_MIB=1024
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v go >/dev/null || export PATH=/usr/local/go/bin:$PATH
+. scripts/env.sh
 dir="${BENCH_DIR:-/var/tmp/mmpbench}"
 runs="${RUNS:-3}"
 size="${SIZE_MIB:-1024}"
-py=/usr/bin/python3
-[ -x /usr/bin/time ] || { apt-get install -y -qq time >/dev/null; }
+py="$MMP_PYENVS/numpy1/bin/python"
+[ -x "$py" ] || { echo "bench: no $py: run scripts/setup.sh" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "bench: needs GNU time (/usr/bin/time): run scripts/setup.sh" >&2; exit 1; }
 mkdir -p "$dir"
 go build -o "$dir/mmpconv" ./cmd/mmpconv
 

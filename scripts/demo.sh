@@ -8,16 +8,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh >/dev/null
-command -v go >/dev/null || export PATH=/usr/local/go/bin:$PATH
-root="${MMP_NUMPY2_ROOT:-/var/cache/mmpbridge/sid-numpy2}"
+. scripts/env.sh
+np1="$MMP_PYENVS/numpy1/bin/python"
+np2="$MMP_PYENVS/numpy2/bin/python"
 
 go build -o bin/mmpconv ./cmd/mmpconv
 out=$(mktemp -d)
-trap 'rm -rf "$out"; rm -rf "$root/tmp/mmpbridge-demo"' EXIT
+trap 'rm -rf "$out"' EXIT
 
 echo "== mmpconv convert examples/sample.npz sample.mmpkl"
 bin/mmpconv convert examples/sample.npz "$out/sample.mmpkl"
 bin/mmpconv ls "$out/sample.mmpkl"
+echo "== mmpconv verify sample.mmpkl"
+bin/mmpconv verify -q "$out/sample.mmpkl"
 
 load='
 import pickle, sys, warnings
@@ -26,24 +29,31 @@ warnings.simplefilter("error")
 with open(sys.argv[1], "rb") as f:
     d = pickle.load(f)
 ref = dict(np.load(sys.argv[2])) if len(sys.argv) > 2 else {}
+bad = 0
 for k, v in d.items():
-    same = "" if k not in ref else ("  equal to the npz" if np.array_equal(v, ref[k]) and v.shape == ref[k].shape else "  DIFFERENT")
+    same = ""
+    if k in ref:
+        # numpy unpickling hands big-endian data back in native order.
+        ok = np.array_equal(v, ref[k]) and v.shape == ref[k].shape and v.dtype.str[1:] == ref[k].dtype.str[1:]
+        bad += not ok
+        same = "  equal to the npz" if ok else "  DIFFERENT"
+        if ok and v.dtype != ref[k].dtype:
+            same += f" (the npz has {ref[k].dtype.str}: same values, native byte order)"
     print(f"  {k:15} {v.dtype.str:8} {str(v.shape):12}{same}" if hasattr(v, "dtype") else f"  {k:15} {v!r}")
+sys.exit(bad)
 '
-echo "== plain pickle.load, numpy $(/usr/bin/python3 -c 'import numpy; print(numpy.__version__)') (Debian python3, warnings as errors)"
-/usr/bin/python3 -c "$load" "$out/sample.mmpkl" examples/sample.npz
-if [ -x "$root/usr/bin/python3" ]; then
-	d="$root/tmp/mmpbridge-demo"
-	mkdir -p "$d"
-	cp "$out/sample.mmpkl" "$d/converted.mmpkl"
-	cp examples/sample.npz "$d/sample.npz"
-	cp examples/sample.mmpkl "$d/legacy.mmpkl"
-	echo "== plain pickle.load, numpy $(chroot "$root" /usr/bin/python3 -c 'import numpy; print(numpy.__version__)') (Debian sid root)"
-	chroot "$root" /usr/bin/python3 -c "$load" /tmp/mmpbridge-demo/converted.mmpkl /tmp/mmpbridge-demo/sample.npz
+for py in "$np1" "$np2"; do
+	echo "== plain pickle.load, numpy $("$py" -c 'import numpy; print(numpy.__version__)') (warnings as errors)"
+	"$py" -c "$load" "$out/sample.mmpkl" examples/sample.npz
+done
 
-	echo "== examples/sample.mmpkl, written by mmappickle 1.0.1, on numpy 2:"
-	chroot "$root" /usr/bin/python3 -c "${load/warnings.simplefilter(\"error\")/}" /tmp/mmpbridge-demo/legacy.mmpkl 2>&1 | tail -1 || true
-	echo "== after mmpconv convert examples/sample.mmpkl fixed.mmpkl (portable profile):"
-	bin/mmpconv convert examples/sample.mmpkl "$d/fixed.mmpkl"
-	chroot "$root" /usr/bin/python3 -c "$load" /tmp/mmpbridge-demo/fixed.mmpkl
+echo "== examples/sample.mmpkl, written by mmappickle 1.0.1, on numpy $("$np2" -c 'import numpy; print(numpy.__version__)'):"
+if msg=$("$np2" -c "${load/warnings.simplefilter(\"error\")/}" examples/sample.mmpkl 2>&1); then
+	echo "$msg"
+	echo "demo: expected plain pickle.load of a mmappickle-profile file to fail on numpy >= 2.3" >&2
+	exit 1
 fi
+echo "  fails as expected: $(echo "$msg" | tail -n 1)"
+echo "== after mmpconv convert examples/sample.mmpkl fixed.mmpkl (portable profile):"
+bin/mmpconv convert examples/sample.mmpkl "$out/fixed.mmpkl"
+"$np2" -c "$load" "$out/fixed.mmpkl"

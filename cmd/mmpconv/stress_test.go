@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"mmpbridge/bridge"
+	"mmpbridge/internal/pyrun"
 )
 
 var (
@@ -186,13 +187,7 @@ with open(sys.argv[2], "rb+") as f:
 // documented protocol: flock, entry written deleted then flipped, commit
 // number) appends to it too.
 func TestConcurrentPutPython(t *testing.T) {
-	const py = "/usr/bin/python3"
-	if _, err := os.Stat(py); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("no /usr/bin/python3")
-		}
-		t.Skip("no /usr/bin/python3")
-	}
+	py := pyrun.Numpy1(t)
 	bin := sharedMmpconv(t)
 	name := filepath.Join(t.TempDir(), "shared.mmpkl")
 	newMmpkl(t, name)
@@ -202,7 +197,7 @@ func TestConcurrentPutPython(t *testing.T) {
 			return putLoop(bin, name, "go-", n, func(i int) []string { return []string{"--json", jsonValue(i, "go")} })
 		},
 		func() error {
-			out, err := exec.Command(py, "-c", paced, filepath.Join("..", "..", "bridge", "testdata"), name, "py-", strconv.Itoa(n)).CombinedOutput()
+			out, err := py.Command("-c", paced, filepath.Join("..", "..", "bridge", "testdata"), name, "py-", strconv.Itoa(n)).CombinedOutput()
 			if err != nil {
 				return fmt.Errorf("pywriter.py: %v\n%s", err, out)
 			}
@@ -307,15 +302,11 @@ func TestConcurrentPutGo(t *testing.T) {
 	}
 }
 
-// TestConcurrentPutMmappickle: `mmpconv put` processes and mmappickle 1.0.1
-// itself append to one file at once. mmappickle is not installable here
-// (and needs numpy.float, gone in numpy 1.24): point MMAPPICKLE_SRC at a
-// checkout of it to run this test.
+// TestConcurrentPutMmappickle: `mmpconv put` processes and mmappickle
+// itself (the reference environment of internal/pyrun) append to one file
+// at once.
 func TestConcurrentPutMmappickle(t *testing.T) {
-	src := os.Getenv("MMAPPICKLE_SRC")
-	if src == "" {
-		t.Skip("MMAPPICKLE_SRC is not set (a checkout of mmappickle 1.0.1)")
-	}
+	ref := pyrun.Reference(t)
 	bin := sharedMmpconv(t)
 	name := filepath.Join(t.TempDir(), "shared.mmpkl")
 	newMmpkl(t, name)
@@ -324,8 +315,6 @@ func TestConcurrentPutMmappickle(t *testing.T) {
 	// arrays (its array pickler, the mmappickle encoding).
 	write := `
 import random, sys, time, numpy
-numpy.float = float  # mmappickle 1.0.1 names numpy.float, gone in numpy 1.24
-sys.path.insert(0, sys.argv[1])
 import mmappickle
 d = mmappickle.mmapdict(sys.argv[2])
 for i in range(int(sys.argv[3])):
@@ -337,7 +326,7 @@ for i in range(int(sys.argv[3])):
 			return putLoop(bin, name, "go-", n, func(i int) []string { return []string{"--json", jsonValue(i, "go")} })
 		},
 		func() error {
-			out, err := exec.Command("/usr/bin/python3", "-c", write, src, name, strconv.Itoa(n)).CombinedOutput()
+			out, err := ref.Command("-c", write, "", name, strconv.Itoa(n)).CombinedOutput()
 			if err != nil {
 				return fmt.Errorf("mmappickle: %v\n%s", err, out)
 			}
@@ -374,8 +363,6 @@ for i in range(int(sys.argv[3])):
 	// And mmappickle reads every key back.
 	check := `
 import sys, numpy
-numpy.float = float
-sys.path.insert(0, sys.argv[1])
 import mmappickle
 d = mmappickle.mmapdict(sys.argv[2], readonly=True)
 n = int(sys.argv[3])
@@ -386,7 +373,7 @@ for i in range(n):
     assert g == {"i": i, "who": "go", "l": [-i, 1.5, None, True]}, (i, g)
 print("ok")
 `
-	out, err := exec.Command("/usr/bin/python3", "-c", check, src, name, strconv.Itoa(n)).CombinedOutput()
+	out, err := ref.Command("-c", check, "", name, strconv.Itoa(n)).CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != "ok" {
 		t.Fatalf("mmappickle cannot read the result: %v\n%s", err, out)
 	}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"mmpbridge/bridge"
 	"mmpbridge/convert"
+	"mmpbridge/internal/pyrun"
 )
 
 // Hand-made files for the CLI tests.
@@ -217,21 +217,6 @@ func TestVerifyMaliciousCLI(t *testing.T) {
 	}
 }
 
-// verifyPython returns Debian's python3 if it imports modules; otherwise
-// it skips the test (fails it with CI=true).
-func verifyPython(t *testing.T, modules string) string {
-	t.Helper()
-	const py = "/usr/bin/python3"
-	if out, err := exec.Command(py, "-c", "import "+modules).CombinedOutput(); err != nil {
-		msg := fmt.Sprintf("%s cannot import %s: %v %s", py, modules, err, strings.TrimSpace(string(out)))
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return py
-}
-
 // genInputs writes .npy, .npz and (with h5py) HDF5 inputs into dir.
 const genInputs = `
 import sys, numpy as np
@@ -310,16 +295,11 @@ func TestVerifyConverterOutputs(t *testing.T) {
 		sources = append(sources, h5)
 	}
 	// Made by numpy and h5py.
-	py := verifyPython(t, "numpy")
 	withH5 := "0"
-	if hdf5 && exec.Command(py, "-c", "import h5py").Run() == nil {
+	if hdf5 {
 		withH5 = "1"
-	} else if hdf5 && os.Getenv("CI") == "true" {
-		t.Fatal("/usr/bin/python3 cannot import h5py")
 	}
-	if out, err := exec.Command(py, "-c", genInputs, in, withH5).CombinedOutput(); err != nil {
-		t.Fatalf("python: %v\n%s", err, out)
-	}
+	pyrun.Numpy1(t).Run(t, genInputs, in, withH5)
 	made, _ := filepath.Glob(filepath.Join(in, "*.np[yz]"))
 	h5s, _ := filepath.Glob(filepath.Join(in, "data.h5"))
 	sources = append(sources, append(made, h5s...)...)

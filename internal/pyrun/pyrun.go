@@ -1,21 +1,21 @@
-// Package pyrun lets Go tests run Python code, with numpy 1.x or numpy 2.x,
-// against files the tests wrote.
+// Package pyrun lets Go tests run Python, with numpy 1.x, numpy 2.x or the
+// real mmappickle, against files the tests wrote. It is the one place the
+// tests find Python.
 //
-// Two environments are known:
+// The environments are those of tox.ini, which scripts/setup.sh installs
+// from PyPI under $MMP_PYENVS (default ~/.cache/mmpbridge/pyenvs):
 //
-//   - Numpy1: Debian's /usr/bin/python3 with python3-numpy (1.24 on bookworm).
-//   - Numpy2: a Debian sid root made by scripts/setup.sh at $MMP_NUMPY2_ROOT
-//     (default /var/cache/mmpbridge/sid-numpy2), entered with chroot (needs root).
+//   - Numpy1: numpy 1.x with h5py, pytest, hypothesis.
+//   - Numpy2: numpy >= 2.3 with h5py, pytest, hypothesis.
+//   - Reference: numpy < 1.24 with mmappickle itself.
 //
 // When an environment is missing the test is skipped, except when CI=true:
 // then it fails, so that CI never silently skips the Python checks.
-// Run scripts/setup.sh to create both environments.
 package pyrun
 
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -27,23 +27,14 @@ import (
 	"time"
 )
 
-// DefaultNumpy2Root is where scripts/setup.sh builds the numpy-2 root when
-// MMP_NUMPY2_ROOT is not set.
-const DefaultNumpy2Root = "/var/cache/mmpbridge/sid-numpy2"
-
-// systemPython is Debian's interpreter, the one that sees python3-numpy
-// (not whatever python3 comes first on PATH, e.g. a pyenv shim).
-const systemPython = "/usr/bin/python3"
-
 // Timeout bounds a single Python run.
 var Timeout = 5 * time.Minute
 
-// Env is a Python interpreter with numpy.
+// Env is a Python interpreter of one of the environments.
 type Env struct {
-	Name         string // "numpy1" or "numpy2"
+	Name         string // "numpy1", "numpy2" or "reference"
 	NumpyVersion string // numpy.__version__
-	Python       string // interpreter path (inside Root when Root is set)
-	Root         string // chroot directory, "" to run on the host
+	Python       string // interpreter path
 }
 
 type detection struct {
@@ -52,45 +43,64 @@ type detection struct {
 	reason string // why env is nil
 }
 
-var numpy1, numpy2 detection
+var envs = map[string]*detection{"numpy1": {}, "numpy2": {}, "reference": {}}
 
-// Numpy1 returns Debian's /usr/bin/python3 if it imports numpy 1.x.
-// Otherwise it skips the test, or fails it when CI=true.
+// Dir is where the environments are: $MMP_PYENVS, else
+// $XDG_CACHE_HOME/mmpbridge/pyenvs or ~/.cache/mmpbridge/pyenvs.
+func Dir() string {
+	if d := os.Getenv("MMP_PYENVS"); d != "" {
+		return d
+	}
+	cache := os.Getenv("XDG_CACHE_HOME")
+	if cache == "" {
+		home, _ := os.UserHomeDir()
+		cache = filepath.Join(home, ".cache")
+	}
+	return filepath.Join(cache, "mmpbridge", "pyenvs")
+}
+
+// Numpy1 returns the numpy 1.x environment, or skips the test (fails it
+// when CI=true).
 func Numpy1(t testing.TB) *Env {
 	t.Helper()
-	numpy1.once.Do(func() {
-		e := &Env{Name: "numpy1", Python: systemPython}
-		numpy1.env, numpy1.reason = detect(e, func(major int) bool { return major < 2 })
-	})
-	return require(t, &numpy1, "no Python with numpy 1.x")
+	return get(t, "numpy1", "import numpy", func(major int) bool { return major == 1 })
 }
 
-// Numpy2 returns the Debian sid chroot at $MMP_NUMPY2_ROOT (default
-// DefaultNumpy2Root) if its /usr/bin/python3 imports numpy >= 2.
-// Otherwise it skips the test, or fails it when CI=true.
+// Numpy2 returns the numpy >= 2 environment, or skips (fails under CI).
 func Numpy2(t testing.TB) *Env {
 	t.Helper()
-	numpy2.once.Do(func() {
-		root := os.Getenv("MMP_NUMPY2_ROOT")
-		if root == "" {
-			root = DefaultNumpy2Root
-		}
-		if _, err := os.Stat(filepath.Join(root, "usr/bin/python3")); err != nil {
-			numpy2.reason = fmt.Sprintf("%s has no usr/bin/python3", root)
-			return
-		}
-		e := &Env{Name: "numpy2", Python: systemPython, Root: root}
-		numpy2.env, numpy2.reason = detect(e, func(major int) bool { return major >= 2 })
-	})
-	return require(t, &numpy2, "no Python with numpy 2.x")
+	return get(t, "numpy2", "import numpy", func(major int) bool { return major >= 2 })
 }
 
-func require(t testing.TB, d *detection, what string) *Env {
+// Reference returns the environment where mmappickle itself imports, or
+// skips (fails under CI).
+func Reference(t testing.TB) *Env {
 	t.Helper()
+	return get(t, "reference", "import numpy, mmappickle", func(major int) bool { return major == 1 })
+}
+
+// Numpys returns the numpy 1.x and the numpy 2.x environments, for tests
+// that check a file on both.
+func Numpys(t testing.TB) []*Env {
+	t.Helper()
+	return []*Env{Numpy1(t), Numpy2(t)}
+}
+
+func get(t testing.TB, name, imports string, ok func(major int) bool) *Env {
+	t.Helper()
+	d := envs[name]
+	d.once.Do(func() {
+		e := &Env{Name: name, Python: filepath.Join(Dir(), name, "bin", "python")}
+		if _, err := os.Stat(e.Python); err != nil {
+			d.reason = fmt.Sprintf("%s: %v", name, err)
+			return
+		}
+		d.env, d.reason = detect(e, imports, ok)
+	})
 	if d.env != nil {
 		return d.env
 	}
-	msg := fmt.Sprintf("%s: run scripts/setup.sh (%s)", what, d.reason)
+	msg := fmt.Sprintf("no Python environment %s: run scripts/setup.sh (%s)", name, d.reason)
 	if os.Getenv("CI") == "true" {
 		t.Fatal(msg)
 	}
@@ -99,28 +109,21 @@ func require(t testing.TB, d *detection, what string) *Env {
 }
 
 // detect fills e.NumpyVersion; it returns e if the version satisfies ok.
-func detect(e *Env, ok func(major int) bool) (*Env, string) {
-	out, errOut, err := e.RunErr("import numpy; print(numpy.__version__)")
+func detect(e *Env, imports string, ok func(major int) bool) (*Env, string) {
+	out, errOut, err := e.RunErr(imports + "; print(numpy.__version__)")
 	if err != nil {
-		return nil, fmt.Sprintf("%s cannot import numpy: %v: %s", e.describe(), err, strings.TrimSpace(errOut))
+		return nil, fmt.Sprintf("%s: %s: %v: %s", e.Name, imports, err, strings.TrimSpace(errOut))
 	}
 	v := strings.TrimSpace(out)
 	major, err := strconv.Atoi(strings.SplitN(v, ".", 2)[0])
 	if err != nil {
-		return nil, fmt.Sprintf("%s: unparsable numpy version %q", e.describe(), v)
+		return nil, fmt.Sprintf("%s: unparsable numpy version %q", e.Name, v)
 	}
 	if !ok(major) {
-		return nil, fmt.Sprintf("%s has numpy %s", e.describe(), v)
+		return nil, fmt.Sprintf("%s has numpy %s", e.Name, v)
 	}
 	e.NumpyVersion = v
 	return e, ""
-}
-
-func (e *Env) describe() string {
-	if e.Root != "" {
-		return fmt.Sprintf("chroot %s %s", e.Root, e.Python)
-	}
-	return e.Python
 }
 
 // String describes the environment, e.g. "numpy2 (numpy 2.4.6)".
@@ -128,18 +131,13 @@ func (e *Env) String() string {
 	return fmt.Sprintf("%s (numpy %s)", e.Name, e.NumpyVersion)
 }
 
-// Run runs the Python source script with files as sys.argv[1:] (paths valid
-// for the interpreter) and returns its stdout. If the script exits non-zero,
-// the test fails with its stderr and stdout. Anything the script writes on
-// stderr while succeeding (warnings, say) is logged.
-//
-// For the chroot environment the files are copied into a temporary directory
-// under ROOT/tmp; a path that does not exist yet is passed as an output path.
-// Files the script created or changed there are copied back afterwards, so a
-// script can write files for the test in both environments.
-func (e *Env) Run(t testing.TB, script string, files ...string) string {
+// Run runs the Python source script with args as sys.argv[1:] and returns
+// its stdout. If the script exits non-zero, the test fails with its stderr
+// and stdout. Anything the script writes on stderr while succeeding
+// (warnings, say) is logged.
+func (e *Env) Run(t testing.TB, script string, args ...string) string {
 	t.Helper()
-	stdout, stderr, err := e.RunErr(script, files...)
+	stdout, stderr, err := e.RunErr(script, args...)
 	if err != nil {
 		t.Fatalf("python (%s) failed: %v\n--- stderr:\n%s\n--- stdout:\n%s", e, err, stderr, stdout)
 	}
@@ -152,53 +150,35 @@ func (e *Env) Run(t testing.TB, script string, files ...string) string {
 // RunErr is Run without a testing.TB, for callers that expect the script to
 // fail. err is non-nil (an *exec.ExitError for a non-zero exit) when the
 // script did not succeed.
-func (e *Env) RunErr(script string, files ...string) (stdout, stderr string, err error) {
-	args := files
-	var copyBack func() error
-	if e.Root != "" {
-		dir, err := os.MkdirTemp(filepath.Join(e.Root, "tmp"), "pyrun-")
-		if err != nil {
-			return "", "", err
-		}
-		defer os.RemoveAll(dir)
-		args, copyBack, err = stage(e.Root, dir, files)
-		if err != nil {
-			return "", "", err
-		}
-	}
-
+func (e *Env) RunErr(script string, args ...string) (stdout, stderr string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 	defer cancel()
-	argv := append([]string{e.Python, "-c", script}, args...)
-	var cmd *exec.Cmd
-	if e.Root != "" {
-		cmd = exec.CommandContext(ctx, "chroot", append([]string{e.Root}, argv...)...)
-		cmd.Env = []string{
-			"PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-			"HOME=/root",
-			"LANG=C.UTF-8",
-			"TMPDIR=/tmp",
-			"PYTHONDONTWRITEBYTECODE=1",
-		}
-	} else {
-		cmd = exec.CommandContext(ctx, argv[0], argv[1:]...)
-		cmd.Env = hostEnv()
-	}
+	cmd := e.CommandContext(ctx, append([]string{"-c", script}, args...)...)
 	var outBuf, errBuf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &outBuf, &errBuf
 	err = cmd.Run()
 	if ctx.Err() != nil {
 		err = fmt.Errorf("timed out after %v: %w", Timeout, err)
 	}
-	if err == nil && copyBack != nil {
-		err = copyBack()
-	}
 	return outBuf.String(), errBuf.String(), err
 }
 
-// hostEnv is the current environment minus PYTHON* variables (a pyenv or
-// virtualenv setting must not leak into Debian's interpreter).
-func hostEnv() []string {
+// Command returns an *exec.Cmd running the interpreter with args, for tests
+// that manage the process themselves (concurrent writers, kills).
+func (e *Env) Command(args ...string) *exec.Cmd {
+	return e.CommandContext(context.Background(), args...)
+}
+
+// CommandContext is Command with a context.
+func (e *Env) CommandContext(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, e.Python, args...)
+	cmd.Env = environ()
+	return cmd
+}
+
+// environ is the current environment minus PYTHON* variables (a pyenv or
+// virtualenv setting must not leak into the interpreter).
+func environ() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "PYTHON") {
@@ -206,56 +186,4 @@ func hostEnv() []string {
 		}
 	}
 	return append(env, "PYTHONDONTWRITEBYTECODE=1", "PYTHONNOUSERSITE=1")
-}
-
-// stage copies files into dir (which lies under root) and returns their
-// paths as seen inside the chroot, plus a function that copies files the
-// script created or changed back to their original paths.
-func stage(root, dir string, files []string) ([]string, func() error, error) {
-	inside := make([]string, len(files))
-	staged := make([]string, len(files))
-	before := make([][]byte, len(files))
-	existed := make([]bool, len(files))
-	for i, f := range files {
-		sub := filepath.Join(dir, strconv.Itoa(i)) // keeps equal base names apart
-		if err := os.Mkdir(sub, 0o755); err != nil {
-			return nil, nil, err
-		}
-		staged[i] = filepath.Join(sub, filepath.Base(f))
-		rel, err := filepath.Rel(root, staged[i])
-		if err != nil {
-			return nil, nil, err
-		}
-		inside[i] = "/" + filepath.ToSlash(rel)
-		data, err := os.ReadFile(f)
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-			continue
-		case err != nil:
-			return nil, nil, err
-		}
-		if err := os.WriteFile(staged[i], data, 0o644); err != nil {
-			return nil, nil, err
-		}
-		before[i], existed[i] = data, true
-	}
-	copyBack := func() error {
-		for i, f := range files {
-			data, err := os.ReadFile(staged[i])
-			if errors.Is(err, os.ErrNotExist) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			if existed[i] && bytes.Equal(data, before[i]) {
-				continue
-			}
-			if err := os.WriteFile(f, data, 0o644); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	return inside, copyBack, nil
 }
