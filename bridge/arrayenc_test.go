@@ -595,7 +595,7 @@ func TestEncodeArrayParsesBack(t *testing.T) {
 				b, data, fortran, segs = c.GoMmappickle, aencC(t, c, c.Data, c.dt.ItemSize), false, c.mmpSegs
 			}
 			src := &source{data: b, ra: bytesReaderAt(b), size: int64(len(b))}
-			v, err := parseArrayValue(src, 0, int64(len(b)))
+			v, err := standaloneArray(src, 0, int64(len(b)), Limits{})
 			if err != nil || v == nil {
 				t.Errorf("%s %s: not parsed as an array: %v", c.Name, p, err)
 				continue

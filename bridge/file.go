@@ -738,7 +738,7 @@ func (mf *File) Reserve(key string, h ArrayHeader) (*Slot, error) {
 			return err
 		}
 		n, _ := h.NBytes()
-		a, err := parseArrayValue(&source{ra: mf.f, size: e.End() + terminatorSize}, e.ValueOff, e.ValueLen)
+		a, err := standaloneArray(&source{ra: mf.f, size: e.End() + terminatorSize}, e.ValueOff, e.ValueLen, mf.cfg.limits)
 		if err != nil {
 			return err
 		}
@@ -852,13 +852,13 @@ func (mf *File) Vacuum() error {
 		}
 		w := &offsetWriter{f: tmp}
 		w.write(header(commit))
-		for _, e := range r.entries {
+		for i, e := range r.entries {
 			if !e.Live {
 				continue
 			}
 			if mf.cfg.align > 1 {
-				if a, err := parseArrayValue(r.src, e.ValueOff, e.ValueLen); err == nil && a != nil {
-					first := a.(interface{ dataOffset() int64 }).dataOffset()
+				if info, err := r.info(i); err == nil && info.array != nil {
+					first := info.array.(interface{ dataOffset() int64 }).dataOffset()
 					w.write(paddingEntry(w.off+first-e.Offset, int64(mf.cfg.align), e.MemoMax))
 				}
 			}

@@ -65,6 +65,22 @@ func renumberMemo(raw []byte, fileOff int64, memoStart int32) (out []byte, memoE
 	return out, int32(next), nil
 }
 
+// memoIndex returns the index a GET or PUT opcode names.
+func memoIndex(src *source, o op) (int64, error) {
+	if opArgs[o.Code] != argLine {
+		return o.Int, nil
+	}
+	b, err := src.readAt(o.PayloadOff, o.PayloadLen)
+	if err != nil {
+		return 0, err
+	}
+	v, ok := parseMemoLine(b)
+	if !ok || !v.IsInt64() || v.Sign() < 0 {
+		return 0, formatErr(o.Off, "bad memo index %q", b)
+	}
+	return v.Int64(), nil
+}
+
 // appendMemoOp appends the short form of a memo opcode for i < 256, else
 // the long form with a 4-byte index.
 func appendMemoOp(b []byte, short, long byte, i int64) []byte {

@@ -6,13 +6,16 @@ type Limits struct {
 	// MaxKeys is the largest number of entries (live or dead) a file may
 	// have. Default 10,000,000.
 	MaxKeys int
-	// MaxValueBytes is the largest generic (non-array) value pickle that is
-	// decoded into memory. Default 256 MiB.
+	// MaxValueBytes bounds the memory one value may take when decoded:
+	// strings, bytes and the copies pickle.load would make, each use of a
+	// part shared through the memo counted. Array data, which stays in the
+	// file, does not count. Default 256 MiB.
 	MaxValueBytes int64
 	// MaxDepth is the deepest nesting of containers in a decoded value.
 	// Default 1,000 (CPython's recursion limit).
 	MaxDepth int
-	// MaxOps is the largest number of pickle opcodes decoded for one value.
+	// MaxOps is the largest number of pickle opcodes decoded for one value;
+	// it bounds the objects a value builds (at most one per opcode).
 	// Default 100,000,000.
 	MaxOps int64
 }

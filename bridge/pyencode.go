@@ -421,6 +421,9 @@ func (e *valueEncoder) batches(n int, single bool, one, many byte, item func(int
 
 // object copies an undecoded value's pickle with its memo renumbered.
 func (e *valueEncoder) object(o Object) error {
+	if o.Pickle == nil {
+		return fmt.Errorf("%w: an undecoded part (%s.%s) of a value cannot be written alone: copy the whole value's pickle", ErrUnsupported, o.Module, o.Name)
+	}
 	out, end, err := renumberMemo(o.Pickle, 0, e.memo)
 	if err != nil {
 		return fmt.Errorf("object %s.%s: %w", o.Module, o.Name, err)

@@ -52,6 +52,7 @@ type Reader struct {
 	// shadowed lists entries still flagged live on disk but hidden by a
 	// later live entry of the same key (an interrupted replace).
 	shadowed []int
+	an       analysis // what each entry holds (analysis.go)
 }
 
 // bytesReaderAt serves a byte slice as a mapping (for tests and fuzzing).
@@ -85,6 +86,9 @@ func NewReader(r io.ReaderAt, size int64, opts ...Option) (rd *Reader, err error
 	if err := rd.parse(); err != nil {
 		return nil, err
 	}
+	if err := rd.analyze(); err != nil {
+		return nil, err
+	}
 	return rd, nil
 }
 
@@ -110,6 +114,7 @@ func (r *Reader) parse() error {
 	}
 	// Size the index for small entries (a guess; it grows if wrong).
 	r.shadowed = nil
+	r.an = analysis{}
 	guess := int(min(r.end/64, 4096))
 	r.entries = make([]Entry, 0, guess)
 	r.index = make(map[string]int, guess/2)
@@ -225,47 +230,100 @@ func (k Kind) String() string {
 // decoded to plain Go values (see Tuple, Dict, Object).
 func (r *Reader) Get(key string) (v any, err error) {
 	defer recoverTo(&err, "key "+fmt.Sprintf("%q", key))
-	e, err := r.Entry(key)
+	i, err := r.entryIndex(key)
 	if err != nil {
 		return nil, err
 	}
-	return r.getEntry(e)
+	return r.getEntry(i)
 }
 
-func (r *Reader) getEntry(e Entry) (any, error) {
-	a, err := parseArrayValue(r.src, e.ValueOff, e.ValueLen)
+// entryIndex returns the position in entries of a live key.
+func (r *Reader) entryIndex(key string) (int, error) {
+	i, ok := r.index[key]
+	if !ok {
+		return 0, fmt.Errorf("key %q: %w", key, ErrKeyNotFound)
+	}
+	return i, nil
+}
+
+// getEntry returns entry i's value: an array from the analysis, or a
+// generic value built anew.
+func (r *Reader) getEntry(i int) (any, error) {
+	info, err := r.info(i)
+	if err != nil {
+		return nil, err
+	}
+	if info.err != nil {
+		return nil, info.err
+	}
+	if info.array != nil {
+		return withSource(info.array, r.src), nil
+	}
+	e := &r.entries[i]
+	m := newMachine(r.src, r.cfg.limits)
+	m.reset(info.memoLen)
+	root, err := m.run(e.ValueOff, e.ValueLen)
 	if err != nil {
 		return nil, withKey(err, e.Key)
 	}
-	if a != nil {
-		return a, nil
-	}
-	v, err := decodeValue(r.src, e.ValueOff, e.ValueLen, r.cfg.limits)
+	v, err := m.goValue(root, r.src, func() ([]byte, error) { return r.rawValue(e) })
 	return v, withKey(err, e.Key)
 }
 
-// arrayItem parses key's value as an array encoding: an *Array, a *Masked,
-// or nil when it is another value.
+// withSource returns a copy of an *Array or *Masked of the analysis that
+// reads from src.
+func withSource(v any, src *source) any {
+	switch v := v.(type) {
+	case *Array:
+		a := *v
+		a.src = src
+		return &a
+	case *Masked:
+		d, k := *v.Data, *v.Mask
+		d.src, k.src = src, src
+		out := &Masked{Data: &d, Mask: &k}
+		if f, ok := v.Fill.(*Array); ok {
+			fc := *f
+			fc.src = src
+			out.Fill = &fc
+		}
+		return out
+	}
+	return v
+}
+
+// arrayItem returns key's value when it is an array: an *Array, a
+// *Masked, or nil when it is another value.
 func (r *Reader) arrayItem(key string) (any, error) {
-	e, err := r.Entry(key)
+	i, err := r.entryIndex(key)
 	if err != nil {
 		return nil, err
 	}
-	a, err := parseArrayValue(r.src, e.ValueOff, e.ValueLen)
-	return a, withKey(err, key)
+	info, err := r.info(i)
+	if err != nil {
+		return nil, err
+	}
+	if info.err != nil {
+		return nil, info.err
+	}
+	if info.array == nil {
+		return nil, nil
+	}
+	return withSource(info.array, r.src), nil
 }
 
 // KindOf tells whether key holds an array, a masked array or another value,
 // without decoding a generic value.
 func (r *Reader) KindOf(key string) (Kind, error) {
-	a, err := r.arrayItem(key)
-	switch a.(type) {
-	case *Array:
-		return KindArray, nil
-	case *Masked:
-		return KindMasked, nil
+	i, err := r.entryIndex(key)
+	if err != nil {
+		return KindValue, err
 	}
-	return KindValue, err
+	info, err := r.info(i)
+	if err != nil {
+		return KindValue, err
+	}
+	return info.kind, info.err
 }
 
 // Array returns the array stored under key.
@@ -295,15 +353,19 @@ func (r *Reader) Masked(key string) (*Masked, error) {
 // RawValue returns the value's pickle bytes as stored (no PROTO, FRAME or
 // STOP), bounded by Limits.MaxValueBytes.
 func (r *Reader) RawValue(key string) ([]byte, error) {
-	e, err := r.Entry(key)
+	i, err := r.entryIndex(key)
 	if err != nil {
 		return nil, err
 	}
+	return r.rawValue(&r.entries[i])
+}
+
+func (r *Reader) rawValue(e *Entry) ([]byte, error) {
 	if e.ValueLen > r.cfg.limits.MaxValueBytes {
-		return nil, &FormatError{Offset: e.ValueOff, Key: key, Msg: fmt.Sprintf("value of %d bytes exceeds the limit of %d", e.ValueLen, r.cfg.limits.MaxValueBytes), Err: ErrLimit}
+		return nil, &FormatError{Offset: e.ValueOff, Key: e.Key, Msg: fmt.Sprintf("value of %d bytes exceeds the limit of %d", e.ValueLen, r.cfg.limits.MaxValueBytes), Err: ErrLimit}
 	}
 	b, err := r.src.readAt(e.ValueOff, e.ValueLen)
-	return bytes.Clone(b), withKey(err, key)
+	return bytes.Clone(b), withKey(err, e.Key)
 }
 
 // recoverTo turns a panic into an error: a last line of defence, since every

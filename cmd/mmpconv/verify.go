@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -17,32 +18,50 @@ func verifyCmd(e *env) *cobra.Command {
 	var asJSON, quiet bool
 	cmd := &cobra.Command{
 		Use:   "verify [--allow module.name]... [--json] [-q] FILE",
-		Short: "Check, without running anything, which globals plain pickle.load of FILE would import",
-		Long: `verify reads the whole file without running anything and reports, per key
-(deleted entries included: pickle.load runs them too), every global a plain
-pickle.load would import, against an allow-list:
+		Short: "Prove, without running anything, that plain pickle.load of FILE builds only plain data",
+		Long: `verify runs a model of plain pickle.load over the whole file, without
+running anything: every entry in file order, deleted ones included (pickle.load
+builds them too), with one memo for the whole file. Exit status 0 means: plain
+pickle.load of FILE, on numpy 1.x and 2.x, builds only numpy arrays and masked
+arrays of plain (non-object) dtypes, numpy scalars of those dtypes and builtin
+containers and scalars, calls nothing but the constructors numpy's and
+CPython's own pickles use, with the arguments they write, and does not raise.
 
-  ` + strings.Join(bridge.DefaultVerifyAllow, "\n  ") + `
+A list of names alone cannot make a pickle safe: numpy.dtype and numpy's scalar()
+given other arguments than numpy writes can make numpy read bytes as object
+pointers. So each allowed callable is checked with its arguments:
 
---allow module.name (or module:name, repeatable) extends it. It also checks
-the file's structure: header, entries, terminator, and that every value is a
-clean opcode sequence. Exit status 0 means plain pickle.load of this file
-imports only listed names; 1 means a global is not allowed (or cannot be
-checked) or the structure is broken. Arrays in the mmappickle encoding get a
-warning: they fail to load with plain pickle on numpy >= 2.3.`,
+  ` + strings.Join(bridge.AllowedGlobals(), "\n  ") + `
+
+Everything else fails: another global (reported with its key and offset), an
+allowed callable given other arguments, BUILD or item assignment on objects no
+pickler writes them for, an entry using another entry's memo slots, memo
+amplification, and anything plain pickle.load would raise on. The structure is
+checked too: header, entries, terminator, each value a clean opcode sequence.
+
+--allow module.name (or module:name, repeatable) trusts that callable with any
+arguments, and what it returns: use it only for code you trust. Warnings (an
+mmappickle-profile array, which plain pickle.load cannot build on numpy >= 2.3;
+numpy 2 module names, which older numpy lacks) do not change the exit status.`,
+		Example: `  mmpconv verify data.mmpkl
+  mmpconv verify -q --json data.mmpkl
+  mmpconv verify --allow mylib.Calibration data.mmpkl`,
 		Args: exactArgs(1, "FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var trust []bridge.Global
 			for _, a := range allow {
-				if _, _, err := bridge.ParseAllow(a); err != nil {
+				g, err := parseAllow(a)
+				if err != nil {
 					return usagef("verify: --allow: %v", err)
 				}
+				trust = append(trust, g)
 			}
-			rep, err := verifyFile(args[0], allow)
+			rep, err := verifyFile(args[0], trust)
 			if err != nil {
 				return err
 			}
 			if asJSON {
-				err = writeVerifyJSON(e.stdout, args[0], rep)
+				err = writeVerifyJSON(e.stdout, args[0], rep, quiet)
 			} else {
 				err = writeVerifyText(e.stdout, rep, quiet)
 			}
@@ -56,19 +75,37 @@ warning: they fail to load with plain pickle on numpy >= 2.3.`,
 			if rep.NotAllowed > 0 {
 				fails = append(fails, plural(rep.NotAllowed, "global")+" not allowed")
 			}
+			if rep.Problems > 0 {
+				fails = append(fails, plural(rep.Problems, "problem"))
+			}
 			if len(fails) > 0 {
 				return fmt.Errorf("%s: verify failed: %s", args[0], strings.Join(fails, ", "))
 			}
 			return nil
 		},
 	}
-	cmd.Flags().StringArrayVar(&allow, "allow", nil, "also allow this global (module.name or module:name; repeatable)")
+	cmd.Flags().StringArrayVar(&allow, "allow", nil, "trust this callable with any arguments (module.name or module:name; repeatable)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
-	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only what is not allowed, structure errors, warnings and the summary")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only what fails, the warnings and the summary")
 	return cmd
 }
 
-func verifyFile(name string, allow []string) (*bridge.VerifyReport, error) {
+// parseAllow splits "module.name" (at the last dot) or "module:name" (for
+// a dotted name, "mod:Outer.Inner").
+func parseAllow(s string) (bridge.Global, error) {
+	var module, name string
+	if i := strings.IndexByte(s, ':'); i >= 0 {
+		module, name = s[:i], s[i+1:]
+	} else if i := strings.LastIndexByte(s, '.'); i >= 0 {
+		module, name = s[:i], s[i+1:]
+	}
+	if module == "" || name == "" || strings.ContainsAny(s, "\n\x00") {
+		return bridge.Global{}, fmt.Errorf("%q is not module.name or module:name", s)
+	}
+	return bridge.Global{Module: module, Name: name}, nil
+}
+
+func verifyFile(name string, trust []bridge.Global) (*bridge.VerifyReport, error) {
 	f, err := os.Open(name)
 	if err != nil {
 		return nil, err
@@ -81,7 +118,7 @@ func verifyFile(name string, allow []string) (*bridge.VerifyReport, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: not a regular file", name)
 	}
-	rep, err := bridge.Verify(f, st.Size(), allow)
+	rep, err := bridge.Verify(f, st.Size(), trust)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -95,30 +132,66 @@ func plural(n int, what string) string {
 	return fmt.Sprintf("%d %ss", n, what)
 }
 
+// where names the entry of a finding: `key "x"`, `deleted entry at offset N
+// (key "x")` or `offset N (outside any entry)`.
+func where(f bridge.Finding) string {
+	switch {
+	case f.Entry < 0:
+		return fmt.Sprintf("offset %d (outside any entry)", f.Offset)
+	case !f.Deleted:
+		return "key " + strconv.Quote(f.Key)
+	case f.Key != "":
+		return fmt.Sprintf("deleted entry at offset %d (key %q)", f.Entry, f.Key)
+	}
+	return fmt.Sprintf("deleted entry at offset %d", f.Entry)
+}
+
+// qualified is module.name, each part quoted when it is not plain text.
+func qualified(module, name string) string { return quoteName(module) + "." + quoteName(name) }
+
+func quoteName(s string) string {
+	if s == "" {
+		return `""`
+	}
+	for _, c := range []byte(s) {
+		if c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
+
+// findingLine is one line of the text report.
+func findingLine(f bridge.Finding) string {
+	switch f.Kind {
+	case bridge.Import:
+		verdict := "allowed"
+		if !f.Allowed {
+			verdict = "NOT ALLOWED"
+		}
+		return fmt.Sprintf("%s: imports %s at offset %d: %s", where(f), qualified(f.Module, f.Name), f.Offset, verdict)
+	case bridge.Warning:
+		return fmt.Sprintf("warning: %s: %s", where(f), f.Msg)
+	case bridge.NotPlain:
+		return fmt.Sprintf("%s: offset %d: not plain data: %s", where(f), f.Offset, f.Msg)
+	}
+	return fmt.Sprintf("%s: offset %d: %s", where(f), f.Offset, f.Msg)
+}
+
 // writeVerifyText prints one line per finding, then the summary:
 //
 //	key "x": imports os.system at offset 123: NOT ALLOWED
-//	warning: key "a": mmappickle-profile array: fails to load with plain pickle on numpy >= 2.3
+//	warning: key "a": mmappickle-profile array ...: plain pickle.load fails on numpy >= 2.3
 //	structure ok: header, 3 entries (1 deleted), terminator
-//	4 globals imported, 1 not allowed
+//	4 globals imported, 1 not allowed; 0 problems
 func writeVerifyText(w io.Writer, rep *bridge.VerifyReport, quiet bool) error {
 	var b strings.Builder
-	for _, g := range rep.Globals {
-		if quiet && g.Allowed {
+	for _, f := range rep.Findings {
+		if quiet && f.Kind == bridge.Import && f.Allowed {
 			continue
 		}
-		verdict := "allowed"
-		if !g.Allowed {
-			verdict = "NOT ALLOWED"
-		}
-		verb := "imports "
-		if g.Op == "PERSID" || g.Op == "BINPERSID" {
-			verb = "loads "
-		}
-		fmt.Fprintf(&b, "%s: %s%s at offset %d: %s\n", g.Where(), verb, g.What(), g.Offset, verdict)
-	}
-	for _, wr := range rep.Warnings {
-		fmt.Fprintf(&b, "warning: %s: %s\n", wr.Where(), wr.Msg)
+		b.WriteString(findingLine(f))
+		b.WriteByte('\n')
 	}
 	for _, p := range rep.Structure {
 		fmt.Fprintf(&b, "structure error: %v\n", p)
@@ -137,28 +210,32 @@ func writeVerifyText(w io.Writer, rep *bridge.VerifyReport, quiet bool) error {
 	}
 	switch {
 	case rep.Imports == 0:
-		b.WriteString("0 globals imported\n")
+		b.WriteString("0 globals imported")
 	case rep.NotAllowed == 0:
-		fmt.Fprintf(&b, "%s imported, all allowed\n", plural(rep.Imports, "global"))
+		fmt.Fprintf(&b, "%s imported, all allowed", plural(rep.Imports, "global"))
 	default:
-		fmt.Fprintf(&b, "%s imported, %d not allowed\n", plural(rep.Imports, "global"), rep.NotAllowed)
+		fmt.Fprintf(&b, "%s imported, %d not allowed", plural(rep.Imports, "global"), rep.NotAllowed)
 	}
+	fmt.Fprintf(&b, "; %s\n", plural(rep.Problems, "problem"))
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
 type verifyJSON struct {
-	File        string                 `json:"file"`
-	OK          bool                   `json:"ok"`
-	StructureOK bool                   `json:"structure_ok"`
-	Entries     int                    `json:"entries"`
-	Deleted     int                    `json:"deleted"`
-	Imports     int                    `json:"imports"`
-	NotAllowed  int                    `json:"not_allowed"`
-	Omitted     int                    `json:"omitted,omitempty"`
-	Structure   []verifyProblemJSON    `json:"structure_errors"`
-	Globals     []bridge.GlobalRef     `json:"globals"`
-	Warnings    []bridge.VerifyWarning `json:"warnings"`
+	File        string              `json:"file"`
+	OK          bool                `json:"ok"`
+	StructureOK bool                `json:"structure_ok"`
+	Entries     int                 `json:"entries"`
+	Deleted     int                 `json:"deleted"`
+	Imports     int                 `json:"imports"`
+	NotAllowed  int                 `json:"not_allowed"`
+	Problems    int                 `json:"problems"`
+	Warnings    int                 `json:"warnings"`
+	Omitted     int                 `json:"omitted,omitempty"`
+	CopiedBytes int64               `json:"copied_bytes"`
+	MemoSlots   int64               `json:"memo_slots"`
+	Structure   []verifyProblemJSON `json:"structure_errors"`
+	Findings    []findingJSON       `json:"findings"`
 }
 
 type verifyProblemJSON struct {
@@ -167,18 +244,46 @@ type verifyProblemJSON struct {
 	Message string `json:"message"`
 }
 
-func writeVerifyJSON(w io.Writer, name string, rep *bridge.VerifyReport) error {
+type findingJSON struct {
+	Kind    string `json:"kind"` // import, not-plain, fails, shared-memo, warning
+	Offset  int64  `json:"offset"`
+	Entry   *int64 `json:"entry_offset"` // null outside any entry
+	Key     string `json:"key"`
+	Deleted bool   `json:"deleted"`
+	Opcode  string `json:"opcode,omitempty"`
+	Module  string `json:"module,omitempty"`
+	Name    string `json:"name,omitempty"`
+	Allowed *bool  `json:"allowed,omitempty"` // imports only
+	Message string `json:"message,omitempty"`
+}
+
+var findingKinds = map[bridge.FindingKind]string{
+	bridge.Import: "import", bridge.NotPlain: "not-plain", bridge.Fails: "fails",
+	bridge.SharedMemo: "shared-memo", bridge.Warning: "warning",
+}
+
+func writeVerifyJSON(w io.Writer, name string, rep *bridge.VerifyReport, quiet bool) error {
 	out := verifyJSON{File: name, OK: rep.OK(), StructureOK: rep.StructureOK(), Entries: rep.Entries,
-		Deleted: rep.Deleted, Imports: rep.Imports, NotAllowed: rep.NotAllowed, Omitted: rep.Omitted,
-		Structure: []verifyProblemJSON{}, Globals: rep.Globals, Warnings: rep.Warnings}
-	if out.Globals == nil {
-		out.Globals = []bridge.GlobalRef{}
-	}
-	if out.Warnings == nil {
-		out.Warnings = []bridge.VerifyWarning{}
-	}
+		Deleted: rep.Deleted, Imports: rep.Imports, NotAllowed: rep.NotAllowed, Problems: rep.Problems,
+		Warnings: rep.Warnings, Omitted: rep.Omitted, CopiedBytes: rep.Copied, MemoSlots: rep.MemoSlots,
+		Structure: []verifyProblemJSON{}, Findings: []findingJSON{}}
 	for _, p := range rep.Structure {
 		out.Structure = append(out.Structure, verifyProblemJSON{Offset: p.Offset, Key: p.Key, Message: p.Error()})
+	}
+	for _, f := range rep.Findings {
+		if quiet && f.Kind == bridge.Import && f.Allowed {
+			continue
+		}
+		j := findingJSON{Kind: findingKinds[f.Kind], Offset: f.Offset, Key: f.Key, Deleted: f.Deleted, Message: f.Msg}
+		if f.Entry >= 0 {
+			e := f.Entry
+			j.Entry = &e
+		}
+		if f.Kind == bridge.Import {
+			a := f.Allowed
+			j.Opcode, j.Module, j.Name, j.Allowed = f.Op, f.Module, f.Name, &a
+		}
+		out.Findings = append(out.Findings, j)
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -79,10 +79,10 @@ func TestVerifyCorpus(t *testing.T) {
 			t.Errorf("%s: exit %d\n%s%s", f, code, out, errs)
 			continue
 		}
-		if !strings.Contains(out, "structure ok: header, ") || !regexp.MustCompile(`(?m)^(0 globals imported|\d+ globals? imported, all allowed)$`).MatchString(out) {
+		if !strings.Contains(out, "structure ok: header, ") || !regexp.MustCompile(`(?m)^(0 globals imported|\d+ globals? imported, all allowed); 0 problems$`).MatchString(out) {
 			t.Errorf("%s: no summary:\n%s", f, out)
 		}
-		warned := strings.Contains(out, "warning: ") && strings.Contains(out, "fails to load with plain pickle on numpy >= 2.3")
+		warned := strings.Contains(out, "warning: ") && strings.Contains(out, "plain pickle.load fails on numpy >= 2.3")
 		r, err := bridge.NewReaderBytes(mustRead(t, f))
 		if err != nil {
 			t.Fatal(err)
@@ -125,13 +125,13 @@ func TestVerifyMaliciousCLI(t *testing.T) {
 			out: []string{
 				`(?m)^key "x": imports os\.system at offset 70: NOT ALLOWED$`,
 				`(?m)^structure ok: header, 2 entries \(0 deleted\), terminator$`,
-				`(?m)^1 global imported, 1 not allowed$`,
+				`(?m)^1 global imported, 1 not allowed; 0 problems$`,
 			},
 			stderr: `^mmpconv: .*: verify failed: 1 global not allowed\n$`,
 		},
 		{
 			name: "allowed with --allow", file: vFile(benign, osSystem), args: []string{"--allow", "os.system"}, code: 0,
-			out: []string{`(?m)^key "x": imports os\.system at offset 70: allowed$`, `(?m)^1 global imported, all allowed$`},
+			out: []string{`(?m)^key "x": imports os\.system at offset 70: allowed$`, `(?m)^1 global imported, all allowed; 0 problems$`},
 		},
 		{
 			name: "deleted entry", file: vFile(vEntry("old", vStackGlobal("posix", "system"), false), benign), code: 1,
@@ -143,20 +143,25 @@ func TestVerifyMaliciousCLI(t *testing.T) {
 		{
 			name: "allowed and not allowed, quiet", args: []string{"-q"}, code: 1,
 			file:    vFile(vEntry("x", append(append(vStackGlobal("numpy", "dtype"), '0'), vStackGlobal("builtins", "eval")...), true)),
-			out:     []string{`(?m)^key "x": imports builtins\.eval at offset \d+: NOT ALLOWED$`, `(?m)^2 globals imported, 1 not allowed$`},
-			noMatch: `numpy\.dtype`,
+			out:     []string{`(?m)^key "x": imports builtins\.eval at offset \d+: NOT ALLOWED$`, `(?m)^2 globals imported, 1 not allowed; 1 problem$`, `(?m)^key "x": offset \d+: not plain data: numpy\.dtype\("true",\): not how numpy pickles a dtype$`},
+			noMatch: `imports numpy\.dtype`,
 		},
 		{
 			name: "extension code", file: vFile(vEntry("x", []byte{0x82, 7}, true)), code: 1,
-			out: []string{`(?m)^key "x": imports extension code 7 \(copyreg extension registry: imports whatever is registered\) at offset 36: NOT ALLOWED$`},
+			out: []string{`(?m)^key "x": offset 36: plain pickle.load fails here: EXT1: unregistered extension code 7$`},
 		},
 		{
 			name: "persistent id", file: vFile(vEntry("x", []byte("N\x51"), true)), code: 1,
-			out: []string{`(?m)^key "x": loads a persistent id \(plain pickle\.load raises: no persistent_load\) at offset 37: NOT ALLOWED$`},
+			out: []string{`(?m)^key "x": offset 37: plain pickle.load fails here: BINPERSID: a persistent id, and pickle.load has no persistent_load$`},
 		},
 		{
-			name: "dynamic global", file: vFile(vEntry("x", []byte("K\x01\x8c\x06system\x93"), true)), code: 1,
-			out: []string{`(?m)^key "x": imports a dynamic global \(cannot be checked\) at offset 46: NOT ALLOWED$`},
+			name: "global named by an int", file: vFile(vEntry("x", []byte("K\x01\x8c\x06system\x93"), true)), code: 1,
+			out: []string{`(?m)^key "x": offset 46: plain pickle.load fails here: STACK_GLOBAL requires str$`},
+		},
+		{
+			name: "object dtype", code: 1,
+			file: vFile(vEntry("x", []byte("\x8c\x05numpy\x8c\x05dtype\x93\x8c\x02O8\x89\x88\x87R"), true)),
+			out: []string{`(?m)^key "x": offset 58: not plain data: numpy\.dtype\("O8", False, True\): dtype "O8" is not a plain numpy dtype`},
 		},
 		{
 			name: "torn", file: vFile(benign, osSystem)[:24+len(benign)+len(osSystem)], code: 1,
@@ -169,7 +174,7 @@ func TestVerifyMaliciousCLI(t *testing.T) {
 		},
 		{
 			name: "STOP inside a value", file: vFile(vEntry("x", []byte("N."), true)), code: 1,
-			out:    []string{`(?m)^structure error: key "x": offset 37: STOP inside a value`, `(?m)^0 globals imported$`},
+			out:    []string{`(?m)^structure error: key "x": offset 37: STOP inside a value`, `(?m)^0 globals imported; 0 problems$`},
 			stderr: `verify failed: its structure is broken\n`,
 		},
 		{
@@ -329,7 +334,7 @@ func TestVerifyConverterOutputs(t *testing.T) {
 						arrays = true
 					}
 				}
-				warned := strings.Contains(out, "fails to load with plain pickle on numpy >= 2.3")
+				warned := strings.Contains(out, "plain pickle.load fails on numpy >= 2.3")
 				if want := arrays && p == bridge.Mmappickle; warned != want {
 					t.Errorf("%s (%s): warned %v, want %v\n%s", src, p, warned, want, out)
 				}
