@@ -10,9 +10,14 @@ import (
 // This file runs the machine over every entry of a file in file order,
 // deleted ones included, as pickle.load does, with the memo shared by the
 // whole file. It records what each entry holds (an array, a masked array,
-// another value, or why it cannot be read) and refuses the file when an
-// entry reads or overwrites a memo slot another entry wrote: decoded alone,
-// such an entry would show something else than pickle.load gives.
+// another value, or the limit it exceeds) and refuses the whole file when
+// pickle.load of it would not give the dict its entries describe: an entry
+// reads or overwrites a memo slot another entry wrote (decoded alone it
+// would show another value), breaks the structure (a STOP inside a value
+// ends pickle.load there), or makes pickle.load raise (or do something this
+// package does not model, such as changing an array after building it).
+// Values made by globals outside the allow-list are not refused: they are
+// shown undecoded.
 
 // memoOwners records which entry wrote each memo slot. Files written by
 // mmappickle and by this package give each entry a range of slots above
@@ -118,13 +123,26 @@ func (r *Reader) analyze() error {
 		m.reset(a.owners.count)
 		m.entry = int32(i)
 		root, err := m.run(e.ValueOff, e.ValueLen)
+		var fe *FormatError
 		switch {
-		case errors.Is(err, ErrSharedMemo):
-			a.err = &FormatError{Offset: errOffset(err), Key: e.Key, Msg: fmt.Sprintf("%s at offset %d %s", entryName(e), e.Offset, errMsg(err)), Err: ErrSharedMemo}
-			return a.err
-		case err != nil:
+		case err == nil:
+		case errors.Is(err, ErrLimit):
 			info.err = withKey(err, e.Key)
+		case errors.As(err, &fe):
+			sentinel := fe.Err
+			if sentinel == errStructure {
+				sentinel = nil
+			}
+			sep := ": "
+			if errors.Is(err, ErrSharedMemo) {
+				sep = " "
+			}
+			a.err = &FormatError{Offset: fe.Offset, Msg: fmt.Sprintf("%s at offset %d%s%s", entryName(e), e.Offset, sep, fe.Msg), Err: sentinel}
+			return a.err
 		default:
+			return err // I/O
+		}
+		if err == nil {
 			switch nd := m.at(root); nd.kind {
 			case kArray:
 				info.kind, info.array = KindArray, nd.x.(*Array)

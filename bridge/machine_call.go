@@ -330,6 +330,9 @@ func (m *machine) callScalar(o op, fn ref, args []ref) (ref, error) {
 	}
 	raw, _ := m.bytesOf(args[1])
 	s := &Scalar{DType: d, Raw: append([]byte(nil), raw...)}
+	if d.Kind == 'b' && s.Raw[0] > 1 {
+		s.Raw[0] = 1 // numpy.bool_ is True or False, whatever byte it is made of
+	}
 	if d.Kind == 'U' {
 		if _, err := s.text(); err != nil {
 			return 0, fail(o.Off, "numpy str_ scalar: %v", err)

@@ -50,7 +50,11 @@ func (m *machine) hashKey(r ref, depth int) (key string, hashable, modelled bool
 		b, _ := m.bytesOf(r)
 		return "b" + string(b), true, true, nil
 	case kScalar:
-		k, ok := scalarKey(nd.x.(*Scalar), r)
+		sc := nd.x.(*Scalar)
+		if sc.DType.Kind == 'V' {
+			return "", false, false, nil // numpy: unhashable type: 'writeable void-scalar'
+		}
+		k, ok := scalarKey(sc, r)
 		return k, true, ok, nil
 	case kGlobal:
 		n := nd.x.([2]string)

@@ -282,7 +282,9 @@ func parseFloatLine(line []byte) (float64, error) {
 	case "inf", "infinity":
 		return math.Copysign(math.Inf(1), sign(neg)), nil
 	case "nan":
-		return math.Copysign(math.NaN(), sign(neg)), nil
+		// CPython's NaN is the quiet NaN without payload (Go's math.NaN
+		// has one), the sign bit set for "-nan".
+		return math.Float64frombits(0x7ff8000000000000 | uint64(b2i(neg))<<63), nil
 	}
 	f, err := strconv.ParseFloat(t, 64)
 	if err != nil {
