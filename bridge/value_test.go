@@ -295,7 +295,7 @@ func TestDecodeValueNumpyScalars(t *testing.T) {
 		// dtype is the Scalar's dtype ("": the value is not a Scalar);
 		// numpy's scalars are native-endian, whatever array they come from.
 		dtype string
-		want       any    // Scalar.Value(), or the whole value when dtype is ""
+		want  any // Scalar.Value(), or the whole value when dtype is ""
 	}{
 		{"f8", "np.float64(1.5)", "<f8", 1.5},
 		{"f8 big-endian", "np.dtype('>f8').type(-2.25)", "<f8", -2.25},

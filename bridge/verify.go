@@ -171,12 +171,12 @@ func countEntries(es []Entry) (n, deleted int) {
 
 // verifier is the machine's sink during a verification.
 type verifier struct {
-	r     *Reader
-	rep   *VerifyReport
-	trust map[[2]string]bool
-	cur   *Entry           // the entry being run (nil in the stream)
-	seen  map[int64]uint8  // offsets already reported, by kind bit (the stream skips them)
-	warns map[string]bool  // entry offset + message: one warning of a kind per entry
+	r      *Reader
+	rep    *VerifyReport
+	trust  map[[2]string]bool
+	cur    *Entry          // the entry being run (nil in the stream)
+	seen   map[int64]uint8 // offsets already reported, by kind bit (the stream skips them)
+	warns  map[string]bool // entry offset + message: one warning of a kind per entry
 	copy   int64           // bytes the current value copies
 	slots  int64
 	shared bool // an entry uses another's memo slot
@@ -247,9 +247,13 @@ func (v *verifier) imported(o op, module, name string, allowed bool) {
 	v.add(Finding{Kind: Import, Offset: o.Off, Op: opName(o.Code), Module: module, Name: name, Allowed: allowed})
 }
 
-func (v *verifier) problem(off int64, msg string) { v.add(Finding{Kind: NotPlain, Offset: off, Msg: msg}) }
+func (v *verifier) problem(off int64, msg string) {
+	v.add(Finding{Kind: NotPlain, Offset: off, Msg: msg})
+}
 
-func (v *verifier) warning(off int64, msg string) { v.add(Finding{Kind: Warning, Offset: off, Msg: msg}) }
+func (v *verifier) warning(off int64, msg string) {
+	v.add(Finding{Kind: Warning, Offset: off, Msg: msg})
+}
 
 func (v *verifier) copied(n int64) { v.copy += n }
 

@@ -210,7 +210,9 @@ func findings(rep *VerifyReport, kinds ...FindingKind) []Finding {
 }
 
 // bad tells whether a finding fails the file.
-func bad(f Finding) bool { return f.Kind == Import && !f.Allowed || f.Kind != Import && f.Kind != Warning }
+func bad(f Finding) bool {
+	return f.Kind == Import && !f.Allowed || f.Kind != Import && f.Kind != Warning
+}
 
 func TestVerifyMalicious(t *testing.T) {
 	t.Parallel()

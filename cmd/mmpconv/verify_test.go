@@ -161,7 +161,7 @@ func TestVerifyMaliciousCLI(t *testing.T) {
 		{
 			name: "object dtype", code: 1,
 			file: vFile(vEntry("x", []byte("\x8c\x05numpy\x8c\x05dtype\x93\x8c\x02O8\x89\x88\x87R"), true)),
-			out: []string{`(?m)^key "x": offset 58: not plain data: numpy\.dtype\("O8", False, True\): dtype "O8" is not a plain numpy dtype`},
+			out:  []string{`(?m)^key "x": offset 58: not plain data: numpy\.dtype\("O8", False, True\): dtype "O8" is not a plain numpy dtype`},
 		},
 		{
 			name: "torn", file: vFile(benign, osSystem)[:24+len(benign)+len(osSystem)], code: 1,
