@@ -70,6 +70,13 @@ func pmDesc(v any) any {
 		d := v.DType
 		raw := swapToLE(d, v.Raw)
 		d.ByteOrder = leOrder(d)
+		// The padding of x87 long doubles is not kept by numpy's scalars.
+		switch {
+		case d.Kind == 'f' && d.ItemSize == 16:
+			raw = raw[:10]
+		case d.Kind == 'c' && d.ItemSize == 32:
+			raw = append(raw[:10:10], raw[16:26]...)
+		}
 		return map[string]any{"t": "scalar", "dtype": d.String(), "v": hex.EncodeToString(raw)}
 	case DType:
 		v.ByteOrder = leOrder(v)

@@ -18,6 +18,7 @@ import (
 
 	"mmpbridge/bridge"
 	"mmpbridge/convert"
+	"mmpbridge/internal/render"
 )
 
 // handles maps handle numbers to open files. Numbers start at 1 and are
@@ -120,7 +121,7 @@ func keysJSON(h int64) ([]byte, error) {
 	if keys == nil {
 		keys = []string{}
 	}
-	return marshalJSON(keys)
+	return render.Marshal(keys)
 }
 
 // entryJSON returns the description of key, byte for byte what
@@ -134,7 +135,7 @@ func entryJSON(h int64, key string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := bridge.DescribeJSON(v, false)
+	d, err := render.Describe(v, false)
 	if err != nil {
 		return nil, fmt.Errorf("%s: key %q: %w", f.Name(), key, err)
 	}
@@ -269,18 +270,6 @@ func convertFile(src, dst, options string) (int, error) {
 		return convertUsage, err
 	}
 	return convertInput, err
-}
-
-// marshalJSON is json.Marshal without HTML escaping (keys such as "<f8"
-// stay readable).
-func marshalJSON(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 func errNilArg(name string) error {

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"mmpbridge/bridge"
+	"mmpbridge/internal/render"
 )
 
 const corpus = "../compat/testdata"
@@ -189,7 +190,7 @@ func TestCorpus(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				want, _ := bridge.DescribeJSON(v, false)
+				want, _ := render.Describe(v, false)
 				got, err := entryJSON(h, key)
 				if err != nil || !bytes.Equal(got, want) {
 					t.Errorf("%s: entry %q = %s, %v; want %s", path, key, got, err, want)

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"mmpbridge/bridge"
+	"mmpbridge/internal/render"
 )
 
 var profiles = []string{"mmappickle", "portable"}
@@ -207,7 +208,7 @@ func checkEntryRecord(t *testing.T, k string, entries []bridge.Entry, me manifes
 
 func checkValue(t *testing.T, k string, v any, me manifestEntry) {
 	t.Helper()
-	j, ok := bridge.JSONValue(v)
+	j, ok := render.JSONValue(v)
 	if string(me.JSON) == "null" || me.JSON == nil {
 		if ok && v != nil {
 			t.Errorf("%s: manifest has no JSON form (repr %s) but we made %v", k, me.Repr, j)

@@ -10,6 +10,7 @@ import (
 
 	"mmpbridge/bridge"
 	"mmpbridge/internal/pyrun"
+	"mmpbridge/internal/render"
 )
 
 // TestReadNumpyWritten reads files whose values are the pickles numpy 1.x and
@@ -58,7 +59,7 @@ func TestReadNumpyWritten(t *testing.T) {
 						t.Errorf("%s: fill value lost", k)
 					}
 				default:
-					j, _ := bridge.JSONValue(v)
+					j, _ := render.JSONValue(v)
 					got = map[string]any{"kind": "value", "json": j}
 				}
 				gb, _ := json.Marshal(got)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"mmpbridge/bridge"
+	"mmpbridge/internal/render"
 )
 
 const corpus = "../compat/testdata"
@@ -51,8 +52,8 @@ func TestMmpklToMmpkl(t *testing.T) {
 			for _, k := range ik {
 				a, _ := in.Get(k)
 				b, _ := out.Get(k)
-				if bridge.Repr(a, 0) != bridge.Repr(b, 0) {
-					t.Errorf("%s %s: %s, want %s", name, k, bridge.Repr(b, 0), bridge.Repr(a, 0))
+				if render.Repr(a, 0) != render.Repr(b, 0) {
+					t.Errorf("%s %s: %s, want %s", name, k, render.Repr(b, 0), render.Repr(a, 0))
 				}
 				if aa, ok := a.(*bridge.Array); ok {
 					ba := b.(*bridge.Array)

@@ -354,6 +354,7 @@ import (
 	"unsafe"
 
 	"mmpbridge/bridge"
+	"mmpbridge/internal/render"
 )
 
 // ErrNoHDF5 is the error of the HDF5 conversions in a program built with
@@ -1950,7 +1951,7 @@ func (w *h5writer) planAttrs(v any) ([]h5attr, error) {
 		path, ok := o.Key.(string)
 		attrs, ok2 := o.Value.(bridge.Dict)
 		if !ok || !ok2 {
-			if err := w.unsupported(fmt.Sprintf("key %q", attrsKey), fmt.Sprintf("entry %s is not a path with a dict of attributes", bridge.Repr(o.Key, 0))); err != nil {
+			if err := w.unsupported(fmt.Sprintf("key %q", attrsKey), fmt.Sprintf("entry %s is not a path with a dict of attributes", render.Repr(o.Key, 0))); err != nil {
 				return nil, err
 			}
 			continue
@@ -1979,7 +1980,7 @@ func (w *h5writer) planAttrs(v any) ([]h5attr, error) {
 		}
 		for _, a := range attrs {
 			name, ok := a.Key.(string)
-			member := fmt.Sprintf("attribute %s of %q", bridge.Repr(a.Key, 0), path)
+			member := fmt.Sprintf("attribute %s of %q", render.Repr(a.Key, 0), path)
 			if ok {
 				member = fmt.Sprintf("attribute %q of %q", name, path)
 			}
@@ -2062,7 +2063,7 @@ func toAttrVal(v any) (attrVal, string) {
 		k := scalarKind(e)
 		switch {
 		case k == "":
-			return attrVal{}, fmt.Sprintf("%s has no HDF5 attribute form", bridge.Repr(e, 0))
+			return attrVal{}, fmt.Sprintf("%s has no HDF5 attribute form", render.Repr(e, 0))
 		case kind == "" || kind == k:
 			kind = k
 		case isNumKind(kind) && isNumKind(k) && kind != "bool" && k != "bool":
@@ -2101,7 +2102,7 @@ func toAttrVal(v any) (attrVal, string) {
 	for _, e := range flat {
 		b, ok := scalarBytes(e, dt)
 		if !ok {
-			return attrVal{}, fmt.Sprintf("%s does not fit %s", bridge.Repr(e, 0), dt)
+			return attrVal{}, fmt.Sprintf("%s does not fit %s", render.Repr(e, 0), dt)
 		}
 		av.data = append(av.data, b...)
 	}

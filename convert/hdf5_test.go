@@ -20,6 +20,7 @@ import (
 
 	"mmpbridge/bridge"
 	"mmpbridge/internal/pyrun"
+	"mmpbridge/internal/render"
 )
 
 // The HDF5 tests make their files with h5py (testdata/hdf5/h5tool.py, run
@@ -138,7 +139,7 @@ func flatten(v any, shape []int) ([]any, error) {
 	}
 	l, ok := v.([]any)
 	if !ok || len(l) != shape[0] {
-		return nil, fmt.Errorf("%s is not a list of %d", bridge.Repr(v, 0), shape[0])
+		return nil, fmt.Errorf("%s is not a list of %d", render.Repr(v, 0), shape[0])
 	}
 	var out []any
 	for _, e := range l {
@@ -183,7 +184,7 @@ func checkAttr(t *testing.T, where string, got any, want h5attrDesc) {
 			ok = g == any(complex(re, im))
 		}
 		if !ok {
-			t.Errorf("%s: element %d is %s (%T), h5py reads %+v", where, i, bridge.Repr(g, 0), g, want)
+			t.Errorf("%s: element %d is %s (%T), h5py reads %+v", where, i, render.Repr(g, 0), g, want)
 		}
 	}
 }
@@ -254,21 +255,21 @@ func TestHDF5RoundTrip(t *testing.T) {
 			}
 			attrs, ok := v.(bridge.Dict)
 			if !ok || len(attrs) != len(want.Attrs) {
-				t.Fatalf("__attrs__ is %s, want %d objects", bridge.Repr(v, 0), len(want.Attrs))
+				t.Fatalf("__attrs__ is %s, want %d objects", render.Repr(v, 0), len(want.Attrs))
 			}
 			for _, o := range attrs {
 				path, _ := o.Key.(string)
 				wo, ok := want.Attrs[path]
 				items, ok2 := o.Value.(bridge.Dict)
 				if !ok || !ok2 || len(items) != len(wo) {
-					t.Errorf("__attrs__[%s] = %s, want %d attributes", bridge.Repr(o.Key, 0), bridge.Repr(o.Value, 0), len(wo))
+					t.Errorf("__attrs__[%s] = %s, want %d attributes", render.Repr(o.Key, 0), render.Repr(o.Value, 0), len(wo))
 					continue
 				}
 				for _, it := range items {
 					name, _ := it.Key.(string)
 					wa, ok := wo[name]
 					if !ok {
-						t.Errorf("__attrs__[%q] has an unexpected %s", path, bridge.Repr(it.Key, 0))
+						t.Errorf("__attrs__[%q] has an unexpected %s", path, render.Repr(it.Key, 0))
 						continue
 					}
 					checkAttr(t, fmt.Sprintf("attribute %q of %q", name, path), it.Value, wa)
@@ -356,7 +357,7 @@ func TestHDF5Unsupported(t *testing.T) {
 		t.Errorf("keys %q", keys)
 	}
 	v, _ := f.Get("__attrs__")
-	if got, want := bridge.Repr(v, 0), bridge.Repr(bridge.Dict{{Key: "/", Value: bridge.Dict{{Key: "good", Value: int64(1)}}}, {Key: "/ok", Value: bridge.Dict{{Key: "fine", Value: "yes"}}}}, 0); got != want {
+	if got, want := render.Repr(v, 0), render.Repr(bridge.Dict{{Key: "/", Value: bridge.Dict{{Key: "good", Value: int64(1)}}}, {Key: "/ok", Value: bridge.Dict{{Key: "fine", Value: "yes"}}}}, 0); got != want {
 		t.Errorf("__attrs__ = %s, want %s", got, want)
 	}
 	a, err := f.Array("ok")

@@ -9,6 +9,7 @@ import (
 
 	"mmpbridge/bridge"
 	"mmpbridge/convert"
+	"mmpbridge/internal/render"
 )
 
 func getCmd(e *env) *cobra.Command {
@@ -38,13 +39,13 @@ func getCmd(e *env) *cobra.Command {
 			}
 			switch v.(type) {
 			case *bridge.Array, *bridge.Masked:
-				d, err := bridge.DescribeJSON(v, false)
+				d, err := render.Describe(v, false)
 				if err != nil {
 					return err
 				}
 				fmt.Fprintf(e.stdout, "%s\n", d)
 			default:
-				fmt.Fprintln(e.stdout, bridge.Repr(v, 0))
+				fmt.Fprintln(e.stdout, render.Repr(v, 0))
 			}
 			return nil
 		},

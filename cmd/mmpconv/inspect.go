@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"mmpbridge/bridge"
+	"mmpbridge/internal/render"
 )
 
 func inspectCmd(e *env) *cobra.Command {
@@ -52,7 +53,7 @@ func inspectJSON(r *bridge.Reader, hash bool) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		d, err := bridge.DescribeJSON(v, hash)
+		d, err := render.Describe(v, hash)
 		if err != nil {
 			return nil, fmt.Errorf("key %q: %w", k, err)
 		}

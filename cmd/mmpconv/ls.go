@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"mmpbridge/bridge"
+	"mmpbridge/internal/render"
 )
 
 func lsCmd(e *env) *cobra.Command {
@@ -44,11 +45,11 @@ func lsLine(v any) string {
 	case *bridge.Masked:
 		return fmt.Sprintf("masked\t%s\t%s\t%s", v.Data.DType, shapeStr(v.Data.Shape), sizeStr(v.Data.NBytes+v.Mask.NBytes))
 	}
-	return "value\t" + bridge.Repr(v, 60)
+	return "value\t" + render.Repr(v, 60)
 }
 
 func shapeStr(s []int) string {
-	return bridge.Repr(bridge.Tuple(toAny(s)), 0)
+	return render.Repr(bridge.Tuple(toAny(s)), 0)
 }
 
 func toAny(s []int) []any {

@@ -23,6 +23,7 @@ import (
 
 	"mmpbridge/bridge"
 	"mmpbridge/internal/pyrun"
+	"mmpbridge/internal/render"
 )
 
 var (
@@ -110,7 +111,7 @@ func checkJSONValue(t *testing.T, f *bridge.File, key string, i int, who string)
 		return
 	}
 	want := bridge.Dict{{Key: "i", Value: int64(i)}, {Key: "who", Value: who}, {Key: "l", Value: []any{int64(-i), 1.5, nil, true}}}
-	if got, w := bridge.Repr(v, 0), bridge.Repr(want, 0); got != w {
+	if got, w := render.Repr(v, 0), render.Repr(want, 0); got != w {
 		t.Errorf("%s = %s, want %s", key, got, w)
 	}
 }
@@ -347,7 +348,7 @@ for i in range(int(sys.argv[3])):
 			continue
 		}
 		if i%2 == 0 {
-			if got, want := bridge.Repr(v, 0), bridge.Repr(bridge.Dict{{Key: "i", Value: int64(i)}}, 0); got != want {
+			if got, want := render.Repr(v, 0), render.Repr(bridge.Dict{{Key: "i", Value: int64(i)}}, 0); got != want {
 				t.Errorf("%s = %s, want %s", key, got, want)
 			}
 			continue
@@ -357,7 +358,7 @@ for i in range(int(sys.argv[3])):
 			want[j] = int64(j)
 		}
 		if a, ok := v.(*bridge.Array); !ok || a.DType.String() != "<i8" || !bytes.Equal(a.Bytes(), i64s(want...)) {
-			t.Errorf("%s = %s, want arange(%d)", key, bridge.Repr(v, 0), i)
+			t.Errorf("%s = %s, want arange(%d)", key, render.Repr(v, 0), i)
 		}
 	}
 	// And mmappickle reads every key back.
