@@ -152,6 +152,7 @@ func (r *Reader) analyze() error {
 		}
 		a.infos = append(a.infos, info)
 	}
+	m.reset(0) // the last value's nodes go
 	return nil
 }
 

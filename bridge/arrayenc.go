@@ -158,9 +158,9 @@ func (e *emitter) bytesObj(b []byte) {
 
 // finish numbers the memo from start and returns the pickle split at the
 // data marks (one more segment than marks) and the memo end.
-func (e *emitter) finish(start int32) (segs [][]byte, end int32) {
+func (e *emitter) finish(start int64) (segs [][]byte, end int64) {
 	next := start
-	newID := map[int]int32{}
+	newID := map[int]int64{}
 	segs = [][]byte{nil}
 	for _, p := range e.parts {
 		cur := &segs[len(segs)-1]
@@ -182,7 +182,7 @@ func (e *emitter) finish(start int32) (segs [][]byte, end int32) {
 	return segs, next
 }
 
-func memoOp(short, long byte, i int32) []byte {
+func memoOp(short, long byte, i int64) []byte {
 	if i < 256 {
 		return []byte{short, byte(i)}
 	}
@@ -450,7 +450,7 @@ func (e *emitter) mmappickleArray(h ArrayHeader, nbytes int64) {
 
 // encodeArray returns the pickle of an array split around its data, and the
 // memo end to store in the entry trailer.
-func encodeArray(p Encoding, h ArrayHeader, memoStart int32) ([][]byte, int32, error) {
+func encodeArray(p Encoding, h ArrayHeader, memoStart int64) ([][]byte, int64, error) {
 	n, err := h.NBytes()
 	if err != nil {
 		return nil, 0, err
@@ -468,7 +468,7 @@ func encodeArray(p Encoding, h ArrayHeader, memoStart int32) ([][]byte, int32, e
 
 // encodeMasked returns the pickle of a masked array split around its data
 // and its mask (three segments). mmappickle's encoding drops the fill value.
-func encodeMasked(p Encoding, h ArrayHeader, fill []byte, memoStart int32) ([][]byte, int32, error) {
+func encodeMasked(p Encoding, h ArrayHeader, fill []byte, memoStart int64) ([][]byte, int64, error) {
 	n, err := h.NBytes()
 	if err != nil {
 		return nil, 0, err

@@ -312,11 +312,11 @@ func aencC(t testing.TB, c *aencCase, b []byte, size int) []byte {
 }
 
 // aencEncode fills in our own encodings of the case.
-func aencEncode(t testing.TB, c *aencCase) (portEnd int32) {
+func aencEncode(t testing.TB, c *aencCase) (portEnd int64) {
 	h := ArrayHeader{DType: c.dt, Shape: c.Shape, Fortran: c.Fortran}
 	hc := ArrayHeader{DType: c.dt, Shape: c.Shape}
 	if !c.Masked {
-		segs, end, err := encodeArray(Portable, h, c.MemoStart)
+		segs, end, err := encodeArray(Portable, h, int64(c.MemoStart))
 		if err != nil {
 			t.Fatalf("%s: %v", c.Name, err)
 		}
@@ -324,14 +324,14 @@ func aencEncode(t testing.TB, c *aencCase) (portEnd int32) {
 			t.Fatalf("%s: %d segments", c.Name, len(segs))
 		}
 		c.GoPortable, c.portSegs = aencJoin(segs, c.Data), segs
-		segs, mend, err := encodeArray(Mmappickle, hc, c.MemoStart)
+		segs, mend, err := encodeArray(Mmappickle, hc, int64(c.MemoStart))
 		if err != nil || mend != 0 || len(segs) != 2 {
 			t.Fatalf("%s: mmappickle: %d segments, memo %d, %v", c.Name, len(segs), mend, err)
 		}
 		c.GoMmappickle, c.mmpSegs = aencJoin(segs, aencC(t, c, c.Data, c.dt.ItemSize)), segs
 		return end
 	}
-	segs, end, err := encodeMasked(Portable, h, c.Fill, c.MemoStart)
+	segs, end, err := encodeMasked(Portable, h, c.Fill, int64(c.MemoStart))
 	if err != nil {
 		t.Fatalf("%s: %v", c.Name, err)
 	}
@@ -339,7 +339,7 @@ func aencEncode(t testing.TB, c *aencCase) (portEnd int32) {
 		t.Fatalf("%s: %d segments", c.Name, len(segs))
 	}
 	c.GoPortable, c.portSegs = aencJoin(segs, c.Data, c.Mask), segs
-	segs, mend, err := encodeMasked(Mmappickle, hc, c.Fill, c.MemoStart)
+	segs, mend, err := encodeMasked(Mmappickle, hc, c.Fill, int64(c.MemoStart))
 	if err != nil || mend != 0 || len(segs) != 3 {
 		t.Fatalf("%s: mmappickle: %d segments, memo %d, %v", c.Name, len(segs), mend, err)
 	}
@@ -491,7 +491,7 @@ with open(sys.argv[2], "w") as f:
 func TestEncodeArrayMatchesNumpy(t *testing.T) {
 	env := pyrun.Numpy1(t)
 	cases := aencCases(t)
-	ends := map[string]int32{}
+	ends := map[string]int64{}
 	for _, c := range cases {
 		ends[c.Name] = aencEncode(t, c)
 	}
@@ -533,7 +533,7 @@ func TestEncodeArrayMatchesNumpy(t *testing.T) {
 		if !bytes.Equal(c.GoMmappickle, r.Mmappickle) {
 			t.Errorf("%s: mmappickle profile differs from mmappickle's ArrayPickler:\n%s", c.Name, aencDiff(c.GoMmappickle, r.Mmappickle))
 		}
-		same := bytes.Equal(c.GoPortable, r.Portable) && ends[c.Name] == r.Memo
+		same := bytes.Equal(c.GoPortable, r.Portable) && ends[c.Name] == int64(r.Memo)
 		switch {
 		case same:
 		case c.unpredictable != "":

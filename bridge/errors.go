@@ -26,6 +26,12 @@ var (
 	ErrUnsupported = errors.New("unsupported")
 	// ErrClosed: the file was closed.
 	ErrClosed = errors.New("file already closed")
+	// ErrShrank: the file became shorter than its mapping while it was
+	// read (another process truncated it).
+	ErrShrank = errors.New("file shrank while being read")
+	// ErrMemoFull: a new entry would need memo indices past 2^31-1, the
+	// largest an entry's trailer holds.
+	ErrMemoFull = errors.New("memo indices exhausted")
 )
 
 // FormatError reports malformed input at a byte offset of the file.

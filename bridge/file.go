@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -191,7 +192,8 @@ func (mf *File) remap(size int64) error {
 }
 
 // read runs fn on a fresh index under the shared lock.
-func (mf *File) read(fn func(r *Reader) error) error {
+func (mf *File) read(fn func(r *Reader) error) (err error) {
+	defer guard(&err, mf.name)()
 	mf.mu.Lock()
 	defer mf.mu.Unlock()
 	if err := mf.lock(lockShared); err != nil {
@@ -307,7 +309,8 @@ func (mf *File) Sync() error {
 }
 
 // write runs fn under the exclusive lock on a fresh index.
-func (mf *File) write(fn func(r *Reader) error) error {
+func (mf *File) write(fn func(r *Reader) error) (err error) {
+	defer guard(&err, mf.name)()
 	if !mf.writable {
 		return mf.wrap(ErrReadOnly)
 	}
@@ -341,20 +344,28 @@ func (mf *File) setFlag(e *Entry, live bool) error {
 	return err
 }
 
-// Delete marks key deleted (its bytes stay until Vacuum).
-func (mf *File) Delete(key string) error {
+// Delete marks keys deleted (their bytes stay until Vacuum). It is all or
+// nothing: when a key is missing, nothing is deleted. The commit number is
+// bumped once.
+func (mf *File) Delete(keys ...string) error {
 	return mf.write(func(r *Reader) error {
-		i, ok := r.index[key]
-		if !ok {
-			return fmt.Errorf("key %q: %w", key, ErrKeyNotFound)
+		seen := map[string]bool{}
+		for _, key := range keys {
+			if _, ok := r.index[key]; !ok {
+				return fmt.Errorf("key %q: %w (nothing deleted)", key, ErrKeyNotFound)
+			}
+			seen[key] = true
 		}
-		if err := mf.setFlag(&r.entries[i], false); err != nil {
-			return err
-		}
-		r.entries[i].Live = false
-		r.removeKey(key)
-		if err := mf.retireShadowed(r, key); err != nil {
-			return err
+		for key := range seen {
+			i := r.index[key]
+			if err := mf.setFlag(&r.entries[i], false); err != nil {
+				return err
+			}
+			r.entries[i].Live = false
+			r.removeKey(key)
+			if err := mf.retireShadowed(r, key); err != nil {
+				return err
+			}
 		}
 		return mf.bumpCommit(r)
 	})
@@ -383,14 +394,20 @@ type segment struct {
 // then its flag flipped to live, then the previous entry of the key flipped
 // to deleted, then the commit number bumped. With commit false the entry
 // stays deleted (a reservation) and is returned for a later commit.
-func (mf *File) appendValue(r *Reader, key string, build func(memoStart int32) ([]segment, int32, error), commit bool) (Entry, error) {
+func (mf *File) appendValue(r *Reader, key string, build func(memoStart int64) ([]segment, int64, error), commit bool) (Entry, error) {
 	if !validKey([]byte(key)) {
 		return Entry{}, fmt.Errorf("key %q: keys must be 1 to 255 bytes of UTF-8 (this one is %d bytes)", key, len(key))
 	}
-	memoStart, off := max(1, r.memoMax), r.tail
+	memoStart, off := r.nextMemo(), r.tail
+	if memoStart > math.MaxInt32 {
+		return Entry{}, fmt.Errorf("key %q: %w: the file's entries use memo indices up to %d, the largest an entry's trailer holds (2^31-1); rewrite it with convert", key, ErrMemoFull, memoStart-1)
+	}
 	segs, memoEnd, err := build(memoStart)
 	if err != nil {
 		return Entry{}, withKey(err, key)
+	}
+	if memoEnd > math.MaxInt32 {
+		return Entry{}, fmt.Errorf("key %q: %w: the value would use memo indices up to %d, past 2^31-1; rewrite the file with convert", key, ErrMemoFull, memoEnd-1)
 	}
 	var valueLen int64
 	for _, s := range segs {
@@ -400,14 +417,14 @@ func (mf *File) appendValue(r *Reader, key string, build func(memoStart int32) (
 	var pad []byte
 	if mf.cfg.align > 1 && len(segs) > 1 {
 		dataOff := off + int64(len(head)) + int64(len(segs[0].b))
-		pad = paddingEntry(dataOff, int64(mf.cfg.align), memoStart)
+		pad = paddingEntry(dataOff, int64(mf.cfg.align), int32(memoStart))
 	}
-	e := Entry{Key: key, Offset: off + int64(len(pad)), MemoMax: memoEnd}
+	e := Entry{Key: key, Offset: off + int64(len(pad)), MemoMax: int32(memoEnd)}
 	e.Size = int64(len(head)) + valueLen + entryTrailer
 	e.ValueOff = e.Offset + int64(len(head))
 	e.ValueLen = valueLen
 
-	if err := mf.writeEntry(off, pad, head, segs, memoEnd); err != nil {
+	if err := mf.writeEntry(off, pad, head, segs, int32(memoEnd)); err != nil {
 		mf.stale = true
 		// Roll back: cut what was written and restore the terminator.
 		if terr := mf.f.Truncate(off); terr == nil {
@@ -416,13 +433,13 @@ func (mf *File) appendValue(r *Reader, key string, build func(memoStart int32) (
 		return Entry{}, withKey(err, key)
 	}
 	if len(pad) > 0 {
-		pe := Entry{Offset: off, Size: int64(len(pad)), MemoMax: memoStart}
+		pe := Entry{Offset: off, Size: int64(len(pad)), MemoMax: int32(memoStart)}
 		pe.ValueOff, pe.ValueLen = off+entryFrameHeader+2, int64(len(pad))-entryFrameHeader-2-entryTrailer
 		r.entries = append(r.entries, pe)
 	}
 	r.entries = append(r.entries, e)
 	r.tail = e.End()
-	r.memoMax = max(r.memoMax, memoStart, memoEnd)
+	r.memoMax = max(r.memoMax, int32(memoStart), int32(memoEnd))
 	// The index stays current; the next read maps the grown file.
 	r.src = &source{ra: mf.f, size: r.tail + terminatorSize}
 	if commit {
@@ -602,7 +619,7 @@ func (mf *File) Put(key string, v any) error {
 		return mf.PutRaw(key, v.Pickle)
 	}
 	return mf.write(func(r *Reader) error {
-		_, err := mf.appendValue(r, key, func(memoStart int32) ([]segment, int32, error) {
+		_, err := mf.appendValue(r, key, func(memoStart int64) ([]segment, int64, error) {
 			var buf bytes.Buffer
 			end, err := encodeValue(&buf, v, memoStart)
 			return []segment{{b: buf.Bytes()}}, end, err
@@ -615,7 +632,7 @@ func (mf *File) Put(key string, v any) error {
 // memo indices renumbered to follow the file's.
 func (mf *File) PutRaw(key string, pickle []byte) error {
 	return mf.write(func(r *Reader) error {
-		_, err := mf.appendValue(r, key, func(memoStart int32) ([]segment, int32, error) {
+		_, err := mf.appendValue(r, key, func(memoStart int64) ([]segment, int64, error) {
 			out, end, err := renumberMemo(pickle, 0, memoStart)
 			return []segment{{b: out}}, end, err
 		}, true)
@@ -635,8 +652,8 @@ func (mf *File) PutArray(key string, h ArrayHeader, data io.Reader) error {
 	})
 }
 
-func arrayBuilder(p Encoding, h ArrayHeader, data io.Reader) func(int32) ([]segment, int32, error) {
-	return func(memoStart int32) ([]segment, int32, error) {
+func arrayBuilder(p Encoding, h ArrayHeader, data io.Reader) func(int64) ([]segment, int64, error) {
+	return func(memoStart int64) ([]segment, int64, error) {
 		n, err := h.NBytes()
 		if err != nil {
 			return nil, 0, err
@@ -657,7 +674,7 @@ func (mf *File) PutMasked(key string, h ArrayHeader, data, mask io.Reader, fill 
 		return mf.wrap(fmt.Errorf("key %q: the mmappickle profile stores C-order data; transpose the Fortran-ordered array first (or use the portable profile)", key))
 	}
 	return mf.write(func(r *Reader) error {
-		_, err := mf.appendValue(r, key, func(memoStart int32) ([]segment, int32, error) {
+		_, err := mf.appendValue(r, key, func(memoStart int64) ([]segment, int64, error) {
 			n, err := h.NBytes()
 			if err != nil {
 				return nil, 0, err
@@ -835,12 +852,18 @@ func (s *Slot) Commit() error {
 
 // Vacuum removes deleted entries, rewriting the file to a temporary file
 // beside it and renaming it into place (so a crash leaves the old file).
-// Array data is re-aligned to the File's alignment. Other processes must not
-// have the file open, and arrays obtained before are invalid afterwards.
-// The commit number becomes 0 (or 1 if it was 0), as mmappickle does.
+// When the name is a symbolic link, its target is rewritten and the link
+// kept. Array data is re-aligned to the File's alignment. Other processes
+// must not have the file open, and arrays obtained before are invalid
+// afterwards. The commit number becomes 0 (or 1 if it was 0), as mmappickle
+// does.
 func (mf *File) Vacuum() error {
 	return mf.write(func(r *Reader) error {
-		tmp, err := os.CreateTemp(filepath.Dir(mf.name), "."+filepath.Base(mf.name)+".vacuum-*")
+		target, err := filepath.EvalSymlinks(mf.name)
+		if err != nil {
+			return err
+		}
+		tmp, err := os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".vacuum-*")
 		if err != nil {
 			return err
 		}
@@ -874,10 +897,10 @@ func (mf *File) Vacuum() error {
 		if err := tmp.Sync(); err != nil {
 			return err
 		}
-		if err := os.Rename(tmp.Name(), mf.name); err != nil {
+		if err := os.Rename(tmp.Name(), target); err != nil {
 			return err
 		}
-		nf, err := os.OpenFile(mf.name, os.O_RDWR, 0)
+		nf, err := os.OpenFile(target, os.O_RDWR, 0)
 		if err != nil {
 			return err
 		}

@@ -129,7 +129,9 @@ type machine struct {
 	sink  sink
 	trust map[[2]string]bool // globals trusted with any arguments (verify --allow)
 
-	nodes []node
+	// The nodes, in chunks of chunkNodes: growing never copies them.
+	chunks [][]node
+	count  int
 	stack []ref
 	marks []int
 	base  int // stack height where the value started (0, or the header's for a stream)
@@ -161,7 +163,14 @@ func newMachine(src *source, lim Limits) *machine {
 
 // reset prepares the machine for a new value.
 func (m *machine) reset(memoLen int64) {
-	m.nodes = m.nodes[:0]
+	// Keep the first chunk; the others go (a big value's nodes are not
+	// kept alive for the next value).
+	if len(m.chunks) > 0 {
+		clear(m.chunks[0])
+		m.chunks[0] = m.chunks[0][:0]
+		m.chunks = m.chunks[:1]
+	}
+	m.count = 0
 	m.stack = m.stack[:0]
 	m.marks = m.marks[:0]
 	m.base = 0
@@ -206,14 +215,33 @@ func (m *machine) grow(off, n int64) error {
 }
 
 func (m *machine) newNode(nd node) (ref, error) {
-	if len(m.nodes) >= math.MaxInt32 {
+	if m.count >= math.MaxInt32 {
 		return 0, limitErr(nd.off, "value has too many objects")
 	}
-	m.nodes = append(m.nodes, nd)
-	return ref(len(m.nodes) - 1), nil
+	// The first chunk grows as a slice (most values are small); the
+	// next ones are made whole.
+	switch c := m.count >> chunkShift; {
+	case c == 0:
+		if len(m.chunks) == 0 {
+			m.chunks = append(m.chunks, make([]node, 0, 16))
+		}
+		m.chunks[0] = append(m.chunks[0], nd)
+	case c == len(m.chunks):
+		m.chunks = append(m.chunks, make([]node, chunkNodes))
+		fallthrough
+	default:
+		m.chunks[c][m.count&(chunkNodes-1)] = nd
+	}
+	m.count++
+	return ref(m.count - 1), nil
 }
 
-func (m *machine) at(r ref) *node { return &m.nodes[r] }
+const (
+	chunkShift = 12
+	chunkNodes = 1 << chunkShift
+)
+
+func (m *machine) at(r ref) *node { return &m.chunks[r>>chunkShift][r&(chunkNodes-1)] }
 
 // push makes a node and pushes it.
 func (m *machine) push(nd node) error {

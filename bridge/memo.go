@@ -18,7 +18,7 @@ import (
 // cleaned up. Errors (a *FormatError at fileOff plus the position in raw)
 // report invalid opcodes, PROTO, FRAME or STOP, which cannot appear inside a
 // value, and reads of a memo index not written before.
-func renumberMemo(raw []byte, fileOff int64, memoStart int32) (out []byte, memoEnd int32, err error) {
+func renumberMemo(raw []byte, fileOff int64, memoStart int64) (out []byte, memoEnd int64, err error) {
 	if memoStart < 0 {
 		return nil, 0, errors.New("negative memo start")
 	}
@@ -62,7 +62,7 @@ func renumberMemo(raw []byte, fileOff int64, memoStart int32) (out []byte, memoE
 			out = append(out, raw[o.Off:o.End]...)
 		}
 	}
-	return out, int32(next), nil
+	return out, next, nil
 }
 
 // memoIndex returns the index a GET or PUT opcode names.

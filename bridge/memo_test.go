@@ -71,7 +71,7 @@ func TestRenumberMemoCorpus(t *testing.T) {
 				break
 			}
 		}
-		out, end, err := renumberMemo(e.raw(), e.off, start)
+		out, end, err := renumberMemo(e.raw(), e.off, int64(start))
 		if err != nil {
 			t.Fatalf("%s %q: %v", e.file, e.key, err)
 		}
@@ -79,14 +79,14 @@ func TestRenumberMemoCorpus(t *testing.T) {
 			t.Errorf("%s %q: renumbered from its own start %d:\n got %x\nwant %x", e.file, e.key, start, etShort(out), etShort(e.raw()))
 		}
 		// mmappickle's array encoding stores 0 whatever the memo.
-		if end != e.trailer && !(e.trailer == 0 && strings.HasPrefix(e.file, "mmappickle/")) {
+		if end != int64(e.trailer) && !(e.trailer == 0 && strings.HasPrefix(e.file, "mmappickle/")) {
 			t.Errorf("%s %q: memo end %d, the file stores %d", e.file, e.key, end, e.trailer)
 		}
 		if !strings.HasSuffix(e.file, "/memo.mmpkl") {
 			continue
 		}
 		for _, other := range []int32{0, 2, 255, 256, 70000} {
-			out, end, err := renumberMemo(e.raw(), e.off, other)
+			out, end, err := renumberMemo(e.raw(), e.off, int64(other))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -100,7 +100,7 @@ func TestRenumberMemoCorpus(t *testing.T) {
 					puts++
 				}
 			}
-			if len(a) != len(b) || end != other+puts {
+			if len(a) != len(b) || end != int64(other+puts) {
 				t.Fatalf("%s %q from %d: %d opcodes became %d, memo end %d", e.file, e.key, other, len(a), len(b), end)
 			}
 			pairs = append(pairs, [2]string{hex.EncodeToString(e.raw()), hex.EncodeToString(out)})
@@ -159,14 +159,14 @@ func TestRenumberMemoForms(t *testing.T) {
 			vtOps(opShortBinBytes, 2, "q\x01", opBinPut, 7, opPop, opBinUnicode, "\x01\x00\x00\x00h", opBinGet, 7, opTuple2), 7},
 		{"no memo", nil, []byte{}, 3},
 	} {
-		out, end, err := renumberMemo(c.in, 50, c.start)
+		out, end, err := renumberMemo(c.in, 50, int64(c.start))
 		puts := int32(0)
 		for _, o := range mtOps(t, c.want) {
 			if o.code == opBinPut || o.code == opLongBinPut {
 				puts++
 			}
 		}
-		if err != nil || !bytes.Equal(out, c.want) || end != c.start+puts {
+		if err != nil || !bytes.Equal(out, c.want) || end != int64(c.start+puts) {
 			t.Errorf("%s: got %x, %d, %v; want %x, %d", c.name, out, end, err, c.want, c.start+puts)
 		}
 	}

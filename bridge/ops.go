@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -140,8 +141,9 @@ func init() {
 	opArgs[opInst] = argTwoLine
 }
 
-// maxLine bounds the text argument of protocol-0 opcodes.
-const maxLine = 1 << 16
+// maxLine bounds the text argument of protocol-0 opcodes (a protocol-0
+// pickle writes a str as one UNICODE line).
+const maxLine = 1 << 26
 
 // op is one decoded opcode. Payload-bearing opcodes do not carry their
 // payload: PayloadOff/PayloadLen locate it in the file, so that scanning an
@@ -342,18 +344,24 @@ func (sc *opScanner) next() (op, error) {
 // line consumes a '\n'-terminated line of at most maxLine bytes.
 func (sc *opScanner) line() (off, n int64, err error) {
 	off = sc.pos
-	for i := int64(0); ; i++ {
-		if i > maxLine {
+	for {
+		if sc.pos-off > maxLine {
 			return 0, 0, formatErr(off, "text argument longer than %d bytes", maxLine)
 		}
-		b, err := sc.need(1)
+		if sc.pos >= sc.end {
+			_, err := sc.need(1)
+			return 0, 0, err
+		}
+		// Search what the window (or the mapping) holds from pos on.
+		b, err := sc.need(min(scanWindow, sc.end-sc.pos))
 		if err != nil {
 			return 0, 0, err
 		}
-		sc.pos++
-		if b[0] == '\n' {
-			return off, i, nil
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			sc.pos += int64(i) + 1
+			return off, sc.pos - 1 - off, nil
 		}
+		sc.pos += int64(len(b))
 	}
 }
 

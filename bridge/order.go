@@ -9,7 +9,8 @@ import (
 // WriteC writes the array's bytes to w in C (row-major) order, as numpy's
 // tobytes() gives them: Fortran-ordered data is transposed on the way.
 // Transposing needs the array mapped (or reads it into memory when not).
-func (a *Array) WriteC(w io.Writer) error {
+func (a *Array) WriteC(w io.Writer) (err error) {
+	defer guard(&err, "array")()
 	if !a.Fortran || len(a.Shape) < 2 || a.NBytes == 0 {
 		_, err := io.Copy(w, a.Reader())
 		return err

@@ -39,7 +39,7 @@ const batchSize = 1000
 // Other Go types, invalid UTF-8, unhashable dict keys or set elements and
 // nesting deeper than 1000 containers are errors wrapping ErrUnsupported.
 // On error buf is left as it was.
-func encodeValue(buf *bytes.Buffer, v any, memoStart int32) (memoEnd int32, err error) {
+func encodeValue(buf *bytes.Buffer, v any, memoStart int64) (memoEnd int64, err error) {
 	e := valueEncoder{buf: buf, memo: memoStart}
 	n := buf.Len()
 	if err := e.encode(v, 0, false); err != nil {
@@ -51,7 +51,7 @@ func encodeValue(buf *bytes.Buffer, v any, memoStart int32) (memoEnd int32, err 
 
 type valueEncoder struct {
 	buf  *bytes.Buffer
-	memo int32
+	memo int64
 }
 
 // encode writes v nested in depth containers; key: v must be hashable.

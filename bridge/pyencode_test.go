@@ -221,7 +221,7 @@ func TestEncodeValueObject(t *testing.T) {
 	aliased := vtOps(opEmptyList, opMark, opEmptyList, opBinPut, 1, opMark, opBinInt1, 1, opBinInt1, 2, opAppends,
 		opBinGet, 1, opBinGet, 1, opAppends)
 	obj := Object{Module: "x", Name: "y", Pickle: aliased}
-	for _, start := range []int32{1, 5, 255, 256, 1000} {
+	for _, start := range []int64{1, 5, 255, 256, 1000} {
 		var buf bytes.Buffer
 		end, err := encodeValue(&buf, Tuple{obj, &obj}, start)
 		if err != nil {

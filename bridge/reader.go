@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"runtime/debug"
 )
 
 // Option configures a Reader or a File.
@@ -80,7 +81,7 @@ func NewReaderBytes(b []byte, opts ...Option) (*Reader, error) {
 // demand. If r has a method Bytes() []byte returning all size bytes (a
 // mapping), arrays are handed out as views of it.
 func NewReader(r io.ReaderAt, size int64, opts ...Option) (rd *Reader, err error) {
-	defer recoverTo(&err, "read index")
+	defer guard(&err, "read index")()
 	cfg := newConfig(opts)
 	rd = &Reader{src: newSource(r, size), cfg: cfg}
 	if err := rd.parse(); err != nil {
@@ -229,7 +230,7 @@ func (k Kind) String() string {
 // Get returns the value of key: an *Array, a *Masked, or a generic value
 // decoded to plain Go values (see Tuple, Dict, Object).
 func (r *Reader) Get(key string) (v any, err error) {
-	defer recoverTo(&err, "key "+fmt.Sprintf("%q", key))
+	defer guard(&err, fmt.Sprintf("key %q", key))()
 	i, err := r.entryIndex(key)
 	if err != nil {
 		return nil, err
@@ -314,7 +315,8 @@ func (r *Reader) arrayItem(key string) (any, error) {
 
 // KindOf tells whether key holds an array, a masked array or another value,
 // without decoding a generic value.
-func (r *Reader) KindOf(key string) (Kind, error) {
+func (r *Reader) KindOf(key string) (k Kind, err error) {
+	defer guard(&err, fmt.Sprintf("key %q", key))()
 	i, err := r.entryIndex(key)
 	if err != nil {
 		return KindValue, err
@@ -327,7 +329,8 @@ func (r *Reader) KindOf(key string) (Kind, error) {
 }
 
 // Array returns the array stored under key.
-func (r *Reader) Array(key string) (*Array, error) {
+func (r *Reader) Array(key string) (arr *Array, err error) {
+	defer guard(&err, fmt.Sprintf("key %q", key))()
 	a, err := r.arrayItem(key)
 	if err != nil {
 		return nil, err
@@ -339,7 +342,8 @@ func (r *Reader) Array(key string) (*Array, error) {
 }
 
 // Masked returns the masked array stored under key.
-func (r *Reader) Masked(key string) (*Masked, error) {
+func (r *Reader) Masked(key string) (mk *Masked, err error) {
+	defer guard(&err, fmt.Sprintf("key %q", key))()
 	a, err := r.arrayItem(key)
 	if err != nil {
 		return nil, err
@@ -352,7 +356,8 @@ func (r *Reader) Masked(key string) (*Masked, error) {
 
 // RawValue returns the value's pickle bytes as stored (no PROTO, FRAME or
 // STOP), bounded by Limits.MaxValueBytes.
-func (r *Reader) RawValue(key string) ([]byte, error) {
+func (r *Reader) RawValue(key string) (b []byte, err error) {
+	defer guard(&err, fmt.Sprintf("key %q", key))()
 	i, err := r.entryIndex(key)
 	if err != nil {
 		return nil, err
@@ -368,10 +373,20 @@ func (r *Reader) rawValue(e *Entry) ([]byte, error) {
 	return bytes.Clone(b), withKey(err, e.Key)
 }
 
-// recoverTo turns a panic into an error: a last line of defence, since every
-// length is checked before use.
-func recoverTo(err *error, what string) {
-	if p := recover(); p != nil {
-		*err = fmt.Errorf("%s: internal error: %v", what, p)
+// guard protects a function that reads the file: a memory fault (a mapping
+// of a file another process truncated faults past its new end) becomes
+// ErrShrank, any other panic an internal error — a last line of defence,
+// since every length is checked before use. Use: defer guard(&err, what)().
+func guard(err *error, what string) func() {
+	old := debug.SetPanicOnFault(true)
+	return func() {
+		debug.SetPanicOnFault(old)
+		if p := recover(); p != nil {
+			if _, fault := p.(interface{ Addr() uintptr }); fault {
+				*err = fmt.Errorf("%s: %w", what, ErrShrank)
+				return
+			}
+			*err = fmt.Errorf("%s: internal error: %v", what, p)
+		}
 	}
 }

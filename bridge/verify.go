@@ -116,7 +116,7 @@ const (
 // structure is broken, or that is not an mmappickle file at all, and
 // reports that in VerifyReport.Structure. The error is for I/O errors.
 func Verify(ra io.ReaderAt, size int64, trust []Global, opts ...Option) (rep *VerifyReport, err error) {
-	defer recoverTo(&err, "verify")
+	defer guard(&err, "verify")()
 	r := &Reader{src: newSource(ra, size), cfg: newConfig(opts)}
 	v := newVerifier(r, trust)
 	if perr := r.parse(); perr != nil {

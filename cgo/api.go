@@ -135,7 +135,7 @@ func entryJSON(h int64, key string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := render.Describe(v, false)
+	d, err := render.Describe(context.Background(), v, false)
 	if err != nil {
 		return nil, fmt.Errorf("%s: key %q: %w", f.Name(), key, err)
 	}

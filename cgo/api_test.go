@@ -5,6 +5,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -190,7 +191,7 @@ func TestCorpus(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				want, _ := render.Describe(v, false)
+				want, _ := render.Describe(context.Background(), v, false)
 				got, err := entryJSON(h, key)
 				if err != nil || !bytes.Equal(got, want) {
 					t.Errorf("%s: entry %q = %s, %v; want %s", path, key, got, err, want)

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"sync"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -14,10 +17,17 @@ import (
 
 // Exit codes.
 const (
-	exitOK    = 0
-	exitInput = 1
-	exitUsage = 2
+	exitOK          = 0
+	exitInput       = 1
+	exitUsage       = 2
+	exitInterrupted = 130 // 128 + SIGINT; 128 + the signal for another one
 )
+
+// interrupted is the cause of a context cancelled by a signal.
+type interrupted struct{ sig syscall.Signal }
+
+func (i interrupted) Error() string { return "interrupted by " + i.sig.String() }
+
 
 // usageError marks a command-line mistake (exit 2).
 type usageError struct{ error }
@@ -34,9 +44,14 @@ type env struct {
 }
 
 // Main runs mmpconv with args and returns the exit code. It is main without
-// the process: tests call it directly.
+// the process: tests call it directly. When ctx is cancelled (Ctrl-C), a
+// read-only command is abandoned at once, a writing one is waited for (it
+// stops soon and cleans up); Main then says "mmpconv: interrupted" and
+// returns 130 (128 + the signal when the cause is an interrupted).
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	e := &env{ctx: ctx, stdout: stdout, stderr: stderr}
+	out := &outWriter{w: bufio.NewWriterSize(stdout, 64<<10)}
+	defer out.close()
+	e := &env{ctx: ctx, stdout: out, stderr: stderr}
 	root := &cobra.Command{
 		Use:           "mmpconv",
 		Short:         "Read, inspect and convert mmappickle files",
@@ -48,7 +63,34 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(lsCmd(e), inspectCmd(e), convertCmd(e), getCmd(e), putCmd(e), rmCmd(e), vacuumCmd(e), fsckCmd(e), verifyCmd(e))
-	err := root.ExecuteContext(ctx)
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	var err error
+	abandoned := false
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		if readOnly(args) {
+			abandoned = true
+		} else {
+			err = <-done // it stops soon, and cleans up
+		}
+	}
+	// A writing command that finished before it saw the signal did its
+	// work: that is success, not an interruption.
+	if ctx.Err() != nil && (abandoned || err != nil) {
+		out.close()
+		fmt.Fprintln(stderr, "mmpconv: interrupted")
+		var i interrupted
+		if errors.As(context.Cause(ctx), &i) {
+			return 128 + int(i.sig)
+		}
+		return exitInterrupted
+	}
+	if err := out.close(); err != nil && !errors.Is(err, syscall.EPIPE) {
+		fmt.Fprintf(stderr, "mmpconv: writing the output: %v\n", err)
+		return exitInput
+	}
 	if err == nil {
 		return exitOK
 	}
@@ -63,6 +105,58 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	return exitInput
+}
+
+// readOnly tells the commands that write nothing: abandoning them midway
+// leaves nothing behind.
+func readOnly(args []string) bool {
+	for i, a := range args {
+		if strings.HasPrefix(a, "-") {
+			continue
+		}
+		switch a {
+		case "ls", "inspect", "verify":
+			return true
+		case "get":
+			for _, b := range args[i+1:] {
+				if b == "-o" || strings.HasPrefix(b, "--output") || strings.HasPrefix(b, "-o") {
+					return false
+				}
+			}
+			return true
+		}
+		return false
+	}
+	return true
+}
+
+// outWriter is the commands' buffered stdout; once closed (the command
+// abandoned) it drops what it is given.
+type outWriter struct {
+	mu     sync.Mutex
+	w      *bufio.Writer
+	closed bool
+	err    error
+}
+
+func (o *outWriter) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return len(p), nil
+	}
+	return o.w.Write(p)
+}
+
+// close flushes what was written and drops the rest.
+func (o *outWriter) close() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.closed {
+		o.closed = true
+		o.err = o.w.Flush()
+	}
+	return o.err
 }
 
 // isCobraUsage recognises cobra's own argument errors.

@@ -14,18 +14,16 @@ import (
 
 func getCmd(e *env) *cobra.Command {
 	var out string
-	var c convertFlags
+	var force, quiet bool
 	cmd := &cobra.Command{
 		Use:   "get FILE KEY [-o OUT.npy]",
 		Short: "Print a value (Python repr), describe an array, or with -o write the array to an .npy file",
 		Args:  exactArgs(2, "FILE and KEY"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out != "" {
-				opt, _, _, err := c.options(e)
-				if err != nil {
-					return err
-				}
-				opt.Key = args[1]
+				bar := newProgress(e.stderr, quiet, "extracting")
+				defer bar.finish()
+				opt := convert.Options{Key: args[1], Force: force, Progress: bar.callback()}
 				return convert.File(e.ctx, args[0], out, convert.Mmpkl, convert.Npy, opt)
 			}
 			f, err := bridge.Open(args[0])
@@ -39,7 +37,7 @@ func getCmd(e *env) *cobra.Command {
 			}
 			switch v.(type) {
 			case *bridge.Array, *bridge.Masked:
-				d, err := render.Describe(v, false)
+				d, err := render.Describe(e.ctx, v, false)
 				if err != nil {
 					return err
 				}
@@ -51,7 +49,8 @@ func getCmd(e *env) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&out, "output", "o", "", "write the array to this .npy file")
-	cmd.Flags().BoolVar(&c.opt.Force, "force", false, "replace OUT if it exists")
+	cmd.Flags().BoolVar(&force, "force", false, "replace OUT if it exists")
+	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress bar")
 	return cmd
 }
 
@@ -104,7 +103,7 @@ func putCmd(e *env) *cobra.Command {
 func rmCmd(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "rm FILE KEY...",
-		Short: "Delete keys (marked deleted in place; vacuum reclaims the space)",
+		Short: "Delete keys, all or none (marked deleted in place; vacuum reclaims the space)",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) < 2 {
 				return usagef("rm: want FILE and at least one KEY")
@@ -117,10 +116,8 @@ func rmCmd(e *env) *cobra.Command {
 				return err
 			}
 			defer f.Close()
-			for _, k := range args[1:] {
-				if err := f.Delete(k); err != nil {
-					return err
-				}
+			if err := f.Delete(args[1:]...); err != nil {
+				return err
 			}
 			return f.Close()
 		},
@@ -129,16 +126,39 @@ func rmCmd(e *env) *cobra.Command {
 
 func vacuumCmd(e *env) *cobra.Command {
 	var align int
+	var force bool
 	cmd := &cobra.Command{
-		Use:   "vacuum FILE",
+		Use:   "vacuum [--force] FILE",
 		Short: "Remove deleted entries (rewrites FILE; no other process may have it open)",
-		Args:  exactArgs(1, "FILE"),
+		Long: `vacuum rewrites FILE without its deleted entries, to a temporary file renamed
+into place, re-aligning array data (--align). A file with nothing to reclaim is
+left as it is, unless --force. Through a symbolic link, the target is rewritten
+and the link kept.`,
+		Args: exactArgs(1, "FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := bridge.OpenFile(args[0], os.O_RDWR, 0, bridge.WithAlign(align))
 			if err != nil {
 				return err
 			}
 			defer f.Close()
+			es, err := f.Entries()
+			if err != nil {
+				return err
+			}
+			var dead, pad int64
+			for _, en := range es {
+				switch {
+				case en.Live:
+				case en.Key == "":
+					pad += en.Size // alignment padding: rewritten as needed
+				default:
+					dead += en.Size
+				}
+			}
+			if dead == 0 && !force {
+				fmt.Fprintf(e.stdout, "%s: nothing to reclaim (%d bytes of alignment padding); --force rewrites it anyway\n", args[0], pad)
+				return nil
+			}
 			if err := f.Vacuum(); err != nil {
 				return err
 			}
@@ -146,6 +166,7 @@ func vacuumCmd(e *env) *cobra.Command {
 		},
 	}
 	cmd.Flags().IntVar(&align, "align", 64, "re-align array data to this many bytes (1: pack as mmappickle does)")
+	cmd.Flags().BoolVar(&force, "force", false, "rewrite FILE even when nothing is deleted")
 	return cmd
 }
 

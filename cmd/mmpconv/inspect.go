@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 
@@ -30,7 +31,7 @@ func inspectCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out, err := inspectJSON(r, hash)
+			out, err := inspectJSON(e.ctx, r, hash)
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
@@ -45,15 +46,18 @@ func inspectCmd(e *env) *cobra.Command {
 
 // inspectJSON builds {"commit_number": N, "keys": {KEY: ENTRY, ...}} with the
 // keys in file order.
-func inspectJSON(r *bridge.Reader, hash bool) ([]byte, error) {
+func inspectJSON(ctx context.Context, r *bridge.Reader, hash bool) ([]byte, error) {
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, "{\"commit_number\": %d, \"keys\": {", r.CommitNumber())
 	for i, k := range r.Keys() {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		v, err := r.Get(k)
 		if err != nil {
 			return nil, err
 		}
-		d, err := render.Describe(v, hash)
+		d, err := render.Describe(ctx, v, hash)
 		if err != nil {
 			return nil, fmt.Errorf("key %q: %w", k, err)
 		}

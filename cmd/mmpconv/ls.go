@@ -27,6 +27,9 @@ func lsCmd(e *env) *cobra.Command {
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 			for _, k := range r.Keys() {
+				if err := e.ctx.Err(); err != nil {
+					return err
+				}
 				v, err := r.Get(k)
 				if err != nil {
 					return fmt.Errorf("%s: %w", args[0], err)

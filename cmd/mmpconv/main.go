@@ -10,7 +10,8 @@
 //	mmpconv fsck FILE
 //
 // Formats: mmappickle (.mmpkl, .pkl), .npy, .npz, HDF5 (.h5, .hdf5).
-// Exit status: 0 on success, 1 for a problem with the input, 2 for bad usage.
+// Exit status: 0 on success, 1 for a problem with the input, 2 for bad
+// usage, 130 (143) when interrupted by SIGINT (SIGTERM).
 package main
 
 import (
@@ -25,7 +26,15 @@ func main() {
 }
 
 func run() int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		if s, ok := <-sigs; ok {
+			cancel(interrupted{s.(syscall.Signal)})
+		}
+	}()
 	return Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
 }

@@ -2,10 +2,12 @@ package render
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"math/big"
 	"strconv"
@@ -26,15 +28,16 @@ type ArrayInfo struct {
 }
 
 // Info describes an array; with hash, the sha256 of its bytes in C order
-// (numpy's tobytes()) is computed, which reads the whole array.
-func Info(a *bridge.Array, hash bool) (ArrayInfo, error) {
+// (numpy's tobytes()) is computed, which reads the whole array and stops
+// when ctx is cancelled.
+func Info(ctx context.Context, a *bridge.Array, hash bool) (ArrayInfo, error) {
 	info := ArrayInfo{
 		DType: a.DType.String(), Shape: append([]int{}, a.Shape...), Order: string(a.Order()),
 		Encoding: a.Encoding.String(), DataOffset: a.Offset, NBytes: a.NBytes,
 	}
 	if hash {
 		h := sha256.New()
-		if err := a.WriteC(h); err != nil {
+		if err := a.WriteC(ctxWriter{ctx, h}); err != nil {
 			return info, err
 		}
 		info.SHA256 = hex.EncodeToString(h.Sum(nil))
@@ -53,11 +56,11 @@ func Info(a *bridge.Array, hash bool) (ArrayInfo, error) {
 // "exact" is false when parts of the value JSON cannot hold became null
 // (bytes, sets, complex numbers, non-finite floats, undecoded parts, dict
 // keys other than str, int, float, bool and None).
-func Describe(v any, hash bool) ([]byte, error) {
+func Describe(ctx context.Context, v any, hash bool) ([]byte, error) {
 	var buf bytes.Buffer
 	switch v := v.(type) {
 	case *bridge.Array:
-		info, err := Info(v, hash)
+		info, err := Info(ctx, v, hash)
 		if err != nil {
 			return nil, err
 		}
@@ -68,11 +71,11 @@ func Describe(v any, hash bool) ([]byte, error) {
 		buf.WriteString(`{"kind":"array",`)
 		buf.Write(b[1:])
 	case *bridge.Masked:
-		d, err := Info(v.Data, hash)
+		d, err := Info(ctx, v.Data, hash)
 		if err != nil {
 			return nil, err
 		}
-		m, err := Info(v.Mask, hash)
+		m, err := Info(ctx, v.Mask, hash)
 		if err != nil {
 			return nil, err
 		}
@@ -112,6 +115,19 @@ func Describe(v any, hash bool) ([]byte, error) {
 		fmt.Fprintf(&buf, `,"exact":%v}`, exact)
 	}
 	return buf.Bytes(), nil
+}
+
+// ctxWriter fails once ctx is cancelled.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
 }
 
 // arrayScalarJSON is the JSON of a 0-d array's element (a masked array's
