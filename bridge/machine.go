@@ -132,9 +132,9 @@ type machine struct {
 	// The nodes, in chunks of chunkNodes: growing never copies them.
 	chunks [][]node
 	count  int
-	stack []ref
-	marks []int
-	base  int // stack height where the value started (0, or the header's for a stream)
+	stack  []ref
+	marks  []int
+	base   int // stack height where the value started (0, or the header's for a stream)
 
 	// memo is this value's view of the file-wide memo: the slots it wrote.
 	memo map[int64]ref

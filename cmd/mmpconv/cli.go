@@ -28,7 +28,6 @@ type interrupted struct{ sig syscall.Signal }
 
 func (i interrupted) Error() string { return "interrupted by " + i.sig.String() }
 
-
 // usageError marks a command-line mistake (exit 2).
 type usageError struct{ error }
 
