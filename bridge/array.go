@@ -57,9 +57,10 @@ type Array struct {
 	src *source
 }
 
-// Order is 'F' for Fortran-ordered data, 'C' otherwise.
+// Order is 'F' for data in Fortran order that is not also in C order (two
+// dimensions or more longer than 1, as numpy's flags tell), 'C' otherwise.
 func (a *Array) Order() byte {
-	if a.Fortran {
+	if (ArrayHeader{Shape: a.Shape, Fortran: a.Fortran}).isFortranFlag() {
 		return 'F'
 	}
 	return 'C'

@@ -47,7 +47,7 @@ func (e *FormatError) Error() string {
 	if e.Key != "" {
 		s = fmt.Sprintf("key %q: %s", e.Key, s)
 	}
-	if e.Err != nil && e.Err != ErrLimit {
+	if e.Err != nil && e.Err != ErrLimit && e.Err != ErrUnsupported && e.Err != errStructure {
 		s += " (" + e.Err.Error() + ")"
 	}
 	return s

@@ -152,6 +152,11 @@ type machine struct {
 	keys  map[ref]string
 	small map[int64]ref // interned None, bools and small ints
 
+	// foreign is the first global outside the allow-list the value
+	// imports (nil if none): a value built after importing it, even one
+	// that discards it, is not plain data.
+	foreign *opaque
+
 	// maxSlot is the highest memo index written (the verifier's bound on
 	// the memo array pickle.load allocates).
 	maxSlot int64
@@ -177,6 +182,7 @@ func (m *machine) reset(memoLen int64) {
 	clear(m.memo)
 	m.memoLen = memoLen
 	m.ops, m.built = 0, 0
+	m.foreign = nil
 	if m.keys != nil {
 		clear(m.keys)
 	}
@@ -193,7 +199,7 @@ func fail(off int64, format string, args ...any) *FormatError {
 // refuse is an error of the value that CPython may not raise on, but that
 // this package will not model (an array changed after it was built, say).
 func refuse(off int64, format string, args ...any) *FormatError {
-	return &FormatError{Offset: off, Msg: fmt.Sprintf(format, args...)}
+	return &FormatError{Offset: off, Msg: fmt.Sprintf(format, args...), Err: ErrUnsupported}
 }
 
 func structErr(off int64, format string, args ...any) *FormatError {

@@ -106,7 +106,11 @@ func (m *machine) pushGlobal(o op, module, name string) error {
 	if trusted {
 		why = "a trusted global"
 	}
-	return m.push(node{kind: kOpaque, off: o.Off, x: &opaque{module: module, name: name, why: why, trusted: trusted}})
+	x := &opaque{module: module, name: name, why: why, trusted: trusted}
+	if m.foreign == nil {
+		m.foreign = x
+	}
+	return m.push(node{kind: kOpaque, off: o.Off, x: x})
 }
 
 // globalName returns module and name of an allowed global node.

@@ -59,6 +59,10 @@ func pmDesc(v any) any {
 			items[i] = []any{pmDesc(it.Key), pmDesc(it.Value)}
 		}
 		return map[string]any{"t": "dict", "v": items}
+	case OrderedDict:
+		d := pmDesc(Dict(v)).(map[string]any)
+		d["t"] = "OrderedDict"
+		return d
 	case Scalar:
 		switch v.DType.Kind {
 		case 'U':

@@ -119,14 +119,16 @@ func (e *valueEncoder) encode(v any, depth int, key bool) error {
 	case []any:
 		return e.list(len(v), func(i int) any { return v[i] }, depth, key)
 	case Dict:
-		return e.dict(len(v), func(i int) (any, any) { return v[i].Key, v[i].Value }, depth, key)
+		return e.dict(len(v), func(i int) (any, any) { return v[i].Key, v[i].Value }, depth, key, false)
+	case OrderedDict:
+		return e.dict(len(v), func(i int) (any, any) { return v[i].Key, v[i].Value }, depth, key, true)
 	case map[string]any:
 		keys := make([]string, 0, len(v))
 		for k := range v {
 			keys = append(keys, k)
 		}
 		slices.Sort(keys)
-		return e.dict(len(keys), func(i int) (any, any) { return keys[i], v[keys[i]] }, depth, key)
+		return e.dict(len(keys), func(i int) (any, any) { return keys[i], v[keys[i]] }, depth, key, false)
 	case Set:
 		return e.set(v, depth, key)
 	case FrozenSet:
@@ -176,7 +178,7 @@ func (e *valueEncoder) reflect(rv reflect.Value, depth int, key bool) error {
 		}
 		return e.dict(len(keys), func(i int) (any, any) {
 			return keys[i].Interface(), rv.MapIndex(keys[i]).Interface()
-		}, depth, key)
+		}, depth, key, false)
 	default:
 		if !rv.IsValid() {
 			return e.encode(nil, depth, key)
@@ -349,16 +351,22 @@ func (e *valueEncoder) list(n int, item func(int) any, depth int, key bool) erro
 	})
 }
 
-// dict writes EMPTY_DICT, then one pair and SETITEM, or batches of MARK,
+// dict writes EMPTY_DICT (or an empty OrderedDict), then one pair and
+// SETITEM, or batches of MARK,
 // pairs, SETITEMS.
-func (e *valueEncoder) dict(n int, item func(int) (any, any), depth int, key bool) error {
+func (e *valueEncoder) dict(n int, item func(int) (any, any), depth int, key, ordered bool) error {
 	if key {
 		return errUnhashable("dict")
 	}
 	if err := e.open(depth); err != nil {
 		return err
 	}
-	e.buf.WriteByte(opEmptyDict)
+	if ordered { // collections.OrderedDict(), as its __reduce__ gives it
+		e.global("collections", "OrderedDict")
+		e.buf.Write([]byte{opEmptyTuple, opReduce})
+	} else {
+		e.buf.WriteByte(opEmptyDict)
+	}
 	return e.batches(n, n == 1, opSetItem, opSetItems, func(i int) error {
 		k, v := item(i)
 		if err := e.encode(k, depth+1, true); err != nil {

@@ -143,6 +143,8 @@ func etCases() []etCase {
 		{"dict keys", "{None: 1, (1, 'k'): 2, frozenset({3}): 3, b'x': 4, 1.5: 5, True: 6}", Dict{
 			{nil, int64(1)}, {Tuple{int64(1), "k"}, int64(2)}, {FrozenSet{int64(3)}, int64(3)}, {[]byte("x"), int64(4)}, {1.5, int64(5)}, {true, int64(6)}}, nil},
 		{"nested dicts", "{'k': {'j': {'i': list(range(300))}}}", Dict{{"k", Dict{{"j", Dict{{"i", etRange(300)}}}}}}, nil},
+		{"empty OrderedDict", "collections.OrderedDict()", OrderedDict{}, nil},
+		{"OrderedDict", "collections.OrderedDict([('b', 1), ('a', [2])])", OrderedDict{{"b", int64(1)}, {"a", []any{int64(2)}}}, nil},
 		{"map", "{'a': 1, 'b': None, 'c': 'x'}", map[string]any{"c": "x", "a": 1, "b": nil}, Dict{{"a", int64(1)}, {"b", nil}, {"c", "x"}}},
 		{"map of ints", "{-1: 'a', 2: 'b', 10: 'c'}", map[int]string{10: "c", -1: "a", 2: "b"}, Dict{{int64(-1), "a"}, {int64(2), "b"}, {int64(10), "c"}}},
 		{"empty set", "set()", Set{}, nil},

@@ -134,6 +134,10 @@ func (r *Reader) parse() error {
 		r.memoMax = max(r.memoMax, e.MemoMax)
 	}
 	r.tail = off
+	// A key's place is its first live entry's, as in the dict pickle.load
+	// builds (DICT keeps an equal key's first place and takes the last
+	// value); its value the last live entry's.
+	first := map[string]int{}
 	for i, e := range r.entries {
 		if !e.Live {
 			continue
@@ -144,13 +148,15 @@ func (r *Reader) parse() error {
 			// still live on disk: the next change of the key retires it.
 			r.entries[j].Live = false
 			r.shadowed = append(r.shadowed, j)
+		} else {
+			first[e.Key] = i
 		}
 		r.index[e.Key] = i
 	}
 	r.keys = make([]string, 0, len(r.index))
 	for i, e := range r.entries {
-		if e.Live {
-			r.keys = append(r.keys, r.entries[i].Key)
+		if j, ok := first[e.Key]; ok && j == i {
+			r.keys = append(r.keys, e.Key)
 		}
 	}
 	return nil

@@ -460,7 +460,7 @@ func TestDecodeValueKinds(t *testing.T) {
 		{"empty bytearray", vtOps(vtStr("builtins"), vtStr("bytearray"), opStackGlobal, opEmptyTuple, opReduce), ByteArray{}},
 		{"BYTEARRAY8", vtOps(opByteArray8, "\x01\x00\x00\x00\x00\x00\x00\x00x"), ByteArray("x")},
 		{"OrderedDict", vtOps(vtStr("collections"), vtStr("OrderedDict"), opStackGlobal, opEmptyTuple, opReduce,
-			opMark, opShortBinBytes, 1, "k", opNone, opBinInt1, 2, opNewTrue, opSetItems), Dict{{[]byte("k"), nil}, {int64(2), true}}},
+			opMark, opShortBinBytes, 1, "k", opNone, opBinInt1, 2, opNewTrue, opSetItems), OrderedDict{{[]byte("k"), nil}, {int64(2), true}}},
 		{"dict with mixed keys", vtOps(opEmptyDict, opMark, opNone, opBinInt1, 1, opMark, opBinInt1, 1, opFrozenSet, opNewFalse,
 			opBinInt1, 1, opTuple1, vtStr("t"), opSetItems), Dict{{nil, int64(1)}, {FrozenSet{int64(1)}, false}, {Tuple{int64(1)}, "t"}}},
 		{"LONG1 of no bytes", vtOps(opLong1, 0), int64(0)},

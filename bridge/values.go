@@ -16,11 +16,13 @@ import (
 type (
 	// Tuple is a Python tuple.
 	Tuple []any
-	// Dict is a Python dict or collections.OrderedDict, in insertion order,
+	// Dict is a Python dict, in insertion order,
 	// with Python's key equality applied (1, 1.0 and True are one key: the
 	// first spelling, the last value). A key is any value hashable in
 	// Python: not a list, Dict, Set or ByteArray, nor a Tuple holding one.
 	Dict []DictItem
+	// OrderedDict is a collections.OrderedDict, as Dict.
+	OrderedDict []DictItem
 	// DictItem is one key-value pair of a Dict.
 	DictItem struct{ Key, Value any }
 	// Set is a Python set, in the order its pickle lists the elements, an
@@ -168,12 +170,13 @@ func halfToFloat(h uint16) float64 {
 // shared node counted, as a renderer would write it — passes
 // Limits.MaxValueBytes.
 type toGo struct {
-	m      *machine
-	done   map[ref]converted
-	busy   map[ref]bool
-	src    *source
-	raw    []byte // the value's pickle, for a top-level Object
-	expand int64
+	m       *machine
+	done    map[ref]converted
+	busy    map[ref]bool
+	src     *source
+	raw     []byte // the value's pickle, for a top-level Object
+	expand  int64
+	opaques int // Objects made
 }
 
 type converted struct {
@@ -313,16 +316,21 @@ func (c *toGo) build(r ref, depth int) (converted, error) {
 			d[i] = DictItem{k.v, v.v}
 			size += k.size + v.size
 		}
+		if nd.kind == kODict {
+			return converted{OrderedDict(d), size}, nil
+		}
 		return converted{d, size}, nil
 	case kSlice, kRange:
-		return c.opaque(nd, "builtins", nd.kind.String(), "not decoded"), nil
+		return c.opaque(nd, "builtins", nd.kind.String(), "ranges and slices are not decoded"), nil
 	case kGlobal:
 		n := nd.x.([2]string)
 		return c.opaque(nd, n[0], n[1], "a class or function itself"), nil
 	case kDTypeNew:
 		return c.opaque(nd, "numpy", "dtype", "a dtype whose state was never set"), nil
-	case kArrayNew, kMaskedNew:
-		return c.opaque(nd, "numpy", nd.kind.String(), "an array whose state was never set"), nil
+	case kArrayNew:
+		return c.opaque(nd, "numpy", "ndarray", "an array whose state was never set"), nil
+	case kMaskedNew:
+		return c.opaque(nd, "numpy.ma", "MaskedArray", "an array whose state was never set"), nil
 	case kOpaque:
 		op := nd.x.(*opaque)
 		return c.opaque(nd, op.module, op.name, op.why), nil
@@ -331,6 +339,7 @@ func (c *toGo) build(r ref, depth int) (converted, error) {
 }
 
 func (c *toGo) opaque(nd *node, module, name, why string) converted {
+	c.opaques++
 	return converted{Object{Module: module, Name: name, Why: why}, 64}
 }
 
@@ -341,6 +350,13 @@ func (m *machine) goValue(root ref, src *source, raw func() ([]byte, error)) (an
 	v, err := c.value(root, 0)
 	if err != nil {
 		return nil, err
+	}
+	if f := m.foreign; f != nil && c.opaques == 0 {
+		// The import happened and its result was dropped: pickle.load
+		// runs it (an import runs code, and may fail), the value shown
+		// would not say so.
+		v = Object{Module: f.module, Name: f.name,
+			Why: "pickle.load imports it while building this value (and discards it): the import runs code and may fail"}
 	}
 	if o, ok := v.(Object); ok {
 		p, err := raw()

@@ -3,6 +3,7 @@ package bridge
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -269,6 +270,22 @@ func TestVerifyMalicious(t *testing.T) {
 				}
 				if !rep2.OK() {
 					t.Errorf("trusting %v: still fails: %+v %v", trust, rep2.Findings, rep2.Structure)
+				}
+			}
+			// The reader never shows a key that imports a global outside
+			// the allow-list as plain data, even when the value discards
+			// what it imported: it refuses the file, or the value holds
+			// an Object.
+			r, err := NewReaderBytes(c.file)
+			if err != nil {
+				return
+			}
+			for _, f := range rep.Findings {
+				if f.Kind != Import || f.Allowed || f.Deleted || f.Entry < 0 {
+					continue
+				}
+				if v, err := r.Get(f.Key); err == nil && !hasObject(v) {
+					t.Errorf("key %q imports %s.%s; the reader gives %#v", f.Key, f.Module, f.Name, v)
 				}
 			}
 		})
@@ -714,4 +731,95 @@ func TestVerifyMutations(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzVerify: Verify never fails but on I/O, never panics, keeps every
+// offset inside the file, and when it passes, the file reads: the Reader
+// opens it and every key decodes (or exceeds a limit), as plain data.
+func FuzzVerify(f *testing.F) {
+	for _, b := range referenceFiles(f) {
+		f.Add(b)
+	}
+	for _, c := range maliciousFiles() {
+		f.Add(c.file)
+	}
+	for _, h := range hostileFiles() {
+		f.Add(h.file)
+	}
+	g := &pgen{rng: rand.New(rand.NewPCG(3, 3))}
+	for range 30 {
+		f.Add(g.file().data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		size := int64(len(data))
+		rep, err := Verify(bytesReaderAt(data), size, nil, WithLimits(fuzzLimits))
+		if err != nil {
+			t.Fatalf("Verify: %v", err)
+		}
+		for _, fi := range rep.Findings {
+			if fi.Offset < 0 || fi.Offset > size || fi.Entry >= size {
+				t.Fatalf("finding outside the file: %+v", fi)
+			}
+			if strings.Contains(fi.Msg, "internal error") {
+				t.Fatalf("%+v", fi)
+			}
+		}
+		for _, p := range rep.Structure {
+			if p.Offset < 0 || p.Offset > size || strings.Contains(p.Msg, "internal error") {
+				t.Fatalf("structure error outside the file: %v", p)
+			}
+		}
+		if !rep.OK() {
+			return
+		}
+		r, err := NewReaderBytes(data, WithLimits(fuzzLimits))
+		if err != nil {
+			t.Fatalf("verify passes, NewReader fails: %v", err)
+		}
+		for _, k := range r.Keys() {
+			v, err := r.Get(k)
+			if err != nil {
+				if !errors.Is(err, ErrLimit) {
+					t.Fatalf("verify passes, key %q: %v", k, err)
+				}
+				continue
+			}
+			if hasObject(v) {
+				t.Fatalf("verify passes, key %q holds an object of a global outside the allow-list: %#v", k, v)
+			}
+		}
+	})
+}
+
+// hasObject tells whether a decoded value holds, anywhere, an Object made
+// by a global outside the allow-list (others are plain data the package
+// does not decode: ranges, dicts keyed by them).
+func hasObject(v any) bool {
+	switch v := v.(type) {
+	case Object:
+		_, allowed := allowedGlobals[[2]string{v.Module, v.Name}]
+		switch v.Module + "." + v.Name {
+		case "builtins.set", "builtins.frozenset", "builtins.dict", "builtins.slice", "builtins.range":
+			allowed = true
+		}
+		if v.Module+"."+v.Name == "numpy.ma.MaskedArray" {
+			allowed = true
+		}
+		return !allowed
+	case []any:
+		return slices.ContainsFunc(v, hasObject)
+	case Tuple:
+		return slices.ContainsFunc(v, hasObject)
+	case Set:
+		return slices.ContainsFunc(v, hasObject)
+	case FrozenSet:
+		return slices.ContainsFunc(v, hasObject)
+	case Dict:
+		for _, it := range v {
+			if hasObject(it.Key) || hasObject(it.Value) {
+				return true
+			}
+		}
+	}
+	return false
 }

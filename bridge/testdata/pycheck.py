@@ -15,6 +15,7 @@ For each file the result is {"status": "loaded" | "raised" | "crashed" |
 reads whose value differs from what pickle.load gave (or a key pickle.load's
 dict lacks).
 """
+import collections
 import hashlib
 import json
 import os
@@ -93,8 +94,9 @@ def describe(v):
         return {"t": "list", "v": [describe(x) for x in v]}
     if type(v) is tuple:
         return {"t": "tuple", "v": [describe(x) for x in v]}
-    if isinstance(v, dict):  # dict and OrderedDict: the bridge shows both as a Dict
-        return {"t": "dict", "v": [[describe(k), describe(x)] for k, x in v.items()]}
+    if type(v) in (dict, collections.OrderedDict):
+        t = "dict" if type(v) is dict else "OrderedDict"
+        return {"t": t, "v": [[describe(k), describe(x)] for k, x in v.items()]}
     if type(v) is set:
         return {"t": "set", "v": sorted((describe(x) for x in v), key=canon)}
     if type(v) is frozenset:
@@ -143,14 +145,14 @@ def compare(want, v, path):
             if got_fill != want["fill"]:
                 return f"{path}: fill {want['fill']} != {got_fill}"
         return None
-    kinds = {"list": list, "tuple": tuple}
-    if t in kinds or t == "dict":
-        ok = isinstance(v, dict) if t == "dict" else type(v) is kinds[t]
-        if not ok or len(v) != len(want["v"]):
+    kinds = {"list": list, "tuple": tuple, "dict": dict, "OrderedDict": collections.OrderedDict}
+    if t in kinds:
+        mapping = t in ("dict", "OrderedDict")
+        if type(v) is not kinds[t] or len(v) != len(want["v"]):
             return f"{path}: bridge {t} of {len(want['v'])}, pickle.load {type(v).__name__} of {len(v) if hasattr(v, '__len__') else '-'}"
-        items = list(v.items()) if t == "dict" else list(v)
+        items = list(v.items()) if mapping else list(v)
         for i, (w, x) in enumerate(zip(want["v"], items)):
-            if t == "dict":
+            if mapping:
                 err = compare(w[0], x[0], f"{path}[key {i}]") or compare(w[1], x[1], f"{path}[{i}]")
             else:
                 err = compare(w, x, f"{path}[{i}]")

@@ -343,3 +343,81 @@ func TestVerifyConverterOutputs(t *testing.T) {
 	}
 	t.Logf("%d sources, %d converter outputs verified", len(sources), outs)
 }
+
+// TestHostileInspectPython: on every hostile file of bridge/testdata/pickles
+// verify exits 1, on every plain one 0; and inspect --json --hash either
+// refuses (exit 1) or prints what plain pickle.load gives, checked in a
+// child Python on numpy 1.x and 2.x (testdata/inspect_check.py).
+func TestHostileInspectPython(t *testing.T) {
+	t.Parallel()
+	type inspectCase struct {
+		Path    string `json:"path"`
+		Inspect string `json:"inspect"`
+	}
+	var cases []inspectCase
+	refused := 0
+	for _, dir := range []string{"hostile", "plain"} {
+		files, _ := filepath.Glob(filepath.Join("..", "..", "bridge", "testdata", "pickles", dir, "*.mmpkl"))
+		if len(files) < 10 {
+			t.Fatalf("%s: %d files", dir, len(files))
+		}
+		for _, f := range files {
+			want := 0
+			if dir == "hostile" {
+				want = 1
+			}
+			if code, out, errs := mmpconv(t, "verify", "-q", f); code != want {
+				t.Errorf("%s: verify exit %d, want %d\n%s%s", f, code, want, out, errs)
+			}
+			code, out, errs := mmpconv(t, "inspect", "--json", "--hash", f)
+			switch {
+			case code == 1 && strings.HasPrefix(errs, "mmpconv: "+f+": "):
+				refused++
+				continue
+			case code != 0:
+				t.Errorf("%s: inspect exit %d: %s", f, code, errs)
+				continue
+			case dir == "plain" && errs != "":
+				t.Errorf("%s: %s", f, errs)
+			}
+			abs, _ := filepath.Abs(f)
+			cases = append(cases, inspectCase{abs, out})
+		}
+	}
+	in := filepath.Join(t.TempDir(), "cases.json")
+	b, _ := json.Marshal(cases)
+	if err := os.WriteFile(in, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, env := range pyrun.Numpys(t) {
+		out := env.Run(t, "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')",
+			filepath.Join("testdata", "inspect_check.py"), in)
+		var res struct {
+			Results map[string]struct {
+				Status     string   `json:"status"`
+				Error      string   `json:"error"`
+				Mismatches []string `json:"mismatches"`
+			} `json:"results"`
+		}
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			t.Fatalf("inspect_check.py: %v\n%.1000s", err, out)
+		}
+		loaded := 0
+		for _, c := range cases {
+			r := res.Results[c.Path]
+			if r.Status == "loaded" {
+				loaded++
+			}
+			for _, m := range r.Mismatches {
+				t.Errorf("%s (%s): %s", filepath.Base(c.Path), env, m)
+			}
+			if r.Status != "loaded" && testing.Verbose() {
+				t.Logf("%s (%s): pickle.load %s: %s", filepath.Base(c.Path), env, r.Status, r.Error)
+			}
+			if strings.Contains(c.Path, "/plain/") && r.Status != "loaded" {
+				t.Errorf("%s (%s): verify passes, pickle.load %s: %s", filepath.Base(c.Path), env, r.Status, r.Error)
+			}
+		}
+		t.Logf("%s: inspect printed %d files (refused %d), pickle.load loaded %d of them", env, len(cases), refused, loaded)
+	}
+}

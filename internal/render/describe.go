@@ -200,6 +200,8 @@ func (c *jsonConv) conv(v any, depth int) any {
 		return c.seq(v, depth)
 	case bridge.Tuple:
 		return c.seq(v, depth)
+	case bridge.OrderedDict:
+		return c.conv(bridge.Dict(v), depth)
 	case bridge.Dict:
 		out := make(jsonObject, 0, len(v))
 		for _, it := range v {
@@ -265,7 +267,9 @@ func (c *jsonConv) scalar(s bridge.Scalar) any {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return c.lossy()
 		}
-		return json.Number(pyFloatBits(v, 8*s.DType.ItemSize))
+		// The float64 value (a float32's shortest repr would read back
+		// as another float64).
+		return json.Number(PyFloat(v))
 	case string:
 		return jsonString(v)
 	}

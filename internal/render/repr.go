@@ -96,6 +96,12 @@ func writeRepr(b *strings.Builder, v any, max, depth int) {
 			seq("{", "}", v, false)
 		}
 		b.WriteString(")")
+	case bridge.OrderedDict: // Python 3.12's repr
+		b.WriteString("OrderedDict(")
+		if len(v) > 0 {
+			writeRepr(b, bridge.Dict(v), max, depth)
+		}
+		b.WriteString(")")
 	case bridge.Dict:
 		b.WriteString("{")
 		for i, it := range v {
@@ -175,9 +181,15 @@ func pyFloatBits(f float64, bits int) string {
 		return "-inf"
 	}
 	var s string
-	exp := 0
-	if f != 0 {
-		exp = int(math.Floor(math.Log10(math.Abs(f))))
+	// numpy 2 prints float16 and float32 scalars in scientific notation
+	// from 1e3 and 1e6 up (10**precision), float64 (as Python) from 1e16;
+	// all below 1e-4.
+	upper := 1e16
+	switch bits {
+	case 16:
+		upper = 1e3
+	case 32:
+		upper = 1e6
 	}
 	fmtBits := bits
 	if bits == 16 {
@@ -187,7 +199,7 @@ func pyFloatBits(f float64, bits int) string {
 	if bits == 16 {
 		digits = halfDigits(f)
 	}
-	if f != 0 && (exp < -4 || exp >= 16) {
+	if a := math.Abs(f); f != 0 && (a < 1e-4 || a >= upper) {
 		s = strconv.FormatFloat(f, 'e', max(digits-1, -1), fmtBits)
 		mant, e, _ := strings.Cut(s, "e")
 		sign := e[0]
@@ -234,17 +246,30 @@ func toHalf(f float64) float64 {
 	return math.RoundToEven(f/q) * q
 }
 
+// pyComplex is Python's repr of a complex: 2j, (1+2j).
 func pyComplex(c complex128) string {
+	if isPureImag(c) {
+		return complexParts(c, 64)
+	}
+	return "(" + complexParts(c, 64) + ")"
+}
+
+func isPureImag(c complex128) bool { return real(c) == 0 && !math.Signbit(real(c)) }
+
+// complexParts is a complex as numpy and Python write it inside the
+// parentheses: each part's float repr (for floats of bits) without a
+// trailing ".0", the real part left out when it is +0.
+func complexParts(c complex128, bits int) string {
 	re, im := real(c), imag(c)
-	ims := strings.TrimSuffix(PyFloat(im), ".0")
-	if re == 0 && !math.Signbit(re) {
+	ims := strings.TrimSuffix(pyFloatBits(im, bits), ".0")
+	if isPureImag(c) {
 		return ims + "j"
 	}
-	res := strings.TrimSuffix(PyFloat(re), ".0")
+	res := strings.TrimSuffix(pyFloatBits(re, bits), ".0")
 	if !strings.HasPrefix(ims, "-") {
 		ims = "+" + ims
 	}
-	return "(" + res + ims + "j)"
+	return res + ims + "j"
 }
 
 // runes decodes a string of the bridge's canonical form (UTF-8 with lone
@@ -389,10 +414,17 @@ func scalarRepr(s bridge.Scalar) string {
 	case float64:
 		return name + "(" + pyFloatBits(v, 8*d.ItemSize) + ")"
 	case complex128:
-		return name + "(" + pyComplex(v) + ")"
+		return name + "(" + complexParts(v, 4*d.ItemSize) + ")"
 	case string:
 		return name + "(" + PyStr(v) + ")"
 	case []byte:
+		if d.Kind == 'V' { // numpy writes every byte of a void as \xHH
+			var b strings.Builder
+			for _, c := range s.Raw {
+				fmt.Fprintf(&b, `\x%02X`, c)
+			}
+			return name + "(b'" + b.String() + "')"
+		}
 		return name + "(" + pyBytes(v) + ")"
 	}
 	if t, ok := longDouble(s); ok {
