@@ -197,12 +197,22 @@ func (r *Reader) nextMemo() int64 {
 	return max(1, int64(r.memoMax), r.an.owners.top)
 }
 
-// standaloneArray runs one value alone, with a memo of its own, and
-// returns the *Array or *Masked it holds, nil for another value.
-func standaloneArray(src *source, off, n int64, lim Limits) (any, error) {
+// runAlone runs the value at file bytes [off, off+n) alone, with a memo of
+// its own.
+func runAlone(src *source, off, n int64, lim Limits) (*machine, ref, error) {
+	if off < 0 || n < 0 || off > src.size || n > src.size-off {
+		return nil, 0, formatErr(max(off, 0), "value of %d bytes at offset %d runs past the end of the file", n, off)
+	}
 	m := newMachine(src, lim)
 	m.reset(0)
 	root, err := m.run(off, n)
+	return m, root, err
+}
+
+// standaloneArray runs one value alone and returns the *Array or *Masked
+// it holds, nil for another value.
+func standaloneArray(src *source, off, n int64, lim Limits) (any, error) {
+	m, root, err := runAlone(src, off, n, lim)
 	if err != nil {
 		return nil, err
 	}
@@ -213,16 +223,10 @@ func standaloneArray(src *source, off, n int64, lim Limits) (any, error) {
 	return nil, nil
 }
 
-// decodeValue decodes the value pickle at file bytes [off, off+n) alone,
-// with a memo of its own: an *Array, a *Masked or a generic Go value.
+// decodeValue decodes the value pickle at file bytes [off, off+n) alone:
+// an *Array, a *Masked or a generic Go value.
 func decodeValue(src *source, off, n int64, lim Limits) (any, error) {
-	lim = lim.withDefaults()
-	if off < 0 || n < 0 || off > src.size || n > src.size-off {
-		return nil, formatErr(max(off, 0), "value of %d bytes at offset %d runs past the end of the file", n, off)
-	}
-	m := newMachine(src, lim)
-	m.reset(0)
-	root, err := m.run(off, n)
+	m, root, err := runAlone(src, off, n, lim)
 	if err != nil {
 		return nil, err
 	}

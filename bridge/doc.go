@@ -36,16 +36,31 @@
 //
 // Any other value is decoded into plain Go values (nil, bool, int64 or
 // *big.Int, float64, complex128, string, []byte, []any, [Tuple], [Dict],
-// [Set], [FrozenSet]). Decoding never imports or runs anything: a value that
-// names a class outside a small allow-list comes back as an [Object] holding
-// its pickle bytes, which a rewrite copies verbatim.
+// [OrderedDict], [Set], [FrozenSet], [ByteArray], [Scalar], [DType]).
+// Decoding never imports or runs anything: a value that names a class
+// outside a small allow-list, or calls an allowed one with arguments numpy
+// never writes, comes back as an [Object]; a whole value's Object holds its
+// pickle bytes, which a rewrite copies verbatim.
+//
+// # One model of pickle.load
+//
+// pickle.load runs the whole file as one pickle: one stack and one memo for
+// every entry, deleted ones included. The package models exactly that, once
+// (machine.go): reading, array recognition, rewriting and [Verify] all run
+// it. Text opcodes are decoded by CPython's rules, dict keys compared as
+// Python compares them, and a file whose entries share memo slots, whose
+// structure is broken or where pickle.load would raise is refused as a
+// whole ([ErrSharedMemo], [FormatError]), because the bytes of an entry are
+// then not what Python gives for its key.
 //
 // # Untrusted input
 //
 // Every length and offset read from a file is checked against the file size
 // before use; errors are [*FormatError] values naming the byte offset (and
 // key), wrapping sentinels such as [ErrTorn] or [ErrNotMmappickle]; [Limits]
-// bound memory spent on generic values.
+// bound memory and work spent on generic values, shared references counted
+// at each use. Memory read from a mapping that another process truncated
+// gives [ErrShrank], not a crash.
 //
 // Use [NewReader] to read from any io.ReaderAt, [Open] and [OpenFile] for a
 // file with its mapping and locking, [Create] to write a new one.

@@ -585,8 +585,8 @@ func TestDecodeValueBadInput(t *testing.T) {
 		{"SHORT_BINSTRING not ASCII", vtOps(opShortBinString, 1, "\xe9"), nil},
 		{"PUT negative", vtOps(opNone, "p-1\n"), nil},
 		{"GET past the memo", vtOps("g99999999999999999999\n"), nil},
-		// Found by FuzzDecodeValue: gopickle calls a dict (its error
-		// message printed pointers).
+		// Found by FuzzDecodeValue when values were built by gopickle:
+		// REDUCE calling a dict.
 		{"fuzz: REDUCE calling a dict", []byte("}C\x150000000007\x0078an Z2 aRK.\x85\x86R"), nil},
 	}
 	for _, c := range cases {

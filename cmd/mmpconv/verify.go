@@ -25,7 +25,8 @@ builds them too), with one memo for the whole file. Exit status 0 means: plain
 pickle.load of FILE, on numpy 1.x and 2.x, builds only numpy arrays and masked
 arrays of plain (non-object) dtypes, numpy scalars of those dtypes and builtin
 containers and scalars, calls nothing but the constructors numpy's and
-CPython's own pickles use, with the arguments they write, and does not raise.
+CPython's own pickles use, with the arguments they write, and does not raise
+(but on the numpy versions a warning names: see below).
 
 A list of names alone cannot make a pickle safe: numpy.dtype and numpy's scalar()
 given other arguments than numpy writes can make numpy read bytes as object
