@@ -330,6 +330,10 @@ func (m *machine) memoPut(o op) error {
 		m.memoLen++
 	}
 	m.memo[i] = r
+	if i >= maxMemoSlots && m.maxSlot < maxMemoSlots {
+		// CPython grows its memo array to twice the index.
+		m.report(o.Off, fmt.Sprintf("memo index %d: pickle.load would allocate %d MiB for its memo", i, (i+1)*16>>20))
+	}
 	m.maxSlot = max(m.maxSlot, i)
 	return nil
 }

@@ -288,6 +288,14 @@ func hostileFiles() []hostile {
 		{name: "item assignment into an array", file: testFile(live("x", pkl(f8array, opBinInt1, 0, opBinFloat, []byte{0x40, 0x85, 0x38, 0, 0, 0, 0, 0}, opSetItem), 0)), python: "loaded"},
 		{name: "mmappickle fromstring of object", file: testFile(live("x", mmpArray(f8(1), "object", shapeTuple(1)), 0)), python: "raised"},
 
+		// Amplification: a small file that makes pickle.load copy or
+		// allocate far more than it holds.
+		{name: "one 70 KB bytes made into 100 bytearrays", python: "loaded",
+			file: testFile(live("x", pkl(sg("builtins", "bytearray"), opBinPut, 1, opPop, bytesOp(make([]byte, 70_000)), opBinPut, 2, opPop,
+				opEmptyList, opMark, bytes.Repeat(pkl(opBinGet, 1, opBinGet, 2, opTuple1, opReduce), 100), opAppends), 3))},
+		{name: "a memo index past 2**26", python: "loaded",
+			file: testFile(live("x", pkl(opNone, opLongBinPut, le32(1<<26+1)), 1<<26+2))},
+
 		// Cross-entry memo: pickle.load runs the whole file with one memo.
 		{name: "a deleted entry's slot read through MEMOIZE's file-wide index", shared: true, python: "loaded",
 			file: testFile(dead("old", pkl("rm -rf /nonexistent-dir", opBinPut, 0), 1),
@@ -350,7 +358,7 @@ func TestHostileFilesPython(t *testing.T) {
 			for _, m := range r.Mismatches {
 				t.Errorf("%s (%s): %s", h.name, env, m)
 			}
-			t.Logf("%s (%s): pickle.load %s %s; bridge: %v", h.name, env, r.Status, r.Error, cases[i].Keys)
+			t.Logf("%s (%s): pickle.load %s %s; bridge: %.200v", h.name, env, r.Status, r.Error, cases[i].Keys)
 		}
 	}
 }

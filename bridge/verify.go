@@ -360,9 +360,6 @@ func (v *verifier) stream() error {
 
 func (v *verifier) finish() {
 	v.rep.MemoSlots = v.slots
-	if v.slots > maxMemoSlots {
-		v.add(Finding{Kind: NotPlain, Offset: 0, Entry: -1, Msg: fmt.Sprintf("memo index %d: pickle.load would allocate %d MiB for its memo", v.slots-1, v.slots*16>>20)})
-	}
 }
 
 // pyUTF8 tells whether Python decodes b as UTF-8 with "surrogatepass" (as
