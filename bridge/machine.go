@@ -108,6 +108,7 @@ type opaque struct {
 	module, name string // what made it: a global, or the type it came from
 	why          string // for messages
 	trusted      bool   // made by a global the verifier was told to trust
+	foreign      bool   // made by (or from) a global outside the allow-list
 }
 
 // dtypeNew is a numpy.dtype(descr, False, True) waiting for its state.

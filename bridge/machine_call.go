@@ -107,7 +107,7 @@ func (m *machine) pushGlobal(o op, module, name string) error {
 	if trusted {
 		why = "a trusted global"
 	}
-	x := &opaque{module: module, name: name, why: why, trusted: trusted}
+	x := &opaque{module: module, name: name, why: why, trusted: trusted, foreign: true}
 	if m.foreign == nil {
 		m.foreign = x
 	}
@@ -133,7 +133,11 @@ func (g global) isFunction() bool {
 // object: it carries the same origin, and nothing new is reported.
 func (m *machine) fromOpaque(off int64, src ref) (ref, error) {
 	op := m.at(src).x.(*opaque)
-	return m.newOpaque(off, op.module, op.name, op.why, op.trusted)
+	r, err := m.newOpaque(off, op.module, op.name, op.why, op.trusted)
+	if err == nil {
+		m.at(r).x.(*opaque).foreign = op.foreign
+	}
+	return r, err
 }
 
 // anyOpaque tells whether one of rs is opaque (already reported).

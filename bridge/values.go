@@ -176,7 +176,7 @@ type toGo struct {
 	src     *source
 	raw     []byte // the value's pickle, for a top-level Object
 	expand  int64
-	opaques int // Objects made
+	foreign int // Objects made by globals outside the allow-list
 }
 
 type converted struct {
@@ -333,13 +333,15 @@ func (c *toGo) build(r ref, depth int) (converted, error) {
 		return c.opaque(nd, "numpy.ma", "MaskedArray", "an array whose state was never set"), nil
 	case kOpaque:
 		op := nd.x.(*opaque)
+		if op.foreign {
+			c.foreign++
+		}
 		return c.opaque(nd, op.module, op.name, op.why), nil
 	}
 	return converted{}, refuse(nd.off, "cannot decode a %s", nd.kind)
 }
 
 func (c *toGo) opaque(nd *node, module, name, why string) converted {
-	c.opaques++
 	return converted{Object{Module: module, Name: name, Why: why}, 64}
 }
 
@@ -351,7 +353,7 @@ func (m *machine) goValue(root ref, src *source, raw func() ([]byte, error)) (an
 	if err != nil {
 		return nil, err
 	}
-	if f := m.foreign; f != nil && c.opaques == 0 {
+	if f := m.foreign; f != nil && c.foreign == 0 {
 		// The import happened and its result was dropped: pickle.load
 		// runs it (an import runs code, and may fail), the value shown
 		// would not say so.

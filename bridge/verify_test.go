@@ -103,6 +103,7 @@ func maliciousFiles() []maliciousCase {
 		// that got the index wrong would see the allowed numpy.dtype.
 		one("MEMOIZE overwriting a slot", pkl("x", opBinPut, 0, opPop, "numpy", opBinPut, 2, opPop, "os", opMemoize, opPop, opBinGet, 2, "dtype", opStackGlobal, opPop, opNone), "os.dtype"),
 		one("memo slot overwritten by a non-string", pkl("numpy", opBinPut, 1, opPop, sg("numpy", "ndarray"), opBinPut, 1, opPop, opBinGet, 1, "dtype", opStackGlobal, opPop, opNone), "fails"),
+		one("os.system imported and dropped beside a range", pkl(sg("os", "system"), opPop, sg("builtins", "range"), opBinInt1, 3, opTuple1, opReduce), "os.system"),
 		one("allowed global used as a name", pkl(sg("builtins", "set"), "x", opStackGlobal, opPop, opNone), "fails"),
 		one("OBJ of an imported class", pkl(opMark, g("builtins", "eval"), "1", opObj), "builtins.eval"),
 		one("NEWOBJ of an imported class", pkl(sg("subprocess", "Popen"), "true", opTuple1, opNewObj), "subprocess.Popen"),
