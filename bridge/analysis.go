@@ -1,9 +1,10 @@
 package bridge
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 )
 
@@ -100,6 +101,20 @@ type analysis struct {
 // that entry another value than the entry shows alone; such a file is
 // refused. mmappickle 1.0.1 and this package never write one.
 var ErrSharedMemo = errors.New("entries share memo slots")
+
+// snapshot returns a copy of r that shares nothing r changes when entries
+// are appended, deleted or analysed (the source is never changed in place).
+func (r *Reader) snapshot() *Reader {
+	c := *r
+	c.entries = slices.Clone(r.entries)
+	c.index = maps.Clone(r.index)
+	c.keys = slices.Clone(r.keys)
+	c.shadowed = slices.Clone(r.shadowed)
+	o := r.an.owners
+	o.runs, o.extra, o.offsets = slices.Clone(o.runs), maps.Clone(o.extra), slices.Clone(o.offsets)
+	c.an = analysis{owners: o, infos: slices.Clone(r.an.infos), err: r.an.err}
+	return &c
+}
 
 // analyze runs the machine over the entries not analysed yet.
 func (r *Reader) analyze() error {
@@ -236,6 +251,10 @@ func decodeValue(src *source, off, n int64, lim Limits) (any, error) {
 	}
 	return m.goValue(root, src, func() ([]byte, error) {
 		b, err := src.readAt(off, n)
-		return bytes.Clone(b), err
+		if err != nil {
+			return nil, err
+		}
+		ops, _, err := renumberMemo(b, off, 0, 0)
+		return framed(ops), err
 	})
 }

@@ -302,7 +302,8 @@ func TestBadInput(t *testing.T) {
 // badInputEntry returns the entry of key in a file the reader refuses.
 func badInputEntry(t *testing.T, data []byte, key string) Entry {
 	t.Helper()
-	r := &Reader{src: newSource(bytesReaderAt(data), int64(len(data))), cfg: newConfig(nil)}
+	cfg, _ := newConfig(nil)
+	r := &Reader{src: newSource(bytesReaderAt(data), int64(len(data))), cfg: cfg}
 	if err := r.parse(); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	mmap "github.com/edsrzf/mmap-go"
@@ -24,6 +25,7 @@ type File struct {
 	name     string
 	cfg      config
 	writable bool
+	inPlace  bool // opened from a descriptor: Vacuum rewrites the file in place
 
 	mu      sync.Mutex
 	f       *os.File
@@ -48,13 +50,33 @@ func Create(name string, opts ...Option) (*File, error) {
 // optionally os.O_CREATE, os.O_EXCL). An empty file opened for writing gets
 // a header and terminator, as mmappickle does.
 func OpenFile(name string, flag int, perm os.FileMode, opts ...Option) (*File, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
 	f, err := os.OpenFile(name, flag, perm)
 	if err != nil {
 		return nil, err
 	}
-	mf := &File{name: name, cfg: newConfig(opts), f: f, writable: flag&(os.O_RDWR|os.O_WRONLY) != 0, stale: true}
+	mf := &File{name: name, cfg: cfg, f: f, writable: flag&(os.O_RDWR|os.O_WRONLY) != 0, stale: true}
 	if err := mf.init(); err != nil {
 		f.Close()
+		return nil, mf.wrap(err)
+	}
+	return mf, nil
+}
+
+// NewFile makes a File of an open file, which it takes over (Close closes
+// it): for a file known only by its descriptor, such as an unnamed
+// temporary file. writable must match how f was opened. Its name, for
+// messages, is f.Name(). Vacuum rewrites such a file in place.
+func NewFile(f *os.File, writable bool, opts ...Option) (*File, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	mf := &File{name: f.Name(), cfg: cfg, f: f, writable: writable, inPlace: true, stale: true}
+	if err := mf.init(); err != nil {
 		return nil, mf.wrap(err)
 	}
 	return mf, nil
@@ -86,7 +108,7 @@ func (mf *File) init() error {
 // Repair opens name, which may be torn by an interrupted write, and runs
 // Fsck on it.
 func Repair(name string, opts ...Option) (FsckReport, error) {
-	f, err := OpenFile(name, os.O_RDWR, 0, append(opts, func(c *config) { c.allowTorn = true })...)
+	f, err := OpenFile(name, os.O_RDWR, 0, append(opts, AllowTorn())...)
 	if err != nil {
 		return FsckReport{CutAt: -1}, err
 	}
@@ -230,14 +252,55 @@ func (mf *File) CommitNumber() (n int32, err error) {
 	return n, err
 }
 
+// SetCommitNumber writes the header's commit number, as mmappickle's
+// commit_number setter does. Other processes re-read the index when it
+// changes, so setting it back to a value they saw hides changes from them.
+func (mf *File) SetCommitNumber(n int32) error {
+	return mf.write(func(r *Reader) error {
+		var b [4]byte
+		binary.LittleEndian.PutUint32(b[:], uint32(n))
+		if _, err := mf.f.WriteAt(b[:], commitNumberOff); err != nil {
+			return err
+		}
+		r.commit = n
+		return nil
+	})
+}
+
 // Get returns the value of key (see Reader.Get).
 func (mf *File) Get(key string) (v any, err error) {
 	err = mf.read(func(r *Reader) error {
 		v, err = r.Get(key)
-		mf.exposed = mf.exposed || err == nil
+		// Only arrays are views of the mapping; other values are copies.
+		mf.exposed = mf.exposed || err == nil && holdsArray(v, 0)
 		return err
 	})
 	return v, err
+}
+
+// holdsArray tells whether v is or holds an *Array or *Masked (views of the
+// mapping it was read from).
+func holdsArray(v any, depth int) bool {
+	if depth > maxEncodeDepth {
+		return true // deeper than any decoded value: assume so
+	}
+	switch v := v.(type) {
+	case *Array, *Masked:
+		return true
+	case []any:
+		return slices.ContainsFunc(v, func(x any) bool { return holdsArray(x, depth+1) })
+	case Tuple:
+		return slices.ContainsFunc(v, func(x any) bool { return holdsArray(x, depth+1) })
+	case Set:
+		return slices.ContainsFunc(v, func(x any) bool { return holdsArray(x, depth+1) })
+	case FrozenSet:
+		return slices.ContainsFunc(v, func(x any) bool { return holdsArray(x, depth+1) })
+	case Dict:
+		return slices.ContainsFunc(v, func(it DictItem) bool { return holdsArray(it.Key, depth+1) || holdsArray(it.Value, depth+1) })
+	case OrderedDict:
+		return holdsArray(Dict(v), depth)
+	}
+	return false
 }
 
 // Array returns the array stored under key, a view of the mapping.
@@ -260,17 +323,32 @@ func (mf *File) Masked(key string) (m *Masked, err error) {
 	return m, err
 }
 
+// Pickle returns key's value as a complete pickle of its own (see
+// Reader.Pickle).
+func (mf *File) Pickle(key string) (p []byte, err error) {
+	err = mf.read(func(r *Reader) error { p, err = r.Pickle(key); return err })
+	return p, err
+}
+
+// Plain tells whether key's value is plain data (see Reader.Plain).
+func (mf *File) Plain(key string, trust ...Global) error {
+	return mf.read(func(r *Reader) error { return r.Plain(key, trust...) })
+}
+
 // KindOf tells what key holds.
 func (mf *File) KindOf(key string) (k Kind, err error) {
 	err = mf.read(func(r *Reader) error { k, err = r.KindOf(key); return err })
 	return k, err
 }
 
-// Reader returns the current index as a Reader over the file's mapping; it
-// does not follow later changes.
+// Reader returns a snapshot of the file as a Reader over its current
+// mapping: later changes, by this File or another process, do not show in
+// it, and it stays valid (its mapping kept) until Close. It is safe for use
+// by several goroutines.
 func (mf *File) Reader() (r *Reader, err error) {
 	err = mf.read(func(cur *Reader) error {
-		r = cur
+		cur.analyze() // a refusal is kept in the analysis, as for cur
+		r = cur.snapshot()
 		mf.exposed = true
 		return nil
 	})
@@ -616,7 +694,7 @@ func (mf *File) Put(key string, v any) error {
 	case *Masked:
 		return mf.PutMaskedFrom(key, v, nil)
 	case Object:
-		return mf.PutRaw(key, v.Pickle)
+		return mf.PutPickle(key, v.Pickle)
 	}
 	return mf.write(func(r *Reader) error {
 		_, err := mf.appendValue(r, key, func(memoStart int64) ([]segment, int64, error) {
@@ -628,12 +706,18 @@ func (mf *File) Put(key string, v any) error {
 	})
 }
 
-// PutRaw stores a value's pickle bytes (as RawValue returns them) verbatim,
-// memo indices renumbered to follow the file's.
-func (mf *File) PutRaw(key string, pickle []byte) error {
+// PutPickle stores a value given as a complete pickle (what Python's
+// pickle.dumps returns, protocol 2 to 5, or Reader.Pickle), verbatim but for
+// its framing and memo indices, renumbered to follow the file's. Nothing of
+// it is run or checked: Verify tells what pickle.load of it would do.
+func (mf *File) PutPickle(key string, pickle []byte) error {
+	ops, err := unframe(pickle)
+	if err != nil {
+		return mf.wrap(fmt.Errorf("key %q: %w", key, err))
+	}
 	return mf.write(func(r *Reader) error {
 		_, err := mf.appendValue(r, key, func(memoStart int64) ([]segment, int64, error) {
-			out, end, err := renumberMemo(pickle, 0, memoStart)
+			out, end, err := renumberMemo(ops, 0, 0, memoStart)
 			return []segment{{b: out}}, end, err
 		}, true)
 		return err
@@ -856,14 +940,21 @@ func (s *Slot) Commit() error {
 // kept. Array data is re-aligned to the File's alignment. Other processes
 // must not have the file open, and arrays obtained before are invalid
 // afterwards. The commit number becomes 0 (or 1 if it was 0), as mmappickle
-// does.
+// does. A File made by NewFile is rewritten in place instead, as
+// mmappickle does: do not interrupt that.
 func (mf *File) Vacuum() error {
 	return mf.write(func(r *Reader) error {
-		target, err := filepath.EvalSymlinks(mf.name)
-		if err != nil {
-			return err
+		var target string
+		var tmp *os.File
+		var err error
+		if mf.inPlace {
+			tmp, err = os.CreateTemp("", ".mmpkl-vacuum-*")
+		} else {
+			if target, err = filepath.EvalSymlinks(mf.name); err != nil {
+				return err
+			}
+			tmp, err = os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".vacuum-*")
 		}
-		tmp, err := os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".vacuum-*")
 		if err != nil {
 			return err
 		}
@@ -891,6 +982,9 @@ func (mf *File) Vacuum() error {
 		if w.err != nil {
 			return w.err
 		}
+		if mf.inPlace {
+			return mf.copyBack(tmp, w.off)
+		}
 		if st, err := mf.f.Stat(); err == nil {
 			tmp.Chmod(st.Mode().Perm())
 		}
@@ -914,6 +1008,52 @@ func (mf *File) Vacuum() error {
 	})
 }
 
+// restoreTrailer completes an entry at off cut within the last two bytes of
+// its trailer (the flag and the final POP), which can only have been
+// NEWTRUE|POP, POP: it writes them back (the flag as POP, deleted, when it is
+// gone) and returns how many; 0 when the entry is not cut that way.
+func (mf *File) restoreTrailer(r *Reader, off, size int64) (int, error) {
+	h, err := r.src.readAt(off, min(entryFrameHeader, size-off))
+	if err != nil || len(h) < entryFrameHeader || h[0] != opFrame {
+		return 0, nil
+	}
+	n := binary.LittleEndian.Uint64(h[1:])
+	if n < entryMinFrame || n > uint64(size) {
+		return 0, nil
+	}
+	end := off + entryFrameHeader + int64(n)
+	missing := end - size
+	if missing < 1 || missing > 2 {
+		return 0, nil
+	}
+	t, err := r.src.readAt(end-entryTrailer, entryTrailer-missing)
+	if err != nil || t[0] != opBinInt || t[5] != opPop || missing == 1 && t[6] != opNewTrue && t[6] != opPop {
+		return 0, nil
+	}
+	fix := []byte{opPop, opPop}[:missing]
+	if _, err := mf.f.WriteAt(fix, size); err != nil {
+		return 0, err
+	}
+	return int(missing), nil
+}
+
+// copyBack replaces the file's contents with the n bytes of tmp, in place.
+func (mf *File) copyBack(tmp *os.File, n int64) error {
+	w := &offsetWriter{f: mf.f}
+	w.copyFrom(io.NewSectionReader(tmp, 0, n), n)
+	if w.err != nil {
+		return w.err
+	}
+	if err := mf.f.Truncate(n); err != nil {
+		return err
+	}
+	if err := mf.f.Sync(); err != nil {
+		return err
+	}
+	mf.stale = true
+	return mf.refresh(false)
+}
+
 func (a *Array) dataOffset() int64  { return a.Offset }
 func (m *Masked) dataOffset() int64 { return m.Data.Offset }
 
@@ -922,13 +1062,19 @@ type FsckReport struct {
 	Entries  int   // entries kept
 	CutAt    int64 // offset the file was cut at (-1: nothing cut)
 	CutBytes int64 // bytes removed
-	Repaired bool  // the terminator was rewritten
+	// Restored is the number of bytes of the last entry's trailer put back
+	// (1: its final POP; 2: its flag too, so the entry is kept deleted).
+	Restored int
+	Repaired bool // the terminator was rewritten
 	Problem  string
 }
 
 // Fsck repairs a file whose last write was interrupted: it keeps every
 // complete entry, cuts the torn tail and restores the terminator. Only the
-// entry that was being written is lost.
+// entry that was being written is lost. As with mmappickle, a file cut by
+// up to 12 bytes (the terminator and the last byte of the last entry) comes
+// back whole; cut by 13, the last entry's flag is lost and it is kept
+// deleted.
 func (mf *File) Fsck() (FsckReport, error) {
 	rep := FsckReport{CutAt: -1}
 	if !mf.writable {
@@ -962,6 +1108,15 @@ func (mf *File) Fsck() (FsckReport, error) {
 			}
 		}
 		e, err := r.readEntry(off, size)
+		if err != nil && rep.Restored == 0 {
+			if n, rerr := mf.restoreTrailer(r, off, size); rerr != nil {
+				return rep, mf.wrap(rerr)
+			} else if n > 0 {
+				rep.Restored, size = n, size+int64(n)
+				r.src = &source{ra: mf.f, size: size}
+				e, err = r.readEntry(off, size)
+			}
+		}
 		if err != nil {
 			rep.Problem = err.Error()
 			break

@@ -174,13 +174,20 @@ func checkKey(t *testing.T, r *Reader, k string, size int64, mapped bool) string
 		}
 		sum = fmt.Sprintf("value %T", v)
 	}
-	if raw, err := r.RawValue(k); err == nil {
-		e, _ := r.Entry(k)
-		if int64(len(raw)) != e.ValueLen {
-			t.Fatalf("key %q: RawValue gives %d bytes, entry value is %d", k, len(raw), e.ValueLen)
+	// The value's standalone pickle decodes to the same value.
+	if p, err := r.Pickle(k); err == nil {
+		ops, err := unframe(p)
+		if err != nil {
+			t.Fatalf("key %q: Pickle gives %x: %v", k, p, err)
+		}
+		if kind == KindValue && !holdsArray(v, 0) {
+			v2, err := decodeValue(&source{data: ops, size: int64(len(ops))}, 0, int64(len(ops)), fuzzLimits)
+			if err == nil && fmt.Sprintf("%#v", v2) != fmt.Sprintf("%#v", v) {
+				t.Fatalf("key %q: from its Pickle %#v, from the file %#v", k, v2, v)
+			}
 		}
 	} else if !errors.Is(err, ErrLimit) {
-		t.Fatalf("key %q: RawValue: %v", k, err)
+		t.Fatalf("key %q: Pickle: %v", k, err)
 	}
 	return sum
 }

@@ -35,6 +35,7 @@ const (
 	gSlice
 	gRange
 	gOrderedDict
+	gFromBuffer
 )
 
 // allowedGlobals are the callables the machine models, under every name
@@ -60,6 +61,8 @@ var allowedGlobals = map[[2]string]global{
 	{"builtins", "slice"}:                      gSlice,
 	{"builtins", "range"}:                      gRange,
 	{"collections", "OrderedDict"}:             gOrderedDict,
+	{"numpy.core.numeric", "_frombuffer"}:      gFromBuffer,
+	{"numpy._core.numeric", "_frombuffer"}:     gFromBuffer,
 }
 
 // AllowedGlobals lists, as "module.name", the callables plain data may use:
@@ -245,6 +248,8 @@ func (m *machine) callGlobal(o op, fn ref, args []ref) (ref, error) {
 		return m.callFromString(o, fn, args)
 	case gReshape:
 		return m.callReshape(o, fn, args)
+	case gFromBuffer:
+		return m.callFromBuffer(o, fn, args)
 	case gMaskedArray:
 		return m.callMaskedArray(o, fn, args)
 	case gSet, gFrozenSet:
@@ -375,6 +380,47 @@ func (m *machine) callFromString(o op, fn ref, args []ref) (ref, error) {
 	m.copied(b.n)
 	a := &Array{DType: d, Shape: []int{int(b.n / int64(d.ItemSize))}, Encoding: Mmappickle, Offset: b.i, NBytes: b.n}
 	return m.newNode(node{kind: kFromString, off: o.Off, x: a})
+}
+
+// callFromBuffer is numpy's pickle of an array at protocol 5:
+// numpy.core.numeric._frombuffer(buffer, dtype, shape, order), which is
+// frombuffer(buffer, dtype).reshape(shape, order=order). The buffer is the
+// array's data (a bytearray, or bytes for a read-only array), in the file.
+func (m *machine) callFromBuffer(o op, fn ref, args []ref) (ref, error) {
+	if len(args) != 4 || m.at(args[1]).kind != kDType || m.at(args[3]).kind != kStr {
+		return m.unexpected(o, fn, args, "not how numpy pickles an array")
+	}
+	b := m.at(args[0])
+	if b.kind != kBytes && b.kind != kByteArray {
+		return m.unexpected(o, fn, args, "not how numpy pickles an array (its data is not a bytes or bytearray of the pickle)")
+	}
+	order, _ := m.str(args[3])
+	if order != "C" && order != "F" {
+		return m.unexpected(o, fn, args, fmt.Sprintf("order %q: numpy writes C or F", clipName(order)))
+	}
+	shape, err := m.shapeOf(o, args[2], true)
+	if err != nil {
+		return 0, err
+	}
+	if shape == nil {
+		return m.unexpected(o, fn, args, "a shape of other than non-negative ints")
+	}
+	d := m.at(args[1]).x.(DType)
+	if d.ItemSize == 0 {
+		return 0, fail(o.Off, "frombuffer: itemsize cannot be zero in type")
+	}
+	if b.n%int64(d.ItemSize) != 0 {
+		return 0, fail(o.Off, "frombuffer: buffer size must be a multiple of element size")
+	}
+	if n, ok := shapeSize(shape); !ok || n != b.n/int64(d.ItemSize) {
+		return 0, fail(o.Off, "cannot reshape array of size %d into shape %s", b.n/int64(d.ItemSize), shapeText(shape))
+	}
+	off := b.i
+	if b.n == 0 {
+		off = o.Off // nothing to map
+	}
+	a := &Array{DType: d, Shape: shape, Fortran: order == "F", Encoding: Portable, Offset: off, NBytes: b.n}
+	return m.newNode(node{kind: kArray, off: o.Off, x: a})
 }
 
 // callReshape is mmappickle's numpy.core.fromnumeric.reshape(array, shape).

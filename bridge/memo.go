@@ -11,15 +11,18 @@ import (
 // MEMOIZE all become BINPUT (index < 256) or LONG_BINPUT, and every GET
 // form becomes BINGET or LONG_BINGET of the new index. Every other opcode
 // is copied byte for byte. memoEnd is memoStart plus the number of memo
-// writes, what mmappickle stores in the entry's trailer.
+// writes, what mmappickle stores in the entry's trailer. memoBase is the
+// memo's length before the value where it is stored (MEMOIZE writes at the
+// file-wide length): the entry's for a value read from a file, 0 for a
+// pickle on its own.
 //
 // Unlike mmappickle's own writer, which drops the memo writes nothing reads,
 // renumberMemo keeps every one: it copies values such a writer already
 // cleaned up. Errors (a *FormatError at fileOff plus the position in raw)
 // report invalid opcodes, PROTO, FRAME or STOP, which cannot appear inside a
 // value, and reads of a memo index not written before.
-func renumberMemo(raw []byte, fileOff int64, memoStart int64) (out []byte, memoEnd int64, err error) {
-	if memoStart < 0 {
+func renumberMemo(raw []byte, fileOff, memoBase, memoStart int64) (out []byte, memoEnd int64, err error) {
+	if memoStart < 0 || memoBase < 0 {
 		return nil, 0, errors.New("negative memo start")
 	}
 	src := &source{data: raw, size: int64(len(raw))}
@@ -36,7 +39,7 @@ func renumberMemo(raw []byte, fileOff int64, memoStart int64) (out []byte, memoE
 		case opProto, opFrame, opStop:
 			return nil, 0, formatErr(fileOff+o.Off, "opcode 0x%02x is not allowed inside a value", o.Code)
 		case opPut, opBinPut, opLongBinPut, opMemoize:
-			old := int64(len(renum))
+			old := memoBase + int64(len(renum))
 			if o.Code != opMemoize {
 				if old, err = memoIndex(src, o); err != nil {
 					return nil, 0, shiftErr(err, fileOff)
@@ -99,4 +102,58 @@ func shiftErr(err error, delta int64) error {
 		return &c
 	}
 	return err
+}
+
+// unframe turns a complete pickle (PROTO, opcodes, STOP, as pickle.dumps
+// gives it at protocol 2 to 5) into the opcodes of a value as an entry
+// stores them: PROTO, every FRAME and the final STOP dropped. Out-of-band
+// buffers (NEXT_BUFFER) cannot be stored, nor globals of a protocol 2
+// pickle: pickle.dumps names them the Python 2 way there (__builtin__.set),
+// which pickle.load maps back only in a protocol 2 stream, not in a file.
+func unframe(p []byte) ([]byte, error) {
+	src := &source{data: p, size: int64(len(p))}
+	sc := src.scanner(0, src.size)
+	out := make([]byte, 0, len(p))
+	first := true
+	proto := int64(0)
+	for !sc.done() {
+		o, err := sc.next()
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case first && o.Code == opProto:
+			if o.Int < 2 || o.Int > 5 {
+				return nil, formatErr(o.Off, "pickle protocol %d: want 2 to 5", o.Int)
+			}
+			proto = o.Int
+		case first:
+			return nil, formatErr(o.Off, "a pickle of protocol 2 to 5 starts with PROTO, not opcode 0x%02x", o.Code)
+		case o.Code == opProto:
+			return nil, formatErr(o.Off, "PROTO inside the pickle")
+		case o.Code == opFrame:
+		case proto < 3 && (o.Code == opGlobal || o.Code == opInst):
+			return nil, formatErr(o.Off, "a protocol 2 pickle names its globals as Python 2 did: pickle with protocol 3 or later")
+		case o.Code == opNextBuffer:
+			return nil, formatErr(o.Off, "NEXT_BUFFER: a pickle with out-of-band buffers cannot be stored")
+		case o.Code == opStop:
+			if o.End != src.size {
+				return nil, formatErr(o.End, "%d bytes after the pickle's STOP", src.size-o.End)
+			}
+			return out, nil
+		default:
+			out = append(out, p[o.Off:o.End]...)
+		}
+		first = false
+	}
+	return nil, formatErr(src.size, "the pickle ends without STOP")
+}
+
+// framed turns a value's opcodes, memo numbered from 0, into a complete
+// pickle: PROTO 4, the opcodes, STOP.
+func framed(ops []byte) []byte {
+	out := make([]byte, 0, len(ops)+3)
+	out = append(out, opProto, 4)
+	out = append(out, ops...)
+	return append(out, opStop)
 }

@@ -71,7 +71,7 @@ func TestRenumberMemoCorpus(t *testing.T) {
 				break
 			}
 		}
-		out, end, err := renumberMemo(e.raw(), e.off, int64(start))
+		out, end, err := renumberMemo(e.raw(), e.off, 0, int64(start))
 		if err != nil {
 			t.Fatalf("%s %q: %v", e.file, e.key, err)
 		}
@@ -86,7 +86,7 @@ func TestRenumberMemoCorpus(t *testing.T) {
 			continue
 		}
 		for _, other := range []int32{0, 2, 255, 256, 70000} {
-			out, end, err := renumberMemo(e.raw(), e.off, int64(other))
+			out, end, err := renumberMemo(e.raw(), e.off, 0, int64(other))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -159,7 +159,7 @@ func TestRenumberMemoForms(t *testing.T) {
 			vtOps(opShortBinBytes, 2, "q\x01", opBinPut, 7, opPop, opBinUnicode, "\x01\x00\x00\x00h", opBinGet, 7, opTuple2), 7},
 		{"no memo", nil, []byte{}, 3},
 	} {
-		out, end, err := renumberMemo(c.in, 50, int64(c.start))
+		out, end, err := renumberMemo(c.in, 50, 0, int64(c.start))
 		puts := int32(0)
 		for _, o := range mtOps(t, c.want) {
 			if o.code == opBinPut || o.code == opLongBinPut {
@@ -188,13 +188,13 @@ func TestRenumberMemoErrors(t *testing.T) {
 		{"PROTO", vtOps(opProto, 4, opNone), 0},
 		{"truncated", vtOps(opNone, opBinBytes, "\x05\x00\x00\x00ab"), 1},
 	} {
-		_, _, err := renumberMemo(c.in, 1000, 1)
+		_, _, err := renumberMemo(c.in, 1000, 0, 1)
 		var fe *FormatError
 		if !errors.As(err, &fe) || fe.Offset != 1000+c.at {
 			t.Errorf("%s: %v, want an error at offset %d", c.name, err, 1000+c.at)
 		}
 	}
-	if _, _, err := renumberMemo(nil, 0, -1); err == nil {
+	if _, _, err := renumberMemo(nil, 0, 0, -1); err == nil {
 		t.Error("a negative memo start was accepted")
 	}
 }

@@ -15,7 +15,8 @@ import (
 // take as numpy writes it: dtypes of every kind and byte order (datetimes
 // of every unit), scalars, arrays (0-d, empty, Fortran), masked arrays with
 // and without a fill value. Each value is pickle.dumps(v, 4) after
-// mmappickle's clean-up (vtDumpFix).
+// mmappickle's clean-up (vtDumpFix), arrays at protocol 5 too (numpy's
+// _frombuffer form, writable and read-only).
 const numpyForms = `
 import json, sys, warnings
 import numpy as np
@@ -58,6 +59,13 @@ out = {}
 for name, v in forms.items():
     p, end = dump_fix(v, 1)
     out[name] = p.hex()
+    if name.startswith("array"):  # numpy's protocol 5 form: _frombuffer
+        p, end = dump_fix(v, 1, 5)
+        out[name + " (protocol 5)"] = p.hex()
+        r = v.copy()
+        r.flags.writeable = False  # read-only: bytes, not a bytearray
+        p, end = dump_fix(r, 1, 5)
+        out[name + " (protocol 5, read-only)"] = p.hex()
 print(json.dumps({"numpy": np.__version__, "forms": out}))
 `
 
@@ -75,7 +83,7 @@ func TestNumpyForms(t *testing.T) {
 			if err := json.Unmarshal([]byte(env.Run(t, vtDumpFix+numpyForms)), &res); err != nil {
 				t.Fatal(err)
 			}
-			if len(res.Forms) < 500 {
+			if len(res.Forms) < 1000 {
 				t.Fatalf("only %d forms", len(res.Forms))
 			}
 			dir := t.TempDir()

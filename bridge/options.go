@@ -1,5 +1,81 @@
 package bridge
 
+import (
+	"errors"
+	"fmt"
+)
+
+// Option configures a Reader or a File. Options are checked when they are
+// applied: Open, Create, OpenFile, NewReader and Verify return
+// ErrInvalidOption for a bad one.
+type Option func(*config) error
+
+// ErrInvalidOption: an option's value is out of its range.
+var ErrInvalidOption = errors.New("invalid option")
+
+// MaxAlign is the largest alignment WithAlign accepts.
+const MaxAlign = 1 << 20
+
+type config struct {
+	limits    Limits
+	profile   Encoding
+	align     int
+	allowTorn bool // open a torn file so that Fsck can repair it
+}
+
+func newConfig(opts []Option) (config, error) {
+	c := config{profile: Portable, align: 64}
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o(&c); err != nil {
+			return c, err
+		}
+	}
+	c.limits = c.limits.withDefaults()
+	return c, nil
+}
+
+// WithLimits sets the limits applied to untrusted input; a zero field keeps
+// its default, a negative one is an error.
+func WithLimits(l Limits) Option {
+	return func(c *config) error {
+		if l.MaxKeys < 0 || l.MaxValueBytes < 0 || l.MaxDepth < 0 || l.MaxOps < 0 {
+			return fmt.Errorf("%w: limits must not be negative: %+v", ErrInvalidOption, l)
+		}
+		c.limits = l
+		return nil
+	}
+}
+
+// WithProfile sets the array encoding new entries are written in (default
+// Portable).
+func WithProfile(p Encoding) Option {
+	return func(c *config) error {
+		if p != Portable && p != Mmappickle {
+			return fmt.Errorf("%w: unknown profile %d", ErrInvalidOption, int(p))
+		}
+		c.profile = p
+		return nil
+	}
+}
+
+// WithAlign sets the alignment of array data in new entries, in bytes: a
+// power of two from 1 (no alignment) to MaxAlign; the default is 64.
+// Alignment is obtained with deleted padding entries, invisible to every
+// reader.
+func WithAlign(n int) Option {
+	return func(c *config) error {
+		if n < 1 || n > MaxAlign || n&(n-1) != 0 {
+			return fmt.Errorf("%w: alignment %d: want a power of two from 1 to %d", ErrInvalidOption, n, MaxAlign)
+		}
+		c.align = n
+		return nil
+	}
+}
+
+
 // Limits bound what a reader will do on behalf of an untrusted file. The
 // zero value of a field means its default.
 type Limits struct {
@@ -42,3 +118,7 @@ func (l Limits) withDefaults() Limits {
 	}
 	return l
 }
+
+// AllowTorn lets OpenFile and NewFile open a file torn by an interrupted
+// write (reads then fail with ErrTorn) so that Fsck can repair it.
+func AllowTorn() Option { return func(c *config) error { c.allowTorn = true; return nil } }

@@ -432,7 +432,11 @@ func (e *valueEncoder) object(o Object) error {
 	if o.Pickle == nil {
 		return fmt.Errorf("%w: an undecoded part (%s.%s) of a value cannot be written alone: copy the whole value's pickle", ErrUnsupported, o.Module, o.Name)
 	}
-	out, end, err := renumberMemo(o.Pickle, 0, e.memo)
+	ops, err := unframe(o.Pickle)
+	if err != nil {
+		return fmt.Errorf("object %s.%s: %w", o.Module, o.Name, err)
+	}
+	out, end, err := renumberMemo(ops, 0, 0, e.memo)
 	if err != nil {
 		return fmt.Errorf("object %s.%s: %w", o.Module, o.Name, err)
 	}

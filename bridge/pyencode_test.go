@@ -222,7 +222,7 @@ func TestEncodeValueObject(t *testing.T) {
 	// The corpus value [[1, 2], [1, 2], [1, 2]] (one list, memo index 1).
 	aliased := vtOps(opEmptyList, opMark, opEmptyList, opBinPut, 1, opMark, opBinInt1, 1, opBinInt1, 2, opAppends,
 		opBinGet, 1, opBinGet, 1, opAppends)
-	obj := Object{Module: "x", Name: "y", Pickle: aliased}
+	obj := Object{Module: "x", Name: "y", Pickle: framed(aliased)}
 	for _, start := range []int64{1, 5, 255, 256, 1000} {
 		var buf bytes.Buffer
 		end, err := encodeValue(&buf, Tuple{obj, &obj}, start)

@@ -7,37 +7,6 @@ import (
 	"runtime/debug"
 )
 
-// Option configures a Reader or a File.
-type Option func(*config)
-
-type config struct {
-	limits    Limits
-	profile   Encoding
-	align     int
-	allowTorn bool // open a torn file so that Fsck can repair it
-}
-
-func newConfig(opts []Option) config {
-	c := config{profile: Portable, align: 64}
-	for _, o := range opts {
-		o(&c)
-	}
-	c.limits = c.limits.withDefaults()
-	return c
-}
-
-// WithLimits sets the limits applied to untrusted input.
-func WithLimits(l Limits) Option { return func(c *config) { c.limits = l } }
-
-// WithProfile sets the array encoding new entries are written in (default
-// Portable).
-func WithProfile(p Encoding) Option { return func(c *config) { c.profile = p } }
-
-// WithAlign sets the alignment of array data in new entries, in bytes
-// (default 64; 1 means none). Alignment is obtained with deleted padding
-// entries, invisible to every reader.
-func WithAlign(n int) Option { return func(c *config) { c.align = max(n, 1) } }
-
 // Reader reads an mmappickle file from an io.ReaderAt. When the ReaderAt is a
 // mapping (as with Open), arrays are views of it.
 type Reader struct {
@@ -82,7 +51,10 @@ func NewReaderBytes(b []byte, opts ...Option) (*Reader, error) {
 // mapping), arrays are handed out as views of it.
 func NewReader(r io.ReaderAt, size int64, opts ...Option) (rd *Reader, err error) {
 	defer guard(&err, "read index")()
-	cfg := newConfig(opts)
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
 	rd = &Reader{src: newSource(r, size), cfg: cfg}
 	if err := rd.parse(); err != nil {
 		return nil, err
@@ -273,7 +245,7 @@ func (r *Reader) getEntry(i int) (any, error) {
 	if err != nil {
 		return nil, withKey(err, e.Key)
 	}
-	v, err := m.goValue(root, r.src, func() ([]byte, error) { return r.rawValue(e) })
+	v, err := m.goValue(root, r.src, func() ([]byte, error) { return r.pickle(i) })
 	return v, withKey(err, e.Key)
 }
 
@@ -360,15 +332,36 @@ func (r *Reader) Masked(key string) (mk *Masked, err error) {
 	return nil, fmt.Errorf("key %q: not a masked array: %w", key, ErrNotArray)
 }
 
-// RawValue returns the value's pickle bytes as stored (no PROTO, FRAME or
-// STOP), bounded by Limits.MaxValueBytes.
-func (r *Reader) RawValue(key string) (b []byte, err error) {
+// Pickle returns key's value as a complete pickle of its own (PROTO 4, the
+// value's opcodes as stored with the memo numbered from 0, STOP): what
+// Python's pickle.loads takes, and File.PutPickle stores elsewhere. Its
+// size is bounded by Limits.MaxValueBytes. Plain tells whether loading it
+// runs only plain-data constructors.
+func (r *Reader) Pickle(key string) (b []byte, err error) {
 	defer guard(&err, fmt.Sprintf("key %q", key))()
 	i, err := r.entryIndex(key)
 	if err != nil {
 		return nil, err
 	}
-	return r.rawValue(&r.entries[i])
+	return r.pickle(i)
+}
+
+// pickle is entry i's value as a standalone pickle.
+func (r *Reader) pickle(i int) ([]byte, error) {
+	info, err := r.info(i)
+	if err != nil {
+		return nil, err
+	}
+	e := &r.entries[i]
+	raw, err := r.rawValue(e)
+	if err != nil {
+		return nil, err
+	}
+	ops, _, err := renumberMemo(raw, e.ValueOff, info.memoLen, 0)
+	if err != nil {
+		return nil, withKey(err, e.Key)
+	}
+	return framed(ops), nil
 }
 
 func (r *Reader) rawValue(e *Entry) ([]byte, error) {

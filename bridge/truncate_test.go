@@ -52,8 +52,8 @@ func TestTruncatedUnderMapping(t *testing.T) {
 	if _, err := r.Get("values"); !errors.Is(err, ErrShrank) {
 		t.Errorf("Get through a truncated mapping: %v", err)
 	}
-	if _, err := r.RawValue("values"); !errors.Is(err, ErrShrank) {
-		t.Errorf("RawValue through a truncated mapping: %v", err)
+	if _, err := r.Pickle("values"); !errors.Is(err, ErrShrank) {
+		t.Errorf("Pickle through a truncated mapping: %v", err)
 	}
 	// The File itself sees the new size: the file is torn.
 	if _, err := f.Get("values"); !errors.Is(err, ErrTorn) {

@@ -39,8 +39,8 @@ type (
 // outside the allow-list (nothing of it is imported or run), by an allowed
 // callable given arguments numpy and CPython never write, or a container
 // whose keys' equality is not modelled. Module and Name say what made it;
-// Why says why it is not decoded. Pickle is the value's pickle as stored
-// (opcodes only, no PROTO, FRAME or STOP) when the Object is a key's whole
+// Why says why it is not decoded. Pickle is the value as a complete pickle
+// of its own (as Reader.Pickle gives it) when the Object is a key's whole
 // value, so that it can be written back verbatim; nil for a part.
 type Object struct {
 	Module, Name string

@@ -117,7 +117,11 @@ const (
 // reports that in VerifyReport.Structure. The error is for I/O errors.
 func Verify(ra io.ReaderAt, size int64, trust []Global, opts ...Option) (rep *VerifyReport, err error) {
 	defer guard(&err, "verify")()
-	r := &Reader{src: newSource(ra, size), cfg: newConfig(opts)}
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	r := &Reader{src: newSource(ra, size), cfg: cfg}
 	v := newVerifier(r, trust)
 	if perr := r.parse(); perr != nil {
 		var fe *FormatError
@@ -305,13 +309,64 @@ func (v *verifier) entries() error {
 				return err
 			}
 		}
-		if v.copy > e.ValueLen+amplificationSlack {
-			v.add(Finding{Kind: NotPlain, Offset: e.ValueOff, Msg: fmt.Sprintf("pickle.load copies %d bytes for a value of %d bytes (one object used many times through the memo)", v.copy, e.ValueLen)})
-		}
+		v.amplified(e)
 		v.rep.Copied += v.copy
 		v.slots = max(v.slots, m.maxSlot+1)
 	}
 	v.cur = nil
+	return nil
+}
+
+// amplified reports a value that makes pickle.load copy much more than it
+// holds.
+func (v *verifier) amplified(e *Entry) {
+	if v.copy > e.ValueLen+amplificationSlack {
+		v.add(Finding{Kind: NotPlain, Offset: e.ValueOff, Msg: fmt.Sprintf("pickle.load copies %d bytes for a value of %d bytes (one object used many times through the memo)", v.copy, e.ValueLen)})
+	}
+}
+
+// ErrNotPlain: loading the value would import something outside the
+// allow-list, or call an allowed callable in a way numpy and CPython never
+// write (see Verify).
+var ErrNotPlain = errors.New("not plain data")
+
+// Plain tells whether key's value is plain data, as Verify judges its
+// entry: nil, or an error wrapping ErrNotPlain that names the first
+// finding's offset and what pickle.load would import or build there.
+// Globals in trust are allowed with any arguments.
+func (r *Reader) Plain(key string, trust ...Global) (err error) {
+	defer guard(&err, fmt.Sprintf("key %q", key))()
+	i, err := r.entryIndex(key)
+	if err != nil {
+		return err
+	}
+	info, err := r.info(i)
+	if err != nil {
+		return err
+	}
+	e := &r.entries[i]
+	v := newVerifier(r, trust)
+	v.cur = e
+	m := newMachine(r.src, r.cfg.limits)
+	m.sink, m.trust = v, v.trust
+	m.reset(info.memoLen)
+	if _, err := m.run(e.ValueOff, e.ValueLen); err != nil {
+		if err := v.failed(err); err != nil {
+			return err
+		}
+	}
+	v.amplified(e)
+	for _, s := range v.rep.Structure {
+		return fmt.Errorf("key %q: offset %d: %s: %w", key, s.Offset, s.Msg, ErrNotPlain)
+	}
+	for _, f := range v.rep.Findings {
+		switch {
+		case f.Kind == Import && !f.Allowed:
+			return fmt.Errorf("key %q: offset %d: pickle.load imports %s.%s, a global outside the allow-list: %w", key, f.Offset, f.Module, f.Name, ErrNotPlain)
+		case f.Kind == NotPlain || f.Kind == Fails || f.Kind == SharedMemo:
+			return fmt.Errorf("key %q: offset %d: %s: %w", key, f.Offset, f.Msg, ErrNotPlain)
+		}
+	}
 	return nil
 }
 

@@ -254,11 +254,11 @@ func copyEntry(t *testing.T, dst *bridge.File, src *bridge.File, k string) {
 		if rerr != nil {
 			t.Fatal(rerr)
 		}
-		raw, rerr := r.RawValue(k)
+		p, rerr := r.Pickle(k)
 		if rerr != nil {
 			t.Fatal(rerr)
 		}
-		err = dst.PutRaw(k, raw)
+		err = dst.PutPickle(k, p)
 	}
 	if err != nil {
 		t.Fatalf("%s: %v", k, err)

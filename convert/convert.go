@@ -17,7 +17,8 @@ import (
 type Options struct {
 	// Profile is the array encoding of mmappickle outputs (default portable).
 	Profile bridge.Encoding
-	// Align is the alignment of array data in mmappickle outputs (0: 64).
+	// Align is the alignment of array data in mmappickle outputs: a power
+	// of two from 1 (none) to bridge.MaxAlign; 0 means the default, 64.
 	Align int
 	// Force allows replacing an existing destination.
 	Force bool

@@ -9,7 +9,7 @@ import (
 
 func createMmpkl(name string, opt Options) (*bridge.File, error) {
 	opts := []bridge.Option{bridge.WithProfile(opt.Profile)}
-	if opt.Align > 0 {
+	if opt.Align != 0 {
 		opts = append(opts, bridge.WithAlign(opt.Align))
 	}
 	return bridge.OpenFile(name, os.O_RDWR, 0, opts...)
@@ -51,11 +51,11 @@ func mmpklToMmpkl(ctx context.Context, src, dst string, opt Options) error {
 			return wrapFile(src, err)
 		}
 		if kind == bridge.KindValue {
-			raw, err := r.RawValue(k)
+			p, err := r.Pickle(k)
 			if err != nil {
 				return wrapFile(src, err)
 			}
-			if err := out.PutRaw(k, raw); err != nil {
+			if err := out.PutPickle(k, p); err != nil {
 				return err
 			}
 			continue

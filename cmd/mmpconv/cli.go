@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"mmpbridge/bridge"
 	"mmpbridge/convert"
 )
 
@@ -100,7 +101,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if errors.As(err, &unsupported) {
 		return exitInput
 	}
-	if errors.As(err, &ue) || errors.As(err, &ce) || isCobraUsage(err) {
+	if errors.As(err, &ue) || errors.As(err, &ce) || isCobraUsage(err) || errors.Is(err, bridge.ErrInvalidOption) {
 		return exitUsage
 	}
 	return exitInput

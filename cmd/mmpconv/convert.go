@@ -29,6 +29,14 @@ func (c *convertFlags) add(cmd *cobra.Command) {
 	f.BoolVar(&c.quiet, "quiet", false, "no progress bar")
 }
 
+// checkAlign validates an --align flag (a usage error).
+func checkAlign(n int) error {
+	if n < 1 || n > bridge.MaxAlign || n&(n-1) != 0 {
+		return usagef("--align %d: want a power of two from 1 to %d", n, bridge.MaxAlign)
+	}
+	return nil
+}
+
 // options validates the flags into convert options.
 func (c *convertFlags) options(e *env) (convert.Options, convert.Format, convert.Format, error) {
 	opt := c.opt
@@ -37,8 +45,8 @@ func (c *convertFlags) options(e *env) (convert.Options, convert.Format, convert
 		return opt, "", "", usageError{err}
 	}
 	opt.Profile = p
-	if opt.Align < 1 || opt.Align > 1<<20 || opt.Align&(opt.Align-1) != 0 {
-		return opt, "", "", usagef("--align %d: want a power of two from 1 to 1048576", opt.Align)
+	if err := checkAlign(opt.Align); err != nil {
+		return opt, "", "", err
 	}
 	var ff, tf convert.Format
 	if c.from != "" {

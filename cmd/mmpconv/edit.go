@@ -72,6 +72,9 @@ func putCmd(e *env) *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
+			if err := checkAlign(align); err != nil {
+				return err
+			}
 			var v any
 			if jsonValue != "" {
 				if v, err = parseJSONValue(jsonValue); err != nil {
@@ -136,6 +139,9 @@ left as it is, unless --force. Through a symbolic link, the target is rewritten
 and the link kept.`,
 		Args: exactArgs(1, "FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkAlign(align); err != nil {
+				return err
+			}
 			f, err := bridge.OpenFile(args[0], os.O_RDWR, 0, bridge.WithAlign(align))
 			if err != nil {
 				return err
