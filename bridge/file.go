@@ -181,8 +181,18 @@ func (mf *File) refresh(needMap bool) error {
 	if mf.mapped == nil {
 		r.src.data = nil
 	}
-	if err := r.parse(); err != nil {
-		return err
+	// Another process appended or deleted: reuse what was read, if the
+	// old entries are still in place.
+	reused := false
+	if mf.r != nil && !mf.stale {
+		if reused, err = r.parseAfter(mf.r); err != nil {
+			return err
+		}
+	}
+	if !reused {
+		if err := r.parse(); err != nil {
+			return err
+		}
 	}
 	mf.r = r
 	mf.stale = false

@@ -75,7 +75,6 @@ func WithAlign(n int) Option {
 	}
 }
 
-
 // Limits bound what a reader will do on behalf of an untrusted file. The
 // zero value of a field means its default.
 type Limits struct {

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
 	"runtime/debug"
+	"slices"
 )
 
 // Reader reads an mmappickle file from an io.ReaderAt. When the ReaderAt is a
@@ -66,6 +68,22 @@ func NewReader(r io.ReaderAt, size int64, opts ...Option) (rd *Reader, err error
 }
 
 func (r *Reader) parse() error {
+	if err := r.parseEnds(); err != nil {
+		return err
+	}
+	// Size the index for small entries (a guess; it grows if wrong).
+	r.an = analysis{}
+	guess := int(min(r.end/64, 4096))
+	r.entries = make([]Entry, 0, guess)
+	if err := r.parseEntries(headerSize); err != nil {
+		return err
+	}
+	r.buildIndex()
+	return nil
+}
+
+// parseEnds reads the header and checks the terminator.
+func (r *Reader) parseEnds() error {
 	src := r.src
 	h, err := src.readAt(0, min(headerSize, src.size))
 	if err != nil {
@@ -85,14 +103,11 @@ func (r *Reader) parse() error {
 	if !bytes.Equal(t, terminator) {
 		return &FormatError{Offset: r.end, Msg: "file does not end with the terminator (FRAME 2, DICT, STOP)", Err: ErrTorn}
 	}
-	// Size the index for small entries (a guess; it grows if wrong).
-	r.shadowed = nil
-	r.an = analysis{}
-	guess := int(min(r.end/64, 4096))
-	r.entries = make([]Entry, 0, guess)
-	r.index = make(map[string]int, guess/2)
-	r.keys = nil
-	off := int64(headerSize)
+	return nil
+}
+
+// parseEntries appends the entries from off to the terminator.
+func (r *Reader) parseEntries(off int64) error {
 	for off < r.end {
 		if len(r.entries) >= r.cfg.limits.MaxKeys {
 			return &FormatError{Offset: off, Msg: fmt.Sprintf("more than %d entries", r.cfg.limits.MaxKeys), Err: ErrLimit}
@@ -106,6 +121,45 @@ func (r *Reader) parse() error {
 		r.memoMax = max(r.memoMax, e.MemoMax)
 	}
 	r.tail = off
+	return nil
+}
+
+// parseAfter reads the index of a file prev read before, reusing prev's
+// entries and analysis when the file changed only as mmappickle's protocol
+// changes a file in place: entries appended at prev's tail, flags flipped,
+// the commit number set. Every old entry is read again (its flag may have
+// changed), and must be what it was. It reports false, having reused
+// nothing, when they are not: the caller then parses the file anew.
+func (r *Reader) parseAfter(prev *Reader) (bool, error) {
+	if err := r.parseEnds(); err != nil {
+		return false, err
+	}
+	if r.end < prev.tail {
+		return false, nil
+	}
+	r.entries = make([]Entry, len(prev.entries), max(len(prev.entries)+16, cap(prev.entries)))
+	for i, old := range prev.entries {
+		e, err := r.readEntry(old.Offset, r.end)
+		if err != nil || e.Key != old.Key || e.Size != old.Size || e.MemoMax != old.MemoMax || e.ValueOff != old.ValueOff {
+			return false, nil
+		}
+		r.entries[i] = e
+	}
+	r.memoMax = prev.memoMax
+	if err := r.parseEntries(prev.tail); err != nil {
+		return false, err
+	}
+	o := prev.an.owners
+	o.runs, o.extra, o.offsets = slices.Clone(o.runs), maps.Clone(o.extra), slices.Clone(o.offsets)
+	r.an = analysis{owners: o, infos: slices.Clone(prev.an.infos), err: prev.an.err}
+	r.buildIndex()
+	return true, nil
+}
+
+// buildIndex makes the live keys' index from the entries' flags.
+func (r *Reader) buildIndex() {
+	r.shadowed = nil
+	r.index = make(map[string]int, len(r.entries)/2+1)
 	// A key's place is its first live entry's, as in the dict pickle.load
 	// builds (DICT keeps an equal key's first place and takes the last
 	// value); its value the last live entry's.
@@ -131,7 +185,6 @@ func (r *Reader) parse() error {
 			r.keys = append(r.keys, e.Key)
 		}
 	}
-	return nil
 }
 
 // readEntry parses the entry at off, which must end at or before limit.

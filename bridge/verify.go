@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 )
 
 // This file answers, without running anything, the question "what does
@@ -26,6 +27,21 @@ import (
 // Global names a module-level callable: module and name as a pickle gives
 // them (GLOBAL, STACK_GLOBAL, INST).
 type Global struct{ Module, Name string }
+
+// ParseGlobal parses "module.name" (split at the last dot) or
+// "module:name" (split at the colon, for names with dots).
+func ParseGlobal(s string) (Global, error) {
+	var module, name string
+	if i := strings.IndexByte(s, ':'); i >= 0 {
+		module, name = s[:i], s[i+1:]
+	} else if i := strings.LastIndexByte(s, '.'); i >= 0 {
+		module, name = s[:i], s[i+1:]
+	}
+	if module == "" || name == "" || strings.ContainsAny(s, "\n\x00") {
+		return Global{}, fmt.Errorf("%w: %q is not module.name or module:name", ErrInvalidOption, s)
+	}
+	return Global{Module: module, Name: name}, nil
+}
 
 // FindingKind is what a Finding reports.
 type FindingKind uint8

@@ -6,70 +6,77 @@ package main
 // C calling convention, which python-tests/ covers through ctypes.
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"runtime/debug"
+	"strings"
 	"sync"
+	"syscall"
 
 	"mmpbridge/bridge"
-	"mmpbridge/convert"
-	"mmpbridge/internal/render"
 )
 
-// handles maps handle numbers to open files. Numbers start at 1 and are
-// never reused, so a stale handle (closed, or never issued) is always an
-// error and never reaches another file.
-type handleTable struct {
+// table maps handle numbers to open objects (files, reserved slots).
+// Numbers start at 1 and are never reused, so a stale handle (closed, or
+// never issued) is always an error and never reaches another object.
+type table[T any] struct {
 	mu    sync.Mutex
 	last  int64
-	files map[int64]*bridge.File
+	items map[int64]T
+	what  string
 }
 
-var handles = handleTable{files: map[int64]*bridge.File{}}
+func newTable[T any](what string) *table[T] {
+	return &table[T]{items: map[int64]T{}, what: what}
+}
+
+var (
+	handles = newTable[*bridge.File]("handle")
+	slots   = newTable[*bridge.Slot]("slot")
+)
 
 // errBadHandle: the handle was never issued or is already closed.
 var errBadHandle = errors.New("invalid handle (never opened, or already closed)")
 
-func (t *handleTable) add(f *bridge.File) int64 {
+func (t *table[T]) add(v T) int64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.last++
-	t.files[t.last] = f
+	t.items[t.last] = v
 	return t.last
 }
 
-func (t *handleTable) get(h int64) (*bridge.File, error) {
+func (t *table[T]) get(h int64) (T, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	f, ok := t.files[h]
+	v, ok := t.items[h]
 	if !ok {
-		return nil, fmt.Errorf("handle %d: %w", h, errBadHandle)
+		return v, fmt.Errorf("%s %d: %w", t.what, h, errBadHandle)
 	}
-	return f, nil
+	return v, nil
 }
 
 // remove takes h out of the table: exactly one of several concurrent
-// closes of the same handle gets the file.
-func (t *handleTable) remove(h int64) (*bridge.File, error) {
+// closes of the same handle gets the object.
+func (t *table[T]) remove(h int64) (T, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	f, ok := t.files[h]
+	v, ok := t.items[h]
 	if !ok {
-		return nil, fmt.Errorf("handle %d: %w", h, errBadHandle)
+		return v, fmt.Errorf("%s %d: %w", t.what, h, errBadHandle)
 	}
-	delete(t.files, h)
-	return f, nil
+	delete(t.items, h)
+	return v, nil
 }
 
-func (t *handleTable) open() int {
+func (t *table[T]) open() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.files)
+	return len(t.items)
 }
 
 // guard runs fn and turns a panic, or a memory fault while reading the
@@ -98,6 +105,165 @@ func openFile(path string, writable bool) (int64, error) {
 	return handles.add(f), nil
 }
 
+// Flags of openEx (mmp_open_ex).
+const (
+	openWritable  = 1 // read-write (arrays writable through the mapping)
+	openCreate    = 2 // create the file if it does not exist (with openWritable)
+	openAllowTorn = 4 // open a torn file, for mmp_fsck
+)
+
+// openOptions are the fields of mmp_open_ex's options JSON.
+type openOptions struct {
+	Profile string `json:"profile"`
+	Align   *int   `json:"align"`
+}
+
+// openEx opens path, or the descriptor fd when fd >= 0 (duplicated: the
+// caller keeps its own; path is then only the name in messages), with
+// flags and options ("" or an object of profile and align).
+func openEx(path string, fd int, flags int, options string) (int64, error) {
+	if flags&^(openWritable|openCreate|openAllowTorn) != 0 {
+		return 0, fmt.Errorf("flags %#x: want a combination of 1 (writable), 2 (create), 4 (allow torn)", flags)
+	}
+	var o openOptions
+	if err := decodeOptions(options, &o, "profile, align"); err != nil {
+		return 0, err
+	}
+	var opts []bridge.Option
+	if o.Profile != "" {
+		p, err := bridge.ParseEncoding(o.Profile)
+		if err != nil {
+			return 0, fmt.Errorf("options: %w", err)
+		}
+		opts = append(opts, bridge.WithProfile(p))
+	}
+	if o.Align != nil {
+		opts = append(opts, bridge.WithAlign(*o.Align))
+	}
+	if flags&openAllowTorn != 0 {
+		opts = append(opts, bridge.AllowTorn())
+	}
+	writable := flags&openWritable != 0
+	var f *bridge.File
+	var err error
+	if fd >= 0 {
+		if path == "" {
+			path = fmt.Sprintf("<file descriptor %d>", fd)
+		}
+		var of *os.File
+		if of, err = reopenFD(fd, writable, path); err != nil {
+			return 0, err
+		}
+		if f, err = bridge.NewFile(of, writable, opts...); err != nil {
+			of.Close()
+		}
+	} else {
+		flag := os.O_RDONLY
+		if writable {
+			flag = os.O_RDWR
+			if flags&openCreate != 0 {
+				flag |= os.O_CREATE
+			}
+		}
+		f, err = bridge.OpenFile(path, flag, 0o644, opts...)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return handles.add(f), nil
+}
+
+// reopenFD opens the file behind descriptor fd anew (through /proc/self/fd,
+// so that the caller's file offset is never moved), or duplicates fd where
+// there is no /proc.
+func reopenFD(fd int, writable bool, name string) (*os.File, error) {
+	flag := syscall.O_RDONLY | syscall.O_CLOEXEC
+	if writable {
+		flag = syscall.O_RDWR | syscall.O_CLOEXEC
+	}
+	if d, err := syscall.Open(fmt.Sprintf("/proc/self/fd/%d", fd), flag, 0); err == nil {
+		return os.NewFile(uintptr(d), name), nil
+	}
+	d, err := syscall.Dup(fd)
+	if err != nil {
+		return nil, fmt.Errorf("descriptor %d: %w", fd, err)
+	}
+	return os.NewFile(uintptr(d), name), nil
+}
+
+// decodeOptions decodes an options JSON object ("" or "null": none) into
+// v, refusing unknown fields.
+func decodeOptions(s string, v any, known string) error {
+	if s == "" {
+		return nil
+	}
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("options JSON: %w (known options: %s)", err, known)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("options JSON: trailing data after the object")
+	}
+	return nil
+}
+
+// Error codes of mmp_last_error_code: what kind of failure the last error
+// of the thread was, for bindings to raise the right exception.
+const (
+	codeNone        = 0
+	codeOther       = 1  // I/O and everything else
+	codeNoFile      = 2  // the file does not exist
+	codeNoKey       = 3  // no such key
+	codeNotMmpkl    = 4  // not an mmappickle file (bad header)
+	codeTorn        = 5  // torn by an interrupted write: fsck
+	codeReadOnly    = 6  // a write through a read-only handle
+	codeInvalid     = 7  // a bad argument or option
+	codeNotPlain    = 8  // the value is not plain data (trusted loads it)
+	codeUnsupported = 9  // valid, but the bridge cannot store or read it
+	codeLimit       = 10 // over a limit
+	codeFormat      = 11 // malformed file
+	codeNotArray    = 12 // the key holds no (such) array
+	codeBadHandle   = 13 // a handle never issued, or closed
+)
+
+// errCode classifies err for mmp_last_error_code.
+func errCode(err error) int {
+	var fe *bridge.FormatError
+	switch {
+	case err == nil:
+		return codeNone
+	case errors.Is(err, errBadHandle):
+		return codeBadHandle
+	case errors.Is(err, fs.ErrNotExist):
+		return codeNoFile
+	case errors.Is(err, bridge.ErrKeyNotFound):
+		return codeNoKey
+	case errors.Is(err, bridge.ErrNotMmappickle):
+		return codeNotMmpkl
+	case errors.Is(err, bridge.ErrTorn):
+		return codeTorn
+	case errors.Is(err, bridge.ErrReadOnly):
+		return codeReadOnly
+	case errors.Is(err, bridge.ErrInvalidOption), errors.Is(err, errInvalidArg):
+		return codeInvalid
+	case errors.Is(err, bridge.ErrNotPlain):
+		return codeNotPlain
+	case errors.Is(err, bridge.ErrUnsupported):
+		return codeUnsupported
+	case errors.Is(err, bridge.ErrLimit):
+		return codeLimit
+	case errors.Is(err, bridge.ErrNotArray):
+		return codeNotArray
+	case errors.As(err, &fe):
+		return codeFormat
+	}
+	return codeOther
+}
+
+// errInvalidArg marks errors of the caller's arguments.
+var errInvalidArg = errors.New("invalid argument")
+
 // closeFile closes the handle's file; the handle is invalid afterwards even
 // if closing reported an error.
 func closeFile(h int64) error {
@@ -108,170 +274,6 @@ func closeFile(h int64) error {
 	return f.Close()
 }
 
-// keysJSON returns the live keys in file order as a JSON list.
-func keysJSON(h int64) ([]byte, error) {
-	f, err := handles.get(h)
-	if err != nil {
-		return nil, err
-	}
-	keys, err := f.Keys()
-	if err != nil {
-		return nil, err
-	}
-	if keys == nil {
-		keys = []string{}
-	}
-	return render.Marshal(keys)
-}
-
-// entryJSON returns the description of key, byte for byte what
-// `mmpconv inspect --json` prints for it.
-func entryJSON(h int64, key string) ([]byte, error) {
-	f, err := handles.get(h)
-	if err != nil {
-		return nil, err
-	}
-	v, err := f.Get(key)
-	if err != nil {
-		return nil, err
-	}
-	d, err := render.Describe(context.Background(), v, false)
-	if err != nil {
-		return nil, fmt.Errorf("%s: key %q: %w", f.Name(), key, err)
-	}
-	return d, nil
-}
-
-// arrayData returns the bytes of the array under key: a view of the file's
-// mapping, valid until the handle is closed.
-func arrayData(h int64, key string) ([]byte, error) {
-	f, err := handles.get(h)
-	if err != nil {
-		return nil, err
-	}
-	if k, err := f.KindOf(key); err == nil && k == bridge.KindMasked {
-		return nil, fmt.Errorf("%s: key %q is a masked array: use mmp_masked_data (which 0: data, 1: mask)", f.Name(), key)
-	}
-	a, err := f.Array(key)
-	if err != nil {
-		return nil, err
-	}
-	return mapped(f, key, a)
-}
-
-// maskedData returns the data (which 0) or mask (which 1) bytes of the
-// masked array under key, as arrayData does.
-func maskedData(h int64, key string, which int) ([]byte, error) {
-	f, err := handles.get(h)
-	if err != nil {
-		return nil, err
-	}
-	if which != 0 && which != 1 {
-		return nil, fmt.Errorf("which %d: want 0 (data) or 1 (mask)", which)
-	}
-	m, err := f.Masked(key)
-	if err != nil {
-		return nil, err
-	}
-	if which == 0 {
-		return mapped(f, key, m.Data)
-	}
-	return mapped(f, key, m.Mask)
-}
-
-func mapped(f *bridge.File, key string, a *bridge.Array) ([]byte, error) {
-	b := a.Bytes()
-	if b == nil {
-		return nil, fmt.Errorf("%s: key %q: the file is not memory-mapped (too large for this platform's address space?)", f.Name(), key)
-	}
-	return b, nil
-}
-
-// Statuses of convertFile, as mmpconv's exit status.
-const (
-	convertOK    = 0
-	convertInput = 1 // a problem with an input
-	convertUsage = 2 // bad options
-)
-
-// convertOptions are the fields of mmp_convert's options JSON, named as
-// mmpconv convert's flags (dashes as underscores).
-type convertOptions struct {
-	Profile         string `json:"profile"`
-	Align           *int   `json:"align"`
-	Force           bool   `json:"force"`
-	Key             string `json:"key"`
-	Compress        bool   `json:"compress"`
-	SkipUnsupported bool   `json:"skip_unsupported"`
-	From            string `json:"from"`
-	To              string `json:"to"`
-}
-
-// parseConvertOptions validates options JSON ("" or "null" for the
-// defaults) as mmpconv convert validates its flags.
-func parseConvertOptions(s string) (convert.Options, convert.Format, convert.Format, error) {
-	var o convertOptions
-	var opt convert.Options
-	if s != "" {
-		dec := json.NewDecoder(bytes.NewReader([]byte(s)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&o); err != nil {
-			return opt, "", "", fmt.Errorf("options JSON: %w (known options: profile, align, force, key, compress, skip_unsupported, from, to)", err)
-		}
-		if _, err := dec.Token(); err != io.EOF {
-			return opt, "", "", errors.New("options JSON: trailing data after the object")
-		}
-	}
-	opt.Profile = bridge.Portable
-	if o.Profile != "" {
-		p, err := bridge.ParseEncoding(o.Profile)
-		if err != nil {
-			return opt, "", "", fmt.Errorf("options: %w", err)
-		}
-		opt.Profile = p
-	}
-	opt.Align = 64
-	if o.Align != nil {
-		a := *o.Align
-		if a < 1 || a > 1<<20 || a&(a-1) != 0 {
-			return opt, "", "", fmt.Errorf("options: align %d: want a power of two from 1 to 1048576", a)
-		}
-		opt.Align = a
-	}
-	opt.Force, opt.Key, opt.Compress, opt.SkipUnsupported = o.Force, o.Key, o.Compress, o.SkipUnsupported
-	var from, to convert.Format
-	var err error
-	if o.From != "" {
-		if from, err = convert.ParseFormat(o.From); err != nil {
-			return opt, "", "", err
-		}
-	}
-	if o.To != "" {
-		if to, err = convert.ParseFormat(o.To); err != nil {
-			return opt, "", "", err
-		}
-	}
-	return opt, from, to, nil
-}
-
-// convertFile does what `mmpconv convert` does and returns its exit status:
-// convertOK, convertInput or convertUsage (with the error).
-func convertFile(src, dst, options string) (int, error) {
-	opt, from, to, err := parseConvertOptions(options)
-	if err != nil {
-		return convertUsage, err
-	}
-	err = convert.File(context.Background(), src, dst, from, to, opt)
-	if err == nil {
-		return convertOK, nil
-	}
-	var ue *convert.UsageError
-	if errors.As(err, &ue) {
-		return convertUsage, err
-	}
-	return convertInput, err
-}
-
 func errNilArg(name string) error {
-	return fmt.Errorf("%s: NULL pointer", name)
+	return fmt.Errorf("%s: NULL pointer: %w", name, errInvalidArg)
 }

@@ -59,28 +59,32 @@ typedef const char mmp_cchar;
 
 // Defined in lasterror.c (C, so that they never enter the Go runtime).
 char *mmp_last_error(void);
+int mmp_last_error_code(void);
 void mmp_free(void *p);
 
 // libmmp internals, hidden (not exported by libmmp.so): do not call.
-void mmpi_set_error(char *msg);
+void mmpi_set_error(char *msg, int code);
 extern char mmpi_empty[64];
 */
 import "C"
 
 import (
+	"fmt"
 	"unsafe"
+
+	"mmpbridge/internal/version"
 )
 
 func main() {}
 
 // fail records err as the calling thread's last error.
 func fail(err error) {
-	C.mmpi_set_error(C.CString(err.Error()))
+	C.mmpi_set_error(C.CString(err.Error()), C.int(errCode(err)))
 }
 
 // succeed clears the calling thread's last error.
 func succeed() {
-	C.mmpi_set_error(nil)
+	C.mmpi_set_error(nil, 0)
 }
 
 // call runs fn under guard and records its outcome for the calling thread.
@@ -219,4 +223,262 @@ func mmp_convert(src, dst, options *C.mmp_cchar) C.int {
 		status = convertInput // a recovered panic
 	}
 	return C.int(status)
+}
+
+//export mmp_open_ex
+func mmp_open_ex(path *C.mmp_cchar, fd C.int, flags C.int, options *C.mmp_cchar) C.int64_t {
+	var h int64
+	if !call(func() error {
+		if path == nil && fd < 0 {
+			return errNilArg("path (with no descriptor)")
+		}
+		var err error
+		h, err = openEx(optString(path), int(fd), int(flags), optString(options))
+		return err
+	}) {
+		return 0
+	}
+	return C.int64_t(h)
+}
+
+// optString is a C string, "" for NULL.
+func optString(s *C.mmp_cchar) string {
+	if s == nil {
+		return ""
+	}
+	return goString(s)
+}
+
+// cBytes views n bytes of C memory at p (NULL with n == 0: none) for the
+// duration of a call.
+func cBytes(p unsafe.Pointer, n C.int64_t, what string) ([]byte, error) {
+	switch {
+	case n < 0:
+		return nil, fmt.Errorf("%s: negative length %d: %w", what, n, errInvalidArg)
+	case n == 0:
+		return []byte{}, nil
+	case p == nil:
+		return nil, errNilArg(what)
+	}
+	return unsafe.Slice((*byte)(p), int(n)), nil
+}
+
+//export mmp_entry_info
+func mmp_entry_info(h C.int64_t, key *C.mmp_cchar) *C.char {
+	var out []byte
+	if !call(func() (err error) {
+		if key == nil {
+			return errNilArg("key")
+		}
+		out, err = entryInfo(int64(h), goString(key))
+		return err
+	}) {
+		return nil
+	}
+	return cString(out)
+}
+
+//export mmp_value_pickle
+func mmp_value_pickle(h C.int64_t, key *C.mmp_cchar, trusted C.int, n *C.int64_t) unsafe.Pointer {
+	var out []byte
+	ok := call(func() (err error) {
+		if key == nil || n == nil {
+			return errNilArg("key and n")
+		}
+		out, err = valuePickle(int64(h), goString(key), trusted != 0)
+		return err
+	})
+	if !ok {
+		if n != nil {
+			*n = 0
+		}
+		return nil
+	}
+	*n = C.int64_t(len(out))
+	return C.CBytes(out)
+}
+
+//export mmp_verify
+func mmp_verify(path, trust *C.mmp_cchar) *C.char {
+	var out []byte
+	if !call(func() (err error) {
+		if path == nil {
+			return errNilArg("path")
+		}
+		out, err = verifyFile(goString(path), optString(trust))
+		return err
+	}) {
+		return nil
+	}
+	return cString(out)
+}
+
+//export mmp_put_array
+func mmp_put_array(h C.int64_t, key, header *C.mmp_cchar, data unsafe.Pointer, nbytes C.int64_t) C.int {
+	return status(call(func() error {
+		if key == nil || header == nil {
+			return errNilArg("key and header")
+		}
+		b, err := cBytes(data, nbytes, "data")
+		if err != nil {
+			return err
+		}
+		return putArray(int64(h), goString(key), goString(header), b)
+	}))
+}
+
+//export mmp_put_masked
+func mmp_put_masked(h C.int64_t, key, header *C.mmp_cchar, data unsafe.Pointer, nbytes C.int64_t, mask unsafe.Pointer, maskN C.int64_t, fill unsafe.Pointer, fillN C.int64_t) C.int {
+	return status(call(func() error {
+		if key == nil || header == nil {
+			return errNilArg("key and header")
+		}
+		d, err := cBytes(data, nbytes, "data")
+		if err != nil {
+			return err
+		}
+		m, err := cBytes(mask, maskN, "mask")
+		if err != nil {
+			return err
+		}
+		fl, err := cBytes(fill, fillN, "fill")
+		if err != nil {
+			return err
+		}
+		return putMasked(int64(h), goString(key), goString(header), d, m, fl)
+	}))
+}
+
+//export mmp_reserve
+func mmp_reserve(h C.int64_t, key, header *C.mmp_cchar, commit C.int, dataOffset *C.int64_t) C.int64_t {
+	var slot, off int64
+	if !call(func() (err error) {
+		if key == nil || header == nil || dataOffset == nil {
+			return errNilArg("key, header and data_offset")
+		}
+		slot, off, err = reserve(int64(h), goString(key), goString(header), commit != 0)
+		return err
+	}) {
+		return -1
+	}
+	*dataOffset = C.int64_t(off)
+	return C.int64_t(slot)
+}
+
+//export mmp_slot_done
+func mmp_slot_done(slot C.int64_t, commit C.int) C.int {
+	return status(call(func() error { return slotDone(int64(slot), commit != 0) }))
+}
+
+//export mmp_put_pickle
+func mmp_put_pickle(h C.int64_t, key *C.mmp_cchar, p unsafe.Pointer, n C.int64_t) C.int {
+	return status(call(func() error {
+		if key == nil {
+			return errNilArg("key")
+		}
+		b, err := cBytes(p, n, "pickle")
+		if err != nil {
+			return err
+		}
+		return putPickle(int64(h), goString(key), b)
+	}))
+}
+
+//export mmp_delete
+func mmp_delete(h C.int64_t, keys *C.mmp_cchar) C.int {
+	return status(call(func() error {
+		if keys == nil {
+			return errNilArg("keys")
+		}
+		return deleteKeys(int64(h), goString(keys))
+	}))
+}
+
+//export mmp_vacuum
+func mmp_vacuum(h C.int64_t) C.int {
+	return status(call(func() error { return vacuum(int64(h)) }))
+}
+
+//export mmp_fsck
+func mmp_fsck(h C.int64_t) *C.char {
+	var out []byte
+	if !call(func() (err error) {
+		out, err = fsck(int64(h))
+		return err
+	}) {
+		return nil
+	}
+	return cString(out)
+}
+
+//export mmp_commit_number
+func mmp_commit_number(h C.int64_t, out *C.int32_t) C.int {
+	return status(call(func() error {
+		if out == nil {
+			return errNilArg("out")
+		}
+		n, err := commitNumber(int64(h))
+		*out = C.int32_t(n)
+		return err
+	}))
+}
+
+//export mmp_set_commit_number
+func mmp_set_commit_number(h C.int64_t, n C.int32_t) C.int {
+	return status(call(func() error { return setCommitNumber(int64(h), int32(n)) }))
+}
+
+//export mmp_version
+func mmp_version() *C.char {
+	return C.CString(version.Version)
+}
+
+// status is a C status: 0 for success, -1 for failure.
+func status(ok bool) C.int {
+	if ok {
+		return 0
+	}
+	return -1
+}
+
+//export mmp_has_key
+func mmp_has_key(h C.int64_t, key *C.mmp_cchar) C.int {
+	var ok bool
+	if !call(func() (err error) {
+		if key == nil {
+			return errNilArg("key")
+		}
+		ok, err = hasKey(int64(h), goString(key))
+		return err
+	}) {
+		return -1
+	}
+	if ok {
+		return 1
+	}
+	return 0
+}
+
+//export mmp_len
+func mmp_len(h C.int64_t) C.int64_t {
+	var n int
+	if !call(func() (err error) {
+		n, err = keyCount(int64(h))
+		return err
+	}) {
+		return -1
+	}
+	return C.int64_t(n)
+}
+
+//export mmp_allowed_globals
+func mmp_allowed_globals() *C.char {
+	var out []byte
+	if !call(func() (err error) {
+		out, err = allowedJSON()
+		return err
+	}) {
+		return nil
+	}
+	return cString(out)
 }

@@ -9,15 +9,21 @@
 #include "_cgo_export.h"
 
 static __thread char *last_error;
+static __thread int last_code;
 
 // mmpi_set_error takes ownership of msg (malloc'ed, may be NULL to clear).
-__attribute__((visibility("hidden"))) void mmpi_set_error(char *msg) {
+__attribute__((visibility("hidden"))) void mmpi_set_error(char *msg, int code) {
 	free(last_error);
 	last_error = msg;
+	last_code = msg ? code : 0;
 }
 
 char *mmp_last_error(void) {
 	return last_error ? strdup(last_error) : NULL;
+}
+
+int mmp_last_error_code(void) {
+	return last_code;
 }
 
 void mmp_free(void *p) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"mmpbridge/bridge"
+	"mmpbridge/internal/render"
 )
 
 func verifyCmd(e *env) *cobra.Command {
@@ -51,7 +51,7 @@ numpy 2 module names, which older numpy lacks) do not change the exit status.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var trust []bridge.Global
 			for _, a := range allow {
-				g, err := parseAllow(a)
+				g, err := bridge.ParseGlobal(a)
 				if err != nil {
 					return usagef("verify: --allow: %v", err)
 				}
@@ -93,19 +93,6 @@ numpy 2 module names, which older numpy lacks) do not change the exit status.`,
 
 // parseAllow splits "module.name" (at the last dot) or "module:name" (for
 // a dotted name, "mod:Outer.Inner").
-func parseAllow(s string) (bridge.Global, error) {
-	var module, name string
-	if i := strings.IndexByte(s, ':'); i >= 0 {
-		module, name = s[:i], s[i+1:]
-	} else if i := strings.LastIndexByte(s, '.'); i >= 0 {
-		module, name = s[:i], s[i+1:]
-	}
-	if module == "" || name == "" || strings.ContainsAny(s, "\n\x00") {
-		return bridge.Global{}, fmt.Errorf("%q is not module.name or module:name", s)
-	}
-	return bridge.Global{Module: module, Name: name}, nil
-}
-
 func verifyFile(name string, trust []bridge.Global) (*bridge.VerifyReport, error) {
 	f, err := os.Open(name)
 	if err != nil {
@@ -222,71 +209,11 @@ func writeVerifyText(w io.Writer, rep *bridge.VerifyReport, quiet bool) error {
 	return err
 }
 
-type verifyJSON struct {
-	File        string              `json:"file"`
-	OK          bool                `json:"ok"`
-	StructureOK bool                `json:"structure_ok"`
-	Entries     int                 `json:"entries"`
-	Deleted     int                 `json:"deleted"`
-	Imports     int                 `json:"imports"`
-	NotAllowed  int                 `json:"not_allowed"`
-	Problems    int                 `json:"problems"`
-	Warnings    int                 `json:"warnings"`
-	Omitted     int                 `json:"omitted,omitempty"`
-	CopiedBytes int64               `json:"copied_bytes"`
-	MemoSlots   int64               `json:"memo_slots"`
-	Structure   []verifyProblemJSON `json:"structure_errors"`
-	Findings    []findingJSON       `json:"findings"`
-}
-
-type verifyProblemJSON struct {
-	Offset  int64  `json:"offset"`
-	Key     string `json:"key,omitempty"`
-	Message string `json:"message"`
-}
-
-type findingJSON struct {
-	Kind    string `json:"kind"` // import, not-plain, fails, shared-memo, warning
-	Offset  int64  `json:"offset"`
-	Entry   *int64 `json:"entry_offset"` // null outside any entry
-	Key     string `json:"key"`
-	Deleted bool   `json:"deleted"`
-	Opcode  string `json:"opcode,omitempty"`
-	Module  string `json:"module,omitempty"`
-	Name    string `json:"name,omitempty"`
-	Allowed *bool  `json:"allowed,omitempty"` // imports only
-	Message string `json:"message,omitempty"`
-}
-
-var findingKinds = map[bridge.FindingKind]string{
-	bridge.Import: "import", bridge.NotPlain: "not-plain", bridge.Fails: "fails",
-	bridge.SharedMemo: "shared-memo", bridge.Warning: "warning",
-}
-
 func writeVerifyJSON(w io.Writer, name string, rep *bridge.VerifyReport, quiet bool) error {
-	out := verifyJSON{File: name, OK: rep.OK(), StructureOK: rep.StructureOK(), Entries: rep.Entries,
-		Deleted: rep.Deleted, Imports: rep.Imports, NotAllowed: rep.NotAllowed, Problems: rep.Problems,
-		Warnings: rep.Warnings, Omitted: rep.Omitted, CopiedBytes: rep.Copied, MemoSlots: rep.MemoSlots,
-		Structure: []verifyProblemJSON{}, Findings: []findingJSON{}}
-	for _, p := range rep.Structure {
-		out.Structure = append(out.Structure, verifyProblemJSON{Offset: p.Offset, Key: p.Key, Message: p.Error()})
+	b, err := render.VerifyJSON(name, rep, quiet)
+	if err != nil {
+		return err
 	}
-	for _, f := range rep.Findings {
-		if quiet && f.Kind == bridge.Import && f.Allowed {
-			continue
-		}
-		j := findingJSON{Kind: findingKinds[f.Kind], Offset: f.Offset, Key: f.Key, Deleted: f.Deleted, Message: f.Msg}
-		if f.Entry >= 0 {
-			e := f.Entry
-			j.Entry = &e
-		}
-		if f.Kind == bridge.Import {
-			a := f.Allowed
-			j.Opcode, j.Module, j.Name, j.Allowed = f.Op, f.Module, f.Name, &a
-		}
-		out.Findings = append(out.Findings, j)
-	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(out)
+	_, err = w.Write(b)
+	return err
 }

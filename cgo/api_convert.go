@@ -1,0 +1,100 @@
+package main
+
+// mmp_convert: what `mmpconv convert` does.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"mmpbridge/bridge"
+	"mmpbridge/convert"
+)
+
+// Statuses of convertFile, as mmpconv's exit status.
+const (
+	convertOK    = 0
+	convertInput = 1 // a problem with an input
+	convertUsage = 2 // bad options
+)
+
+// convertOptions are the fields of mmp_convert's options JSON, named as
+// mmpconv convert's flags (dashes as underscores).
+type convertOptions struct {
+	Profile         string `json:"profile"`
+	Align           *int   `json:"align"`
+	Force           bool   `json:"force"`
+	Key             string `json:"key"`
+	Compress        bool   `json:"compress"`
+	SkipUnsupported bool   `json:"skip_unsupported"`
+	From            string `json:"from"`
+	To              string `json:"to"`
+}
+
+// parseConvertOptions validates options JSON ("" or "null" for the
+// defaults) as mmpconv convert validates its flags.
+func parseConvertOptions(s string) (convert.Options, convert.Format, convert.Format, error) {
+	var o convertOptions
+	var opt convert.Options
+	if s != "" {
+		dec := json.NewDecoder(bytes.NewReader([]byte(s)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&o); err != nil {
+			return opt, "", "", fmt.Errorf("options JSON: %w (known options: profile, align, force, key, compress, skip_unsupported, from, to)", err)
+		}
+		if _, err := dec.Token(); err != io.EOF {
+			return opt, "", "", errors.New("options JSON: trailing data after the object")
+		}
+	}
+	opt.Profile = bridge.Portable
+	if o.Profile != "" {
+		p, err := bridge.ParseEncoding(o.Profile)
+		if err != nil {
+			return opt, "", "", fmt.Errorf("options: %w", err)
+		}
+		opt.Profile = p
+	}
+	opt.Align = 64
+	if o.Align != nil {
+		a := *o.Align
+		if a < 1 || a > 1<<20 || a&(a-1) != 0 {
+			return opt, "", "", fmt.Errorf("options: align %d: want a power of two from 1 to 1048576", a)
+		}
+		opt.Align = a
+	}
+	opt.Force, opt.Key, opt.Compress, opt.SkipUnsupported = o.Force, o.Key, o.Compress, o.SkipUnsupported
+	var from, to convert.Format
+	var err error
+	if o.From != "" {
+		if from, err = convert.ParseFormat(o.From); err != nil {
+			return opt, "", "", err
+		}
+	}
+	if o.To != "" {
+		if to, err = convert.ParseFormat(o.To); err != nil {
+			return opt, "", "", err
+		}
+	}
+	return opt, from, to, nil
+}
+
+// convertFile does what `mmpconv convert` does and returns its exit status:
+// convertOK, convertInput or convertUsage (with the error).
+func convertFile(src, dst, options string) (int, error) {
+	opt, from, to, err := parseConvertOptions(options)
+	if err != nil {
+		return convertUsage, err
+	}
+	err = convert.File(context.Background(), src, dst, from, to, opt)
+	if err == nil {
+		return convertOK, nil
+	}
+	var ue *convert.UsageError
+	if errors.As(err, &ue) {
+		return convertUsage, err
+	}
+	return convertInput, err
+}

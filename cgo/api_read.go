@@ -1,0 +1,236 @@
+package main
+
+// Reading: keys, entries, array data, value pickles, verification.
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+
+	"mmpbridge/bridge"
+	"mmpbridge/internal/render"
+)
+
+// keysJSON returns the live keys in file order as a JSON list.
+func keysJSON(h int64) ([]byte, error) {
+	f, err := handles.get(h)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := f.Keys()
+	if err != nil {
+		return nil, err
+	}
+	if keys == nil {
+		keys = []string{}
+	}
+	return render.Marshal(keys)
+}
+
+// entryJSON returns the description of key, byte for byte what
+// `mmpconv inspect --json` prints for it.
+func entryJSON(h int64, key string) ([]byte, error) {
+	f, err := handles.get(h)
+	if err != nil {
+		return nil, err
+	}
+	v, err := f.Get(key)
+	if err != nil {
+		return nil, err
+	}
+	d, err := render.Describe(context.Background(), v, false)
+	if err != nil {
+		return nil, fmt.Errorf("%s: key %q: %w", f.Name(), key, err)
+	}
+	return d, nil
+}
+
+// arrayData returns the bytes of the array under key: a view of the file's
+// mapping, valid until the handle is closed.
+func arrayData(h int64, key string) ([]byte, error) {
+	f, err := handles.get(h)
+	if err != nil {
+		return nil, err
+	}
+	if k, err := f.KindOf(key); err == nil && k == bridge.KindMasked {
+		return nil, fmt.Errorf("%s: key %q is a masked array: use mmp_masked_data (which 0: data, 1: mask)", f.Name(), key)
+	}
+	a, err := f.Array(key)
+	if err != nil {
+		return nil, err
+	}
+	return mapped(f, key, a)
+}
+
+// maskedData returns the data (which 0) or mask (which 1) bytes of the
+// masked array under key, as arrayData does.
+func maskedData(h int64, key string, which int) ([]byte, error) {
+	f, err := handles.get(h)
+	if err != nil {
+		return nil, err
+	}
+	if which != 0 && which != 1 {
+		return nil, fmt.Errorf("which %d: want 0 (data) or 1 (mask)", which)
+	}
+	m, err := f.Masked(key)
+	if err != nil {
+		return nil, err
+	}
+	if which == 0 {
+		return mapped(f, key, m.Data)
+	}
+	return mapped(f, key, m.Mask)
+}
+
+func mapped(f *bridge.File, key string, a *bridge.Array) ([]byte, error) {
+	b := a.Bytes()
+	if b == nil {
+		return nil, fmt.Errorf("%s: key %q: the file is not memory-mapped (too large for this platform's address space?)", f.Name(), key)
+	}
+	return b, nil
+}
+
+// arrayInfo is where an array lies in the file, for a binding to map it
+// itself (numpy.memmap): entryInfo's fields.
+type arrayInfo struct {
+	DType  string `json:"dtype"`
+	Shape  []int  `json:"shape"`
+	Order  string `json:"order"`
+	Offset int64  `json:"offset"`
+	NBytes int64  `json:"nbytes"`
+}
+
+func infoOf(a *bridge.Array) arrayInfo {
+	shape := a.Shape
+	if shape == nil {
+		shape = []int{}
+	}
+	return arrayInfo{DType: a.DType.String(), Shape: shape, Order: string(a.Order()), Offset: a.Offset, NBytes: a.NBytes}
+}
+
+// entryInfo describes key for a binding: {"kind": "value"}, an array's
+// arrayInfo with "kind": "array", or for a masked array "data" and "mask"
+// (arrayInfo each) and "fill" (the fill value's bytes in hex, in the data's
+// dtype, or null).
+func entryInfo(h int64, key string) ([]byte, error) {
+	f, err := handles.get(h)
+	if err != nil {
+		return nil, err
+	}
+	k, err := f.KindOf(key)
+	if err != nil {
+		return nil, err
+	}
+	switch k {
+	case bridge.KindArray:
+		a, err := f.Array(key)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(struct {
+			Kind string `json:"kind"`
+			arrayInfo
+		}{"array", infoOf(a)})
+	case bridge.KindMasked:
+		m, err := f.Masked(key)
+		if err != nil {
+			return nil, err
+		}
+		var fill *string
+		if fa, ok := m.Fill.(*bridge.Array); ok && fa.NBytes == int64(fa.DType.ItemSize) && fa.DType == m.Data.DType {
+			b := make([]byte, fa.NBytes)
+			if _, err := fa.Reader().ReadAt(b, 0); err != nil {
+				return nil, fmt.Errorf("%s: key %q: fill value: %w", f.Name(), key, err)
+			}
+			s := hex.EncodeToString(b)
+			fill = &s
+		}
+		return json.Marshal(struct {
+			Kind string    `json:"kind"`
+			Data arrayInfo `json:"data"`
+			Mask arrayInfo `json:"mask"`
+			Fill *string   `json:"fill"`
+		}{"masked", infoOf(m.Data), infoOf(m.Mask), fill})
+	}
+	return []byte(`{"kind":"value"}`), nil
+}
+
+// valuePickle returns key's value as a complete pickle for pickle.loads.
+// Unless trusted, only plain data (as verify judges it) is handed out: the
+// error of any other value wraps bridge.ErrNotPlain.
+func valuePickle(h int64, key string, trusted bool) ([]byte, error) {
+	f, err := handles.get(h)
+	if err != nil {
+		return nil, err
+	}
+	if !trusted {
+		if err := f.Plain(key); err != nil {
+			return nil, err
+		}
+	}
+	return f.Pickle(key)
+}
+
+// verifyFile is mmpconv verify --json of path; trust is a JSON list of
+// "module.name" globals allowed with any arguments ("" or null: none).
+func verifyFile(path, trust string) ([]byte, error) {
+	var names []string
+	if trust != "" {
+		if err := json.Unmarshal([]byte(trust), &names); err != nil {
+			return nil, fmt.Errorf("trust JSON: %w: %w", err, errInvalidArg)
+		}
+	}
+	var globals []bridge.Global
+	for _, n := range names {
+		g, err := bridge.ParseGlobal(n)
+		if err != nil {
+			return nil, fmt.Errorf("trust: %w", err)
+		}
+		globals = append(globals, g)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	rep, err := bridge.Verify(f, st.Size(), globals)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return render.VerifyJSON(path, rep, false)
+}
+
+// hasKey tells whether key is live.
+func hasKey(h int64, key string) (bool, error) {
+	f, err := handles.get(h)
+	if err != nil {
+		return false, err
+	}
+	_, err = f.Entry(key)
+	if errors.Is(err, bridge.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// keyCount is the number of live keys.
+func keyCount(h int64) (int, error) {
+	f, err := handles.get(h)
+	if err != nil {
+		return 0, err
+	}
+	keys, err := f.Keys()
+	return len(keys), err
+}
+
+// allowedJSON lists the globals plain data may use, as "module.name".
+func allowedJSON() ([]byte, error) {
+	return json.Marshal(bridge.AllowedGlobals())
+}

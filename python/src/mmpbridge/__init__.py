@@ -1,0 +1,45 @@
+"""mmpbridge: mmappickle files on numpy 1.x and 2.x, on a Go core.
+
+    from mmpbridge import mmapdict     # or: import mmpbridge as mmappickle
+
+An mmappickle file is a dict that is at the same time a plain pickle
+(pickle.load gives the dict) and a file whose numpy arrays are
+memory-mapped. mmapdict is mmappickle's API; convert() and verify() are
+those of the command-line tool mmpconv.
+"""
+from . import _lib
+from ._dict import mmapdict
+from .stubs import EmptyNDArray
+
+__version__ = _lib.version()
+NotPlainError = _lib.NotPlainError
+
+
+def convert(src, dst, profile="portable", align=64, force=False, key=None, compress=False,
+            skip_unsupported=False, from_format=None, to_format=None):
+    """What ``mmpconv convert`` does: .npy, .npz and HDF5 to and from
+    mmappickle (by extension; from_format and to_format override: mmpkl,
+    npy, npz, hdf5), streaming. dst is refused if it exists, unless force.
+    Raises ValueError for bad options, OSError or ValueError for inputs."""
+    import os
+    opts = {"profile": profile, "align": align, "force": bool(force), "compress": bool(compress),
+            "skip_unsupported": bool(skip_unsupported)}
+    if key is not None:
+        opts["key"] = key
+    if from_format:
+        opts["from"] = from_format
+    if to_format:
+        opts["to"] = to_format
+    _lib.convert(os.fsdecode(os.fspath(src)), os.fsdecode(os.fspath(dst)), opts)
+
+
+def verify(path, allow=()):
+    """What ``mmpconv verify --json`` prints, as a dict: whether plain
+    pickle.load of the file builds only plain data (report["ok"]), and
+    every finding. allow trusts callables ("module.name") with any
+    arguments."""
+    import os
+    return _lib.verify(os.fsdecode(os.fspath(path)), list(allow))
+
+
+__all__ = ["mmapdict", "EmptyNDArray", "convert", "verify", "NotPlainError", "__version__"]

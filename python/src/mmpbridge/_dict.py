@@ -1,0 +1,370 @@
+"""mmapdict: mmappickle's dict of memory-mapped arrays, on libmmp."""
+import io
+import os
+import pickle
+import shutil
+import tempfile
+import weakref
+from collections.abc import MutableMapping
+
+import numpy as np
+
+from . import _lib
+from ._unpickle import loads_plain
+from .stubs import EmptyNDArray
+
+_PROFILES = ("portable", "mmappickle")
+
+
+def _check_key(k):
+    if not isinstance(k, str):
+        raise TypeError(f"mmapdict keys are str, not {type(k).__name__}")
+    try:
+        n = len(k.encode("utf-8"))
+    except UnicodeEncodeError as e:
+        raise TypeError(f"mmapdict key {k!r} is not valid UTF-8: {e}") from None
+    if not 1 <= n <= 255:
+        raise TypeError(f"mmapdict keys are 1 to 255 bytes of UTF-8; {k[:40]!r} is {n}")
+    if "\x00" in k:
+        raise TypeError(f"mmapdict key {k!r}: keys holding NUL characters are not supported")
+    return k
+
+
+def _array_dtype(a):
+    """The dtype string libmmp stores, or None for what it cannot (object,
+    structured, subarray dtypes): those are pickled."""
+    d = a.dtype
+    if d.hasobject or d.fields is not None or d.subdtype is not None:
+        return None
+    return d.str
+
+
+def _order(a):
+    """"C" or "F" for a contiguous array, None for another."""
+    if a.flags.c_contiguous:
+        return "C"
+    if a.flags.f_contiguous:
+        return "F"
+    return None
+
+
+def _own_file(fd, writable):
+    """A file object of our own on the file behind fd, for numpy.memmap:
+    opened anew through /proc/self/fd, so that mapping it never moves the
+    caller's file position (a duplicate, where there is no /proc)."""
+    mode = "r+b" if writable else "rb"
+    try:
+        return open(f"/proc/self/fd/{fd}", mode, buffering=0)
+    except OSError:
+        return os.fdopen(os.dup(fd), mode, buffering=0)
+
+
+def _close_handle(h, epoch):
+    if epoch != _lib.EPOCH:
+        return  # opened before a fork, by the parent: not ours to close
+    try:
+        _lib.close(h)
+    except Exception:  # noqa: BLE001 - at exit or collection: nothing to tell
+        pass
+
+
+class mmapdict(MutableMapping):
+    """A dict stored in an mmappickle file: keys are str, arrays are
+    memory-mapped, other values pickled. The API is mmappickle's.
+
+    file is a path (str or os.PathLike; created if missing, unless
+    readonly) or an open binary file object (its descriptor is used; the
+    dict is writable when the file is and readonly is not true).
+
+    Arrays come back as numpy.memmap of the file (writable when the dict
+    is: writes reach the file), masked arrays as numpy.ma.MaskedArray whose
+    data and mask are memmaps. Other values are unpickled; unless trusted,
+    only plain data is (what ``mmpbridge.verify`` allows): a value that
+    would import anything else raises pickle.UnpicklingError.
+
+    profile ("portable" or "mmappickle") and align (a power of two) choose
+    how new arrays are written. picklers is accepted for mmappickle's
+    signature and ignored.
+    """
+
+    def __init__(self, file, readonly=None, picklers=None, *, profile="portable", align=64, trusted=False):
+        if profile not in _PROFILES:
+            raise ValueError(f"profile {profile!r}: want 'portable' or 'mmappickle'")
+        if not isinstance(align, int) or isinstance(align, bool) or align < 1 or align & (align - 1):
+            raise ValueError(f"align {align!r}: want a power of two")
+        self._profile, self._align, self._trusted = profile, align, bool(trusted)
+        self._h = 0
+        self._path = None  # for numpy.memmap, pickling, messages
+        self._fileobj = None  # a descriptor of our own, for numpy.memmap
+        if isinstance(file, (str, os.PathLike)):
+            path = os.fsdecode(os.fspath(file))
+            if readonly and not os.path.exists(path):
+                raise FileNotFoundError(f"Cannot readonly memmap a non-existent file {path!r}")
+            self._path = path
+            self._writable = not readonly
+            self._open()
+        elif all(hasattr(file, a) for a in ("fileno", "seek", "read")):
+            fd = file.fileno()
+            self._writable = bool(getattr(file, "writable", lambda: False)()) and not readonly
+            name = getattr(file, "name", None)
+            if isinstance(name, str) and os.path.exists(name):
+                self._path = name
+            self._fileobj = _own_file(fd, self._writable)
+            self._open(fd=self._fileobj.fileno())
+        else:
+            raise TypeError(f"mmapdict file: a path or a binary file object (with fileno), not {type(file).__name__}")
+
+    # -- opening --------------------------------------------------------
+
+    def _options(self):
+        return {"profile": self._profile, "align": self._align}
+
+    def _open(self, fd=-1):
+        self._fd = fd
+        flags = _lib.WRITABLE | _lib.CREATE if self._writable else 0
+        name = self._path if self._path is not None else f"<file descriptor {fd}>"
+        try:
+            h = _lib.open_ex(name, fd, flags, self._options())
+        except _lib.FormatError as e:
+            if e.code == _lib.TORN:
+                # As mmappickle: open it, so that fsck() can repair it.
+                h = _lib.open_ex(name, fd, flags | _lib.ALLOW_TORN, self._options())
+            elif e.code == _lib.NOT_MMPKL and self._writable:
+                self._convert_plain_pickle(fd, e)
+                h = _lib.open_ex(name, fd, flags, self._options())
+            else:
+                raise
+        self._h, self._epoch = h, _lib.EPOCH
+        self._finalizer = weakref.finalize(self, _close_handle, h, self._epoch)
+
+    def _convert_plain_pickle(self, fd, why):
+        """A file holding a plain pickled dict becomes an mmappickle file
+        (mmappickle does it on first writable open)."""
+        src = self._fileobj if fd >= 0 else open(self._path, "rb")
+        try:
+            src.seek(0)
+            head = src.read(2)
+            if head[:1] != b"\x80":
+                raise ValueError(f"{self._name()}: not an mmappickle file ({why}), nor a pickle") from None
+            src.seek(0)
+            try:
+                data = pickle.load(src) if self._trusted else loads_plain(src.read())
+            except pickle.UnpicklingError as e:
+                raise ValueError(f"{self._name()}: not an mmappickle file; as a plain pickle it cannot be converted: {e}") from None
+            except Exception as e:  # noqa: BLE001 - any failure of pickle.load
+                raise ValueError(f"{self._name()}: not an mmappickle file, nor a loadable pickle: {type(e).__name__}: {e}") from None
+        finally:
+            if fd < 0:
+                src.close()
+        if type(data) is not dict:
+            raise ValueError(f"{self._name()}: a pickle of a {type(data).__name__}, not of a dict: cannot be converted")
+        folder = os.path.dirname(os.path.abspath(self._path)) if self._path and fd < 0 else None
+        tmp_fd, tmp = tempfile.mkstemp(prefix=".mmpbridge-convert-", dir=folder)
+        os.close(tmp_fd)
+        os.remove(tmp)
+        try:
+            with mmapdict(tmp, profile=self._profile, align=self._align) as out:
+                for k, v in data.items():
+                    out[k] = v
+            if fd < 0:
+                shutil.copymode(self._path, tmp)
+                os.replace(tmp, self._path)
+            else:
+                with open(tmp, "rb") as f:
+                    self._fileobj.seek(0)
+                    shutil.copyfileobj(f, self._fileobj, 1 << 20)
+                    self._fileobj.truncate()
+                    self._fileobj.flush()
+                    os.fsync(self._fileobj.fileno())
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    def _name(self):
+        return self._path if self._path is not None else "<file object>"
+
+    def _handle(self):
+        if not self._h:
+            raise ValueError("I/O operation on a closed mmapdict")
+        if self._epoch != _lib.EPOCH:
+            # Inherited through fork(): open the file again, in this process.
+            self._finalizer.detach()
+            self._open(fd=self._fd)
+        return self._h
+
+    # -- mmappickle's properties and methods ----------------------------
+
+    @property
+    def writable(self):
+        """True if the file is writable, False otherwise."""
+        return self._writable
+
+    @property
+    def commit_number(self):
+        """The file's commit number, changed by every change."""
+        return _lib.commit_number(self._handle())
+
+    @commit_number.setter
+    def commit_number(self, n):
+        if type(n) is not int:
+            raise TypeError("commit_number should be an int")
+        if not -(1 << 31) <= n < 1 << 31:
+            raise ValueError(f"commit_number {n} does not fit in 32 bits")
+        self._require_writable()
+        _lib.set_commit_number(self._handle(), n)
+
+    def _require_writable(self):
+        if not self._writable:
+            raise io.UnsupportedOperation("not writable")
+
+    def vacuum(self, chunk_size=None):
+        """Reclaim the space of deleted and replaced keys. No process may
+        have the file mapped meanwhile (arrays handed out before stay valid
+        for a file opened by path: it is rewritten and renamed; a file given
+        as a file object is rewritten in place). chunk_size is ignored."""
+        self._require_writable()
+        _lib.vacuum(self._handle())
+
+    def fsck(self):
+        """Repair a file torn by an interrupted write. True when it was
+        intact, False when it had to be repaired (as mmappickle)."""
+        self._require_writable()
+        return not _lib.fsck(self._handle())["repaired"]
+
+    def close(self):
+        """Close the file; arrays handed out stay valid (numpy owns their
+        mappings)."""
+        if self._h:
+            h, self._h = self._h, 0
+            self._finalizer.detach()
+            _lib.close(h)
+        if self._fileobj is not None:
+            self._fileobj.close()
+            self._fileobj = None
+
+    @property
+    def closed(self):
+        return not self._h
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        state = "closed" if not self._h else ("writable" if self._writable else "read-only")
+        return f"<mmpbridge.mmapdict {self._name()!r} ({state})>"
+
+    # -- pickling (multiprocessing) -------------------------------------
+
+    def __reduce__(self):
+        if self._path is None:
+            raise pickle.PicklingError("an mmapdict on an unnamed file cannot be pickled: open it by path")
+        return (_reopen, (self._path, not self._writable, self._profile, self._align, self._trusted))
+
+    # -- the mapping ----------------------------------------------------
+
+    def __len__(self):
+        return _lib.length(self._handle())
+
+    def __iter__(self):
+        return iter(_lib.keys(self._handle()))
+
+    def __contains__(self, k):
+        if not isinstance(k, str):
+            return False
+        return _lib.has_key(self._handle(), k)
+
+    def __getitem__(self, k):
+        _check_key(k)
+        h = self._handle()
+        info = _lib.entry_info(h, k)
+        kind = info["kind"]
+        if kind == "array":
+            return self._memmap(info)
+        if kind == "masked":
+            data, mask = self._memmap(info["data"]), self._memmap(info["mask"])
+            m = np.ma.MaskedArray(data, False)
+            m._mask = mask
+            if info["fill"] is not None:
+                m.fill_value = np.frombuffer(bytes.fromhex(info["fill"]), dtype=data.dtype)[0]
+            return m
+        p = _lib.value_pickle(h, k, self._trusted)
+        return pickle.loads(p) if self._trusted else loads_plain(p)
+
+    def _memmap(self, info):
+        src = self._fileobj if self._fileobj is not None else self._path
+        mode = "r+" if self._writable else "r"
+        return np.memmap(src, dtype=np.dtype(info["dtype"]), mode=mode, offset=info["offset"],
+                         shape=tuple(info["shape"]), order=info["order"])
+
+    def __setitem__(self, k, v):
+        _check_key(k)
+        self._require_writable()
+        h = self._handle()
+        if isinstance(v, EmptyNDArray):
+            _lib.reserve(h, k, {"dtype": v.dtype.str, "shape": list(v.shape), "order": "C"}, True)
+            return
+        t = type(v)
+        if t is np.ma.MaskedArray and _array_dtype(v) is not None:
+            try:
+                self._put_masked(h, k, v)
+                return
+            except _lib.UnsupportedError:
+                pass  # pickled instead
+        if t in (np.ndarray, np.memmap) and _array_dtype(v) is not None:
+            if self._put_array(h, k, v):
+                return
+        _lib.put_pickle(h, k, pickle.dumps(v, protocol=4))
+
+    def _put_array(self, h, k, a):
+        order = _order(a)
+        if self._profile == "mmappickle" and order == "F" and a.ndim > 1:
+            a, order = np.ascontiguousarray(a), "C"  # the profile keeps no order
+        header = {"dtype": a.dtype.str, "shape": list(a.shape), "order": order or "C"}
+        try:
+            if order is not None and not (_lib.REMOTE and a.nbytes > 1 << 20):
+                _lib.put_array(h, k, header, a.ctypes.data if a.nbytes else None, a.nbytes)
+                return True
+            # Not contiguous (or, in a forked process, big: not through the
+            # helper's pipe): reserve the space, copy through a mapping.
+            slot, off = _lib.reserve(h, k, header, False)
+            ok = False
+            try:
+                if a.nbytes:
+                    mm = np.memmap(self._fileobj if self._fileobj is not None else self._path,
+                                   dtype=a.dtype, mode="r+", offset=off, shape=a.shape, order=header["order"])
+                    mm[...] = a
+                    mm.flush()
+                    del mm
+                ok = True
+            finally:
+                _lib.slot_done(slot, ok)
+            return True
+        except _lib.UnsupportedError:
+            return False  # pickled instead
+
+    def _put_masked(self, h, k, m):
+        data = np.ma.getdata(m)
+        mask = np.ma.getmaskarray(m)
+        order = _order(data)
+        if order is None or (self._profile == "mmappickle" and order == "F" and data.ndim > 1):
+            data, order = np.ascontiguousarray(data), "C"
+        mask = np.asfortranarray(mask) if order == "F" else np.ascontiguousarray(mask)
+        mask = mask.view(np.uint8) if mask.dtype == np.bool_ else mask.astype(np.uint8)
+        fill = b""
+        if getattr(m, "_fill_value", None) is not None:
+            fill = np.asarray(m._fill_value, dtype=data.dtype).reshape(()).tobytes()
+        header = {"dtype": data.dtype.str, "shape": list(data.shape), "order": order}
+        _lib.put_masked(h, k, header, data.ctypes.data if data.nbytes else None, data.nbytes,
+                        mask.ctypes.data if mask.nbytes else None, mask.nbytes, fill)
+
+    def __delitem__(self, k):
+        _check_key(k)
+        self._require_writable()
+        _lib.delete(self._handle(), [k])
+
+
+def _reopen(path, readonly, profile, align, trusted):
+    return mmapdict(path, readonly, profile=profile, align=align, trusted=trusted)

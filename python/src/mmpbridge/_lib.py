@@ -1,0 +1,350 @@
+"""libmmp, the Go core, through ctypes: one function per C export, errors
+raised as the Python exception that fits (see libmmp's mmp_last_error_code).
+
+Nothing here hands out a pointer into Go memory: strings and pickles are
+copied out and freed at once; array data is mapped by numpy itself.
+
+The Go runtime does not survive fork(): its threads stay behind, and a
+forked child that calls into it can hang (golang/go#15538), which is what
+multiprocessing's default start method on Linux does to every worker. So
+in a forked child these functions go to a helper process of its own
+(_server.py, started on first use), which loads libmmp afresh; EPOCH
+tells handles opened before the fork from those opened after.
+"""
+import ctypes
+import io
+import json
+import os
+import pickle
+
+_path = os.environ.get("MMPBRIDGE_LIBMMP") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "libmmp.so")
+try:
+    _lib = ctypes.CDLL(_path)
+except OSError as e:  # pragma: no cover - a broken install
+    raise ImportError(f"mmpbridge: cannot load its Go core {_path}: {e} (reinstall: pip install ./python)") from e
+
+_i64, _i32, _int, _cp, _vp = ctypes.c_int64, ctypes.c_int32, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p
+_P64 = ctypes.POINTER(ctypes.c_int64)
+
+
+def _sig(name, res, *args):
+    f = getattr(_lib, name)
+    f.restype, f.argtypes = res, list(args)
+    return f
+
+
+# Strings and buffers come back as void* so that they can be freed.
+_open_ex = _sig("mmp_open_ex", _i64, _cp, _int, _int, _cp)
+_close = _sig("mmp_close", _int, _i64)
+_keys_json = _sig("mmp_keys_json", _vp, _i64)
+_has_key = _sig("mmp_has_key", _int, _i64, _cp)
+_len = _sig("mmp_len", _i64, _i64)
+_entry_info = _sig("mmp_entry_info", _vp, _i64, _cp)
+_value_pickle = _sig("mmp_value_pickle", _vp, _i64, _cp, _int, _P64)
+_put_array = _sig("mmp_put_array", _int, _i64, _cp, _cp, _vp, _i64)
+_put_masked = _sig("mmp_put_masked", _int, _i64, _cp, _cp, _vp, _i64, _vp, _i64, _vp, _i64)
+_reserve = _sig("mmp_reserve", _i64, _i64, _cp, _cp, _int, _P64)
+_slot_done = _sig("mmp_slot_done", _int, _i64, _int)
+_put_pickle = _sig("mmp_put_pickle", _int, _i64, _cp, _vp, _i64)
+_delete = _sig("mmp_delete", _int, _i64, _cp)
+_vacuum = _sig("mmp_vacuum", _int, _i64)
+_fsck = _sig("mmp_fsck", _vp, _i64)
+_commit_number = _sig("mmp_commit_number", _int, _i64, ctypes.POINTER(_i32))
+_set_commit_number = _sig("mmp_set_commit_number", _int, _i64, _i32)
+_verify = _sig("mmp_verify", _vp, _cp, _cp)
+_convert = _sig("mmp_convert", _int, _cp, _cp, _cp)
+_version = _sig("mmp_version", _vp)
+_allowed = _sig("mmp_allowed_globals", _vp)
+_last_error = _sig("mmp_last_error", _vp)
+_last_error_code = _sig("mmp_last_error_code", _int)
+_free = _sig("mmp_free", None, _vp)
+
+# mmp_open_ex flags.
+WRITABLE, CREATE, ALLOW_TORN = 1, 2, 4
+
+# mmp_last_error_code values (cgo/api.go).
+NO_FILE, NO_KEY, NOT_MMPKL, TORN, READ_ONLY, INVALID, NOT_PLAIN, UNSUPPORTED, LIMIT, FORMAT, NOT_ARRAY, BAD_HANDLE = range(2, 14)
+
+
+class Error(Exception):
+    """Base of the errors libmmp reports that no builtin exception fits;
+    code is its mmp_last_error_code."""
+
+    def __init__(self, msg, code):
+        super().__init__(msg)
+        self.code = code
+
+    def __reduce__(self):
+        return type(self), (str(self), self.code)
+
+
+class FormatError(Error, ValueError):
+    """The file is not a (sound) mmappickle file."""
+
+
+class UnsupportedError(Error, TypeError):
+    """A valid value the Go core cannot store or read."""
+
+
+class NotPlainError(pickle.UnpicklingError):
+    """The value's pickle would run more than plain-data constructors."""
+
+
+def _take(p):
+    """The string at p, freed."""
+    if not p:
+        return None
+    try:
+        return ctypes.string_at(p).decode("utf-8", "surrogateescape")
+    finally:
+        _free(p)
+
+
+def error(key=None):
+    """The calling thread's last libmmp error as a Python exception."""
+    code = _last_error_code()
+    msg = _take(_last_error()) or "libmmp failed without saying why"
+    if code == NO_FILE:
+        return FileNotFoundError(msg)
+    if code == NO_KEY:
+        return KeyError(key if key is not None else msg)
+    if code == READ_ONLY:
+        return io.UnsupportedOperation(msg)
+    if code == NOT_PLAIN:
+        return NotPlainError(msg + " (mmapdict(..., trusted=True) loads values that are not plain data: only for files you trust)")
+    if code == UNSUPPORTED:
+        return UnsupportedError(msg, code)
+    if code in (NOT_MMPKL, TORN, FORMAT, LIMIT, NOT_ARRAY):
+        return FormatError(msg, code)
+    if code == INVALID:
+        return ValueError(msg)
+    if code == BAD_HANDLE:
+        return ValueError("I/O operation on a closed mmapdict")
+    return OSError(msg)
+
+
+def _check(status, key=None):
+    if status != 0:
+        raise error(key)
+
+
+def _b(s):
+    return s.encode("utf-8", "surrogatepass") if isinstance(s, str) else s
+
+
+def open_ex(path, fd, flags, options=None):
+    h = _open_ex(_b(path) if path is not None else None, fd, flags, _b(json.dumps(options)) if options else None)
+    if h == 0:
+        raise error()
+    return h
+
+
+def close(h):
+    _check(_close(h))
+
+
+def keys(h):
+    p = _keys_json(h)
+    if not p:
+        raise error()
+    return json.loads(_take(p))
+
+
+def has_key(h, key):
+    r = _has_key(h, _b(key))
+    if r < 0:
+        raise error(key)
+    return r == 1
+
+
+def length(h):
+    n = _len(h)
+    if n < 0:
+        raise error()
+    return n
+
+
+def entry_info(h, key):
+    p = _entry_info(h, _b(key))
+    if not p:
+        raise error(key)
+    return json.loads(_take(p))
+
+
+def value_pickle(h, key, trusted):
+    n = ctypes.c_int64()
+    p = _value_pickle(h, _b(key), 1 if trusted else 0, ctypes.byref(n))
+    if not p:
+        raise error(key)
+    try:
+        return ctypes.string_at(p, n.value)
+    finally:
+        _free(p)
+
+
+def put_array(h, key, header, address, nbytes):
+    _check(_put_array(h, _b(key), _b(json.dumps(header)), address, nbytes), key)
+
+
+def put_masked(h, key, header, data, nbytes, mask, mask_n, fill):
+    fbuf = ctypes.create_string_buffer(fill, len(fill)) if fill else None
+    _check(_put_masked(h, _b(key), _b(json.dumps(header)), data, nbytes, mask, mask_n,
+                       ctypes.cast(fbuf, ctypes.c_void_p) if fbuf is not None else None, len(fill) if fill else 0), key)
+
+
+def reserve(h, key, header, commit):
+    off = ctypes.c_int64()
+    slot = _reserve(h, _b(key), _b(json.dumps(header)), 1 if commit else 0, ctypes.byref(off))
+    if slot < 0:
+        raise error(key)
+    return slot, off.value
+
+
+def slot_done(slot, commit):
+    _check(_slot_done(slot, 1 if commit else 0))
+
+
+def put_pickle(h, key, data):
+    _check(_put_pickle(h, _b(key), data, len(data)), key)
+
+
+def delete(h, keys):
+    _check(_delete(h, _b(json.dumps(list(keys)))), keys[0] if len(keys) == 1 else None)
+
+
+def vacuum(h):
+    _check(_vacuum(h))
+
+
+def fsck(h):
+    p = _fsck(h)
+    if not p:
+        raise error()
+    return json.loads(_take(p))
+
+
+def commit_number(h):
+    n = _i32()
+    _check(_commit_number(h, ctypes.byref(n)))
+    return n.value
+
+
+def set_commit_number(h, n):
+    _check(_set_commit_number(h, n))
+
+
+def verify(path, trust):
+    p = _verify(_b(path), _b(json.dumps(list(trust))) if trust else None)
+    if not p:
+        raise error()
+    return json.loads(_take(p))
+
+
+def convert(src, dst, options):
+    status = _convert(_b(src), _b(dst), _b(json.dumps(options)))
+    if status != 0:
+        e = error()
+        raise (ValueError(str(e)) if status == 2 else e)
+
+
+def version():
+    return _take(_version())
+
+
+def allowed_globals():
+    return [tuple(g.rsplit(".", 1)) for g in json.loads(_take(_allowed()))]
+
+
+def put_array_bytes(h, key, header, data):
+    """put_array of data given as bytes (the helper process's form)."""
+    buf = ctypes.create_string_buffer(data, len(data)) if data else None
+    put_array(h, key, header, ctypes.cast(buf, ctypes.c_void_p) if buf is not None else None, len(data))
+
+
+def put_masked_bytes(h, key, header, data, mask, fill):
+    """put_masked of data and mask given as bytes (the helper's form)."""
+    d = ctypes.create_string_buffer(data, len(data)) if data else None
+    k = ctypes.create_string_buffer(mask, len(mask)) if mask else None
+    put_masked(h, key, header, ctypes.cast(d, ctypes.c_void_p) if d is not None else None, len(data),
+               ctypes.cast(k, ctypes.c_void_p) if k is not None else None, len(mask), fill)
+
+
+# -- after fork: calls go to a helper process -----------------------------
+
+import threading  # noqa: E402
+import subprocess  # noqa: E402
+import struct  # noqa: E402
+import sys  # noqa: E402
+
+EPOCH = 0
+REMOTE = False
+REMOTE_CALLS = ["open_ex", "close", "keys", "has_key", "length", "entry_info", "value_pickle", "reserve",
+                "slot_done", "put_pickle", "delete", "vacuum", "fsck", "commit_number", "set_commit_number",
+                "verify", "convert", "put_array_bytes", "put_masked_bytes"]
+_server = None
+_server_lock = threading.Lock()
+
+
+def _start_server():
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, MMPBRIDGE_LIBMMP=_path,
+               PYTHONPATH=os.pathsep.join([pkg_parent] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    return subprocess.Popen([sys.executable, "-m", "mmpbridge._server"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, env=env, close_fds=True)
+
+
+def _remote_call(name, args):
+    global _server
+    with _server_lock:
+        if _server is None or _server.poll() is not None:
+            _server = _start_server()
+        msg = pickle.dumps((name, args), protocol=pickle.HIGHEST_PROTOCOL)
+        _server.stdin.write(struct.pack("<Q", len(msg)) + msg)
+        _server.stdin.flush()
+        head = _server.stdout.read(8)
+        if len(head) != 8:
+            raise OSError("mmpbridge: the helper process of this forked process died")
+        n, = struct.unpack("<Q", head)
+        ok, value = pickle.loads(_server.stdout.read(n))
+    if not ok:
+        raise value
+    return value
+
+
+def _remote(name):
+    def call(*args):
+        return _remote_call(name, args)
+    call.__name__ = name
+    return call
+
+
+def _remote_open_ex(path, fd, flags, options=None):
+    if fd >= 0:  # the helper opens this process's descriptor through /proc
+        path, fd = f"/proc/{os.getpid()}/fd/{fd}", -1
+    return _remote_call("open_ex", (path, fd, flags, options))
+
+
+def _remote_put_array(h, key, header, address, nbytes):
+    return _remote_call("put_array_bytes", (h, key, header, ctypes.string_at(address, nbytes) if nbytes else b""))
+
+
+def _remote_put_masked(h, key, header, data, nbytes, mask, mask_n, fill):
+    return _remote_call("put_masked_bytes", (h, key, header, ctypes.string_at(data, nbytes) if nbytes else b"",
+                                             ctypes.string_at(mask, mask_n) if mask_n else b"", fill))
+
+
+def _after_fork_in_child():
+    global EPOCH, REMOTE, _server, _server_lock
+    EPOCH += 1
+    REMOTE = True
+    _server, _server_lock = None, threading.Lock()
+    g = globals()
+    for name in REMOTE_CALLS:
+        if name not in ("put_array_bytes", "put_masked_bytes"):
+            g[name] = _remote(name)
+    g["put_array"], g["put_masked"] = _remote_put_array, _remote_put_masked
+    g["open_ex"] = _remote_open_ex
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
