@@ -14,6 +14,7 @@ import subprocess
 import sysconfig
 
 from setuptools import setup
+from setuptools.dist import Distribution
 from setuptools.command.build_py import build_py
 from setuptools.command.sdist import sdist
 
@@ -67,7 +68,7 @@ class BuildWithGo(build_py):
         super().run()
         out = os.path.join(os.path.abspath(self.build_lib), "mmpbridge", "libmmp.so")
         os.makedirs(os.path.dirname(out), exist_ok=True)
-        cmd = [find_go(), "build", "-trimpath", "-buildmode=c-shared", *hdf5_tags(), "-o", out, "./cgo"]
+        cmd = [find_go(), "build", "-trimpath", "-ldflags=-s -w", "-buildmode=c-shared", *hdf5_tags(), "-o", out, "./cgo"]
         print("mmpbridge:", " ".join(cmd), flush=True)
         subprocess.run(cmd, cwd=go_root(), check=True)
         header = out[:-3] + ".h"
@@ -91,13 +92,17 @@ class SdistWithGo(sdist):
                 shutil.copy2(src, os.path.join(dst, part))
 
 
+class BinaryDistribution(Distribution):
+    """A distribution with a platform part (libmmp.so): installed to
+    platlib, its wheel not pure."""
+
+    def has_ext_modules(self):
+        return True
+
+
 class PlatformWheel(bdist_wheel):
     """The wheel holds a shared library but no Python extension: any Python
     3, this platform."""
-
-    def finalize_options(self):
-        super().finalize_options()
-        self.root_is_pure = False
 
     def get_tag(self):
         return "py3", "none", sysconfig.get_platform().replace("-", "_").replace(".", "_")
@@ -105,6 +110,7 @@ class PlatformWheel(bdist_wheel):
 
 setup(
     version=version(),
+    distclass=BinaryDistribution,
     cmdclass={"build_py": BuildWithGo, "sdist": SdistWithGo, "bdist_wheel": PlatformWheel},
     package_data={"mmpbridge": ["libmmp.so"]},
 )

@@ -23,8 +23,8 @@ trap 'rm -rf "$bin"' EXIT
 "$MMP_PYENVS/numpy1/bin/python" python-tests/toxrun.py build "$bin"
 export MMPCONV="$bin/mmpconv" LIBMMP="$bin/libmmp.so" MKSPARSE="$bin/mksparse"
 
-echo "== tox (python-tests on numpy 1.x and numpy 2.x)"
-"$MMP_TOX" run -e numpy1,numpy2
+echo "== tox (the package's tests and python-tests on numpy 1.x and 2.x; with mmappickle itself)"
+"$MMP_TOX" run -e numpy1,numpy2,reference
 
 # The README's first command must keep working.
 echo "== scripts/demo.sh"
