@@ -6,6 +6,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"mmpbridge/bridge"
@@ -26,8 +27,10 @@ func parseHeader(s string) (bridge.ArrayHeader, int64, error) {
 		return bridge.ArrayHeader{}, 0, fmt.Errorf("array header: %w: %w", err, errInvalidArg)
 	}
 	d, err := bridge.ParseDType(j.DType)
-	if err != nil {
-		return bridge.ArrayHeader{}, 0, fmt.Errorf("array header: dtype %q: %w", j.DType, err)
+	if errors.Is(err, bridge.ErrUnsupported) {
+		return bridge.ArrayHeader{}, 0, fmt.Errorf("array header: %w", err)
+	} else if err != nil {
+		return bridge.ArrayHeader{}, 0, fmt.Errorf("array header: %w: %w", err, errInvalidArg)
 	}
 	if j.Order != "C" && j.Order != "F" && j.Order != "" {
 		return bridge.ArrayHeader{}, 0, fmt.Errorf("array header: order %q: want C or F: %w", j.Order, errInvalidArg)
