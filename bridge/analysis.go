@@ -131,6 +131,8 @@ func (r *Reader) analyze() error {
 	m := a.m
 	m.src = r.src
 	m.owners = &a.owners
+	a.infos = slices.Grow(a.infos, len(r.entries)-len(a.infos))
+	a.owners.offsets = slices.Grow(a.owners.offsets, len(r.entries)-len(a.owners.offsets))
 	for i := len(a.infos); i < len(r.entries); i++ {
 		e := &r.entries[i]
 		a.owners.offsets = append(a.owners.offsets, e.Offset)

@@ -161,6 +161,14 @@ type machine struct {
 	// that discards it, is not plain data.
 	foreign *opaque
 
+	// refArena holds the items of the value's containers (see refs).
+	refArena []ref
+	// interned are the short strings and globals seen by the machine,
+	// shared across values (pickles name the same few many times).
+	interned map[string]string
+	globals  map[[2]string]any
+	descrs   map[string]descrResult
+
 	// maxSlot is the highest memo index written (the verifier's bound on
 	// the memo array pickle.load allocates).
 	maxSlot int64
@@ -187,6 +195,10 @@ func (m *machine) reset(memoLen int64) {
 	m.memoLen = memoLen
 	m.ops, m.built = 0, 0
 	m.foreign = nil
+	if cap(m.refArena) > 1<<20 {
+		m.refArena = nil // a big value's items go
+	}
+	m.refArena = m.refArena[:0]
 	if m.keys != nil {
 		clear(m.keys)
 	}
@@ -349,18 +361,27 @@ func (m *machine) popMark(o op) ([]ref, error) {
 	}
 	k := m.marks[len(m.marks)-1]
 	m.marks = m.marks[:len(m.marks)-1]
-	items := append([]ref(nil), m.stack[k:]...)
+	items := m.refs(m.stack[k:])
 	m.stack = m.stack[:k]
 	return items, nil
+}
+
+// refs copies rs into the value's arena of refs and returns the copy, its
+// capacity its length (appending to it copies it out). The arena is reset
+// with the value: nothing of a value is used after the next one starts.
+func (m *machine) refs(rs []ref) []ref {
+	n := len(m.refArena)
+	m.refArena = append(m.refArena, rs...)
+	return m.refArena[n:len(m.refArena):len(m.refArena)]
 }
 
 // run executes the opcodes of [off, off+n) and returns the one item they
 // leave. The memo view must have been reset by the caller.
 func (m *machine) run(off, n int64) (ref, error) {
 	sc := m.src.scanner(off, off+n)
+	var o op
 	for !sc.done() {
-		o, err := sc.next()
-		if err != nil {
+		if err := sc.nextInto(&o); err != nil {
 			return 0, asStruct(err)
 		}
 		if m.ops++; m.ops > m.lim.MaxOps {

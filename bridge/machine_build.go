@@ -44,6 +44,27 @@ func (m *machine) build(o op, inst, state ref) error {
 
 // descrDType parses the first argument of numpy.dtype in numpy's own
 // pickle of a plain dtype: "f8", "i4", "b1", "U3", "S5", "V8", "M8", "m8".
+// descr is descrDType, remembered: files spell the same few dtypes over
+// and over.
+func (m *machine) descr(s string) (DType, bool) {
+	if r, ok := m.descrs[s]; ok {
+		return r.d, r.ok
+	}
+	d, ok := descrDType(s)
+	if len(m.descrs) < 1024 {
+		if m.descrs == nil {
+			m.descrs = map[string]descrResult{}
+		}
+		m.descrs[s] = descrResult{d, ok}
+	}
+	return d, ok
+}
+
+type descrResult struct {
+	d  DType
+	ok bool
+}
+
 func descrDType(s string) (DType, bool) {
 	if len(s) < 2 || len(s) > 12 || strings.ContainsAny(s, "<>|=[") {
 		return DType{}, false
@@ -84,7 +105,7 @@ var stateUnits = map[string]bool{"generic": true, "Y": true, "M": true, "W": tru
 // datetimes (4, ..., (metadata {} or None, (unit, count, 1, 1))).
 func (m *machine) buildDType(o op, inst, state ref) error {
 	descr := m.at(inst).x.(*dtypeNew).descr
-	d, _ := descrDType(descr)
+	d, _ := m.descr(descr)
 	bad := func(what string) error {
 		m.opaqueNode(inst, o.Off, "numpy", "dtype", fmt.Sprintf("numpy.dtype(%q) BUILD with %s: not the state numpy writes", descr, what))
 		return nil

@@ -104,7 +104,16 @@ func (m *machine) pushGlobal(o op, module, name string) error {
 		}
 	}
 	if ok {
-		return m.push(node{kind: kGlobal, g: g, off: o.Off, x: [2]string{module, name}})
+		k := [2]string{module, name}
+		x, seen := m.globals[k]
+		if !seen {
+			if m.globals == nil {
+				m.globals = map[[2]string]any{}
+			}
+			x = k
+			m.globals[k] = x
+		}
+		return m.push(node{kind: kGlobal, g: g, off: o.Off, x: x})
 	}
 	why := "a global outside the allow-list"
 	if trusted {
@@ -225,7 +234,7 @@ func (m *machine) callGlobal(o op, fn ref, args []ref) (ref, error) {
 			return m.unexpected(o, fn, args, "not how numpy pickles a dtype")
 		}
 		s, _ := m.str(args[0])
-		if _, ok := descrDType(s); !ok {
+		if _, ok := m.descr(s); !ok {
 			return m.unexpected(o, fn, args, fmt.Sprintf("dtype %q is not a plain numpy dtype (objects, structures, subarrays and other spellings are not plain data)", clipName(s)))
 		}
 		return m.newNode(node{kind: kDTypeNew, off: o.Off, x: &dtypeNew{descr: s}})

@@ -22,7 +22,17 @@ func (m *machine) str(r ref) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	return string(b), true
+	if s, ok := m.interned[string(b)]; ok {
+		return s, true
+	}
+	s := string(b)
+	if len(s) <= 64 && len(m.interned) < 4096 {
+		if m.interned == nil {
+			m.interned = map[string]string{}
+		}
+		m.interned[s] = s
+	}
+	return s, true
 }
 
 // bytesOf returns the content of a bytes or bytearray node (aliasing the

@@ -112,7 +112,7 @@ func (m *machine) step(o op) error {
 		if len(m.stack)-m.fence() < k {
 			return m.underflow(o)
 		}
-		items := append([]ref(nil), m.stack[len(m.stack)-k:]...)
+		items := m.refs(m.stack[len(m.stack)-k:])
 		m.stack = m.stack[:len(m.stack)-k]
 		return m.pushContainer(kTuple, items, o.Off)
 	case opTuple, opList:

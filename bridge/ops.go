@@ -244,17 +244,24 @@ func (sc *opScanner) done() bool { return sc.pos >= sc.end }
 // next decodes the opcode at sc.pos and advances past it.
 func (sc *opScanner) next() (op, error) {
 	var o op
+	err := sc.nextInto(&o)
+	return o, err
+}
+
+// nextInto is next, into *o (an op is large: the machine's loop reuses one).
+func (sc *opScanner) nextInto(o *op) error {
+	*o = op{}
 	o.Off = sc.pos
 	b, err := sc.need(1)
 	if err != nil {
-		return o, err
+		return err
 	}
 	o.Code = b[0]
 	sc.pos++
 	switch opArgs[o.Code] {
 	case argInvalid:
 		sc.pos--
-		return o, formatErr(o.Off, "invalid pickle opcode 0x%02x", o.Code)
+		return formatErr(o.Off, "invalid pickle opcode 0x%02x", o.Code)
 	case argNone:
 	case argU1:
 		if b, err = sc.need(1); err == nil {
@@ -280,7 +287,7 @@ func (sc *opScanner) next() (op, error) {
 		if b, err = sc.need(8); err == nil {
 			u := binary.LittleEndian.Uint64(b)
 			if u > math.MaxInt64 {
-				return o, formatErr(o.Off, "opcode 0x%02x: argument %d is too large", o.Code, u)
+				return formatErr(o.Off, "opcode 0x%02x: argument %d is too large", o.Code, u)
 			}
 			o.Int = int64(u)
 			sc.pos += 8
@@ -308,14 +315,14 @@ func (sc *opScanner) next() (op, error) {
 				n = int64(int32(binary.LittleEndian.Uint32(b)))
 				sc.pos += 4
 				if n < 0 {
-					return o, formatErr(o.Off, "LONG4 with negative length %d", n)
+					return formatErr(o.Off, "LONG4 with negative length %d", n)
 				}
 			}
 		case argLen8:
 			if b, err = sc.need(8); err == nil {
 				u := binary.LittleEndian.Uint64(b)
 				if u > math.MaxInt64 {
-					return o, formatErr(o.Off, "opcode 0x%02x claims %d bytes", o.Code, u)
+					return formatErr(o.Off, "opcode 0x%02x claims %d bytes", o.Code, u)
 				}
 				n = int64(u)
 				sc.pos += 8
@@ -323,7 +330,7 @@ func (sc *opScanner) next() (op, error) {
 		}
 		if err == nil {
 			if n > sc.end-sc.pos {
-				return o, formatErr(o.Off, "opcode 0x%02x claims %d bytes but only %d remain in the value", o.Code, n, sc.end-sc.pos)
+				return formatErr(o.Off, "opcode 0x%02x claims %d bytes but only %d remain in the value", o.Code, n, sc.end-sc.pos)
 			}
 			o.PayloadOff, o.PayloadLen = sc.pos, n
 			sc.pos += n
@@ -335,10 +342,10 @@ func (sc *opScanner) next() (op, error) {
 		}
 	}
 	if err != nil {
-		return o, err
+		return err
 	}
 	o.End = sc.pos
-	return o, nil
+	return nil
 }
 
 // line consumes a '\n'-terminated line of at most maxLine bytes.
