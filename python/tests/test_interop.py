@@ -142,3 +142,38 @@ def test_concurrent_with_mmappickle(tmp_path):
     r = mmappickle.mmapdict(p)
     assert len(list(r.keys())) == 4 * n
     assert list(r["mmpbridge1-3"]) == [3, 3] and r["mmappickle0-4"] == 4
+
+
+def _corpus():
+    from helpers import CORPUS
+    return sorted((CORPUS / "mmappickle").glob("*.mmpkl"))
+
+
+@pytest.mark.parametrize("src", _corpus(), ids=lambda p: p.name)
+def test_corpus_files_edited_then_read_by_mmappickle(tmp_path, src):
+    # Files mmappickle 1.0.1 wrote: mmpbridge edits and vacuums them, the
+    # real mmappickle reads the result back.
+    import shutil
+    p = str(tmp_path / src.name)
+    shutil.copy(src, p)
+    before = mmappickle.mmapdict(p, True)
+    keys = list(before.keys())
+    first = keys[0] if keys else None
+    del before
+    with mmapdict(p, profile="mmappickle", align=1) as m:
+        values = {k: m[k] for k in m}
+        m["added"] = np.arange(4, dtype="<i4")
+        if first is not None:
+            del m[first]
+        m.vacuum()
+    r = mmappickle.mmapdict(p, True)
+    assert sorted(r.keys()) == sorted([k for k in keys if k != first] + ["added"])
+    assert list(r["added"]) == [0, 1, 2, 3]
+    for k in keys:
+        if k == first:
+            continue
+        got, want = r[k], values[k]
+        if isinstance(want, np.ndarray):
+            assert same(np.asarray(got), np.asarray(want)), k
+        else:
+            assert same(got, want), k

@@ -86,6 +86,15 @@ def test_read_only_file_object(path):
         m.close()
 
 
+@pytest.mark.parametrize("protocol", [0, 2, 5])
+def test_plain_pickled_dict_any_protocol(tmp_path, protocol):
+    p = tmp_path / "plain.pkl"
+    with open(p, "wb") as f:
+        pickle.dump({"a": [1, 2], "b": "x"}, f, protocol=protocol)
+    with mmapdict(str(p)) as m:
+        assert dict(m) == {"a": [1, 2], "b": "x"}
+
+
 @pytest.mark.parametrize("how", ["path", "fileobj"])
 def test_plain_pickled_dict_is_converted(tmp_path, how):
     d = {"a": 1, "b": (1, 2, 3), "c": "test", "arr": np.arange(12.).reshape(3, 4),

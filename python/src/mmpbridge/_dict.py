@@ -143,10 +143,6 @@ class mmapdict(MutableMapping):
         src = self._fileobj if fd >= 0 else open(self._path, "rb")
         try:
             src.seek(0)
-            head = src.read(2)
-            if head[:1] != b"\x80":
-                raise ValueError(f"{self._name()}: not an mmappickle file ({why}), nor a pickle") from None
-            src.seek(0)
             try:
                 data = pickle.load(src) if self._trusted else loads_plain(src.read())
             except pickle.UnpicklingError as e:
@@ -272,9 +268,20 @@ class mmapdict(MutableMapping):
         return iter(_lib.keys(self._handle()))
 
     def __contains__(self, k):
-        if not isinstance(k, str):
-            return False
+        try:
+            _check_key(k)
+        except TypeError:
+            return False  # no such key can be in the file
         return _lib.has_key(self._handle(), k)
+
+    def get(self, k, default=None):
+        """m[k] if k is a key, else default."""
+        if k not in self:
+            return default
+        try:
+            return self[k]
+        except KeyError:  # deleted meanwhile by another process
+            return default
 
     def __getitem__(self, k):
         _check_key(k)
