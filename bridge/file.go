@@ -13,6 +13,8 @@ import (
 	"sync"
 
 	mmap "github.com/edsrzf/mmap-go"
+
+	"mmpbridge/internal/atomicfile"
 )
 
 // File is an mmappickle file opened for reading or editing. It owns the
@@ -954,22 +956,40 @@ func (s *Slot) Commit() error {
 // mmappickle does: do not interrupt that.
 func (mf *File) Vacuum() error {
 	return mf.write(func(r *Reader) error {
-		var target string
 		var tmp *os.File
-		var err error
+		var out *atomicfile.File
 		if mf.inPlace {
-			tmp, err = os.CreateTemp("", ".mmpkl-vacuum-*")
-		} else {
-			if target, err = filepath.EvalSymlinks(mf.name); err != nil {
+			f, err := atomicfile.Scratch(os.TempDir())
+			if err != nil {
 				return err
 			}
-			tmp, err = os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".vacuum-*")
+			tmp = f
+		} else {
+			target, err := filepath.EvalSymlinks(mf.name)
+			if err != nil {
+				return err
+			}
+			perm := os.FileMode(0o644)
+			if st, err := mf.f.Stat(); err == nil {
+				perm = st.Mode().Perm()
+			}
+			if out, err = atomicfile.Create(target, perm); err != nil {
+				return err
+			}
+			tmp = out.File
+			// The umask does not apply: the file keeps its mode.
+			tmp.Chmod(perm)
 		}
-		if err != nil {
-			return err
-		}
-		defer os.Remove(tmp.Name())
-		defer tmp.Close()
+		committed := false
+		defer func() {
+			switch {
+			case committed:
+			case out != nil:
+				out.Close()
+			default:
+				tmp.Close()
+			}
+		}()
 		commit := int32(0)
 		if r.commit == 0 {
 			commit = 1
@@ -995,20 +1015,14 @@ func (mf *File) Vacuum() error {
 		if mf.inPlace {
 			return mf.copyBack(tmp, w.off)
 		}
-		if st, err := mf.f.Stat(); err == nil {
-			tmp.Chmod(st.Mode().Perm())
-		}
-		if err := tmp.Sync(); err != nil {
+		// Locked before it has its name: no other writer can get in
+		// between.
+		flock(tmp, lockExclusive)
+		if err := out.Commit(true); err != nil {
 			return err
 		}
-		if err := os.Rename(tmp.Name(), target); err != nil {
-			return err
-		}
-		nf, err := os.OpenFile(target, os.O_RDWR, 0)
-		if err != nil {
-			return err
-		}
-		flock(nf, lockExclusive)
+		committed = true
+		nf := tmp
 		mf.unlock()
 		old := mf.f
 		mf.f = nf

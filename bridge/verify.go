@@ -84,8 +84,9 @@ type Finding struct {
 // VerifyReport is what Verify found.
 type VerifyReport struct {
 	Size    int64 // file size
-	Entries int   // entries between header and terminator, deleted ones included
-	Deleted int
+	Entries int // entries between header and terminator, deleted ones included
+	Deleted int // deleted keys
+	Padding int // alignment padding (deleted entries without a key, written before arrays)
 	// Structure lists what is wrong with the file's structure (empty: the
 	// header, the entries and the terminator are sound and every value is a
 	// clean opcode sequence). Each error names its byte offset.
@@ -149,7 +150,7 @@ func Verify(ra io.ReaderAt, size int64, trust []Global, opts ...Option) (rep *Ve
 			r.entries = salvageEntries(r)
 		}
 	}
-	v.rep.Entries, v.rep.Deleted = countEntries(r.entries)
+	v.rep.Entries, v.rep.Deleted, v.rep.Padding = countEntries(r.entries)
 	if err := v.entries(); err != nil {
 		return nil, err
 	}
@@ -180,13 +181,17 @@ func salvageEntries(r *Reader) []Entry {
 	return es
 }
 
-func countEntries(es []Entry) (n, deleted int) {
+func countEntries(es []Entry) (n, deleted, padding int) {
 	for _, e := range es {
-		if !e.Live {
+		switch {
+		case e.Live:
+		case e.Key == "":
+			padding++
+		default:
 			deleted++
 		}
 	}
-	return len(es), deleted
+	return len(es), deleted, padding
 }
 
 // verifier is the machine's sink during a verification.

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"mmpbridge/bridge"
+	"mmpbridge/internal/atomicfile"
 )
 
 // Options control a conversion.
@@ -38,6 +39,9 @@ type Options struct {
 	// unsupported ones under SkipUnsupported, and generic values an array
 	// format cannot hold.
 	Skipped func(name, reason string)
+
+	// scratchDir is where scratch files go: beside the destination.
+	scratchDir string
 }
 
 // UnsupportedError: a member, dataset or key holds something the conversion
@@ -130,9 +134,10 @@ func File(ctx context.Context, src, dst string, from, to Format, opt Options) er
 		}
 	}
 	p := &progress{ctx: ctx, fn: opt.Progress}
+	opt.scratchDir = filepath.Dir(dst)
 	switch {
 	case from == Mmpkl && to == Mmpkl:
-		return writeAtomic(ctx, dst, opt.Force, func(tmp string) error {
+		return writeAtomic(ctx, dst, opt.Force, false, func(tmp string) error {
 			return mmpklToMmpkl(ctx, src, tmp, opt)
 		})
 	case to == Mmpkl:
@@ -140,7 +145,7 @@ func File(ctx context.Context, src, dst string, from, to Format, opt Options) er
 		if !ok {
 			break
 		}
-		return writeAtomic(ctx, dst, opt.Force, func(tmp string) error {
+		return writeAtomic(ctx, dst, opt.Force, false, func(tmp string) error {
 			out, err := createMmpkl(tmp, opt)
 			if err != nil {
 				return err
@@ -165,7 +170,7 @@ func File(ctx context.Context, src, dst string, from, to Format, opt Options) er
 		if err != nil {
 			return err
 		}
-		return writeAtomic(ctx, dst, opt.Force, func(tmp string) error {
+		return writeAtomic(ctx, dst, opt.Force, to == HDF5, func(tmp string) error {
 			return write(ctx, src, r, tmp, &opt, p)
 		})
 	}
@@ -180,6 +185,7 @@ func Put(ctx context.Context, out *bridge.File, key, src string, opt Options) er
 		return &UsageError{"this build cannot read .npy files"}
 	}
 	opt.Key = key
+	opt.scratchDir = filepath.Dir(out.Name())
 	return read(ctx, src, out, &opt, &progress{ctx: ctx, fn: opt.Progress})
 }
 
@@ -193,46 +199,40 @@ var (
 	fromMmpkl = map[Format]func(ctx context.Context, src string, in *bridge.Reader, dst string, opt *Options, p *progress) error{}
 )
 
-// writeAtomic runs write on a temporary file beside dst, syncs it and renames
-// it to dst. On any failure (or cancellation) the temporary file is removed
-// and dst is untouched.
-func writeAtomic(ctx context.Context, dst string, force bool, write func(tmp string) error) (err error) {
+// writeAtomic runs write on a new file that becomes dst only once complete
+// and synced (unnamed until then where the system allows: a kill at any
+// moment leaves nothing; see internal/atomicfile). write gets a path it
+// can open (a real name, hidden beside dst, when named: libhdf5 needs
+// one); errors naming that path name dst instead. On any failure (or
+// cancellation) dst is untouched.
+func writeAtomic(ctx context.Context, dst string, force, named bool, write func(tmp string) error) error {
 	if !force {
 		if _, err := os.Lstat(dst); err == nil {
 			return fmt.Errorf("%s: %w", dst, ErrExists)
 		}
 	}
-	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-*")
+	create := atomicfile.Create
+	if named {
+		create = atomicfile.CreateNamed
+	}
+	f, err := create(dst, 0o644)
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
-	f.Close()
-	defer func() {
-		if err != nil {
-			os.Remove(tmp)
-		}
-	}()
-	if err := write(tmp); err != nil {
-		return err
+	defer f.Close()
+	if err := write(f.Path()); err != nil {
+		return f.Rename(err)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := syncFile(tmp); err != nil {
-		return err
-	}
-	if !force {
-		// Refuse to replace a file that appeared meanwhile.
-		if err := os.Link(tmp, dst); err != nil {
-			if errors.Is(err, os.ErrExist) {
-				return fmt.Errorf("%s: %w", dst, ErrExists)
-			}
-			return err
+	if err := f.Commit(force); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("%s: %w", dst, ErrExists)
 		}
-		return os.Remove(tmp)
+		return f.Rename(err)
 	}
-	return os.Rename(tmp, dst)
+	return nil
 }
 
 // ensureSpace refuses, before anything is written, a conversion whose array
@@ -245,29 +245,6 @@ func ensureSpace(src string, out *bridge.File, need int64) error {
 		return fmt.Errorf("%s: the arrays need %d bytes, the destination's file system has %d free", src, need, free)
 	}
 	return nil
-}
-
-// namedScratchFile creates a temporary file in dir and removes its name at
-// once (a kill in between can leave it: scratchFile avoids that on Linux).
-func namedScratchFile(dir string) (*os.File, error) {
-	f, err := os.CreateTemp(dir, ".mmpconv-scratch-*")
-	if err != nil {
-		return nil, err
-	}
-	os.Remove(f.Name())
-	return f, nil
-}
-
-func syncFile(name string) error {
-	f, err := os.OpenFile(name, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Chmod(0o644); err != nil {
-		return err
-	}
-	return f.Sync()
 }
 
 // progress counts bytes through readers and reports them. Safe for

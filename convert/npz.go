@@ -9,7 +9,6 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"github.com/klauspost/compress/flate"
 
 	"mmpbridge/bridge"
+	"mmpbridge/internal/atomicfile"
 )
 
 // .npz files are zip archives of .npy members, one per array: np.savez
@@ -121,7 +121,7 @@ func npzToMmpkl(ctx context.Context, src string, out *bridge.File, opt *Options,
 	if err := ensureSpace(src, out, total); err != nil {
 		return err
 	}
-	return npzFill(ctx, src, out, members, p)
+	return npzFill(ctx, src, out, members, opt.scratchDir, p)
 }
 
 // npzReadMember checks a member and reads its npy header.
@@ -203,7 +203,7 @@ type npzJob struct {
 
 // npzFill reserves the members' slots in archive order, fills them on all
 // cores and commits them in archive order.
-func npzFill(ctx context.Context, src string, out *bridge.File, members []*npzMember, p *progress) error {
+func npzFill(ctx context.Context, src string, out *bridge.File, members []*npzMember, scratchDir string, p *progress) error {
 	if len(members) == 0 {
 		return nil
 	}
@@ -229,7 +229,7 @@ func npzFill(ctx context.Context, src string, out *bridge.File, members []*npzMe
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := &npzWorker{src: src, dst: out.Name(), p: p}
+			w := &npzWorker{src: src, dst: out.Name(), scratchDir: scratchDir, p: p}
 			defer w.close()
 			for j := range jobs {
 				err := ctx2.Err()
@@ -289,10 +289,11 @@ func npzFill(ctx context.Context, src string, out *bridge.File, members []*npzMe
 // the output, so that copy_file_range runs without the output's lock and
 // with a file offset of its own.
 type npzWorker struct {
-	src, dst string
-	p        *progress
-	in, out  *os.File
-	buf      []byte
+	src, dst   string
+	scratchDir string // for transposing deflated members
+	p          *progress
+	in, out    *os.File
+	buf        []byte
 }
 
 // open opens the worker's descriptor of the archive, and of the output if
@@ -519,7 +520,7 @@ func (w *npzWorker) deflatedTransposed(ctx context.Context, j *npzJob) error {
 		return err
 	}
 	defer rc.Close()
-	tmp, err := scratchFile(filepath.Dir(w.dst))
+	tmp, err := atomicfile.Scratch(w.scratchDir)
 	if err != nil {
 		return err
 	}

@@ -79,17 +79,72 @@ func TestKillConversion(t *testing.T) {
 		case rerr == nil && err != nil && sig == syscall.SIGINT:
 			t.Errorf("kill %d: interrupted conversion failed (%v) but left its destination", i, err)
 		}
+		// The output is unnamed until complete: not even SIGKILL leaves
+		// anything behind.
 		es, _ := os.ReadDir(dir)
 		for _, e := range es {
-			if strings.Contains(e.Name(), ".tmp-") {
-				if sig == syscall.SIGINT {
-					t.Errorf("kill %d: SIGINT left the temporary file %s", i, e.Name())
-				}
-				// SIGKILL cannot clean up: a stale temporary file is all
-				// it may leave (never a partial destination).
-				os.Remove(filepath.Join(dir, e.Name()))
+			if strings.HasPrefix(e.Name(), ".") {
+				t.Errorf("kill %d (%v): left %s", i, sig, e.Name())
 			}
 		}
 		os.Remove(dst)
+	}
+}
+
+// TestKillConversionToHDF5: libhdf5 needs a real name, so an HDF5 output is
+// a hidden file until complete; a SIGKILL can leave it, and the next
+// conversion into that directory removes it (once its process is gone and
+// it has not been written for a minute).
+func TestKillConversionToHDF5(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	bin := buildMmpconv(t)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.mmpkl")
+	f, err := bridge.Create(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dt, _ := bridge.ParseDType("<f4")
+	chunk := bytes.Repeat([]byte{1, 2, 3, 4}, 4<<20)
+	for i := range 8 {
+		if err := f.PutArray(fmt.Sprintf("a%d", i), bridge.ArrayHeader{DType: dt, Shape: []int{4 << 20}}, bytes.NewReader(chunk)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	out := t.TempDir()
+	var left []string
+	for i := 0; i < 10 && len(left) == 0; i++ {
+		cmd := exec.Command(bin, "convert", src, filepath.Join(out, "x.h5"))
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(50+30*i) * time.Millisecond)
+		cmd.Process.Kill()
+		cmd.Wait()
+		os.Remove(filepath.Join(out, "x.h5"))
+		es, _ := os.ReadDir(out)
+		for _, e := range es {
+			left = append(left, e.Name())
+		}
+	}
+	if len(left) == 0 {
+		t.Skip("no kill landed during the conversion")
+	}
+	for _, name := range left {
+		if !strings.HasPrefix(name, ".x.h5.tmp-") {
+			t.Fatalf("a kill left %s", name)
+		}
+		old := time.Now().Add(-2 * time.Minute)
+		os.Chtimes(filepath.Join(out, name), old, old)
+	}
+	if o, err := exec.Command(bin, "convert", src, filepath.Join(out, "y.h5")).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, o)
+	}
+	es, _ := os.ReadDir(out)
+	if len(es) != 1 || es[0].Name() != "y.h5" {
+		t.Errorf("after the next conversion the directory holds %v, want only y.h5", es)
 	}
 }

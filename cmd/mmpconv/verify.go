@@ -187,9 +187,13 @@ func writeVerifyText(w io.Writer, rep *bridge.VerifyReport, quiet bool) error {
 	if rep.Omitted > 0 {
 		fmt.Fprintf(&b, "(%d more findings not listed)\n", rep.Omitted)
 	}
-	entries := fmt.Sprintf("%d entries (%d deleted)", rep.Entries, rep.Deleted)
+	detail := fmt.Sprintf("%d deleted", rep.Deleted)
+	if rep.Padding > 0 {
+		detail += fmt.Sprintf(", %d alignment padding", rep.Padding)
+	}
+	entries := fmt.Sprintf("%d entries (%s)", rep.Entries, detail)
 	if rep.Entries == 1 {
-		entries = fmt.Sprintf("1 entry (%d deleted)", rep.Deleted)
+		entries = fmt.Sprintf("1 entry (%s)", detail)
 	}
 	if rep.StructureOK() {
 		fmt.Fprintf(&b, "structure ok: header, %s, terminator\n", entries)

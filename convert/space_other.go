@@ -1,0 +1,5 @@
+//go:build !linux
+
+package convert
+
+func freeSpace(name string) (int64, bool) { return 0, false }
