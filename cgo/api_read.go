@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 
 	"mmpbridge/bridge"
 	"mmpbridge/internal/render"
@@ -191,18 +190,9 @@ func verifyFile(path, trust string) ([]byte, error) {
 		}
 		globals = append(globals, g)
 	}
-	f, err := os.Open(path)
+	rep, err := bridge.VerifyFile(path, globals)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	rep, err := bridge.Verify(f, st.Size(), globals)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return render.VerifyJSON(path, rep, false)
 }

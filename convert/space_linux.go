@@ -2,7 +2,11 @@
 
 package convert
 
-import "golang.org/x/sys/unix"
+import (
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
 
 // freeSpace is the space available to unprivileged writers on the file
 // system holding name.
@@ -12,4 +16,18 @@ func freeSpace(name string) (int64, bool) {
 		return 0, false
 	}
 	return int64(st.Bavail) * st.Bsize, true
+}
+
+// release tells the kernel the process is done with these mapped bytes of
+// a file, so they stop counting in its resident set (the page cache keeps
+// them; a later access faults them in again). The range is widened to
+// whole pages, harmless for a shared file mapping.
+func release(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	page := uintptr(unix.Getpagesize())
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	off := start % page
+	unix.Madvise(unsafe.Slice((*byte)(unsafe.Pointer(start-off)), uintptr(len(b))+off), unix.MADV_DONTNEED)
 }

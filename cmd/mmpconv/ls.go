@@ -2,7 +2,8 @@ package main
 
 import (
 	"fmt"
-	"text/tabwriter"
+	"strconv"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -25,7 +26,7 @@ func lsCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			var t table
 			for _, k := range r.Keys() {
 				if err := e.ctx.Err(); err != nil {
 					return err
@@ -34,44 +35,93 @@ func lsCmd(e *env) *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("%s: %w", args[0], err)
 				}
-				fmt.Fprintf(tw, "%s\t%s\n", k, lsLine(v))
+				lsRow(&t, k, v)
 			}
-			return tw.Flush()
+			_, err = e.stdout.Write(t.render())
+			return err
 		},
 	}
 }
 
-func lsLine(v any) string {
+// lsRow adds a key's row: key, kind, then dtype, shape and size for arrays
+// or a short repr for values.
+func lsRow(t *table, k string, v any) {
 	switch v := v.(type) {
 	case *bridge.Array:
-		return fmt.Sprintf("array\t%s\t%s\t%s", v.DType, shapeStr(v.Shape), sizeStr(v.NBytes))
+		t.row(k, "array", v.DType.String(), shapeStr(v.Shape), sizeStr(v.NBytes))
 	case *bridge.Masked:
-		return fmt.Sprintf("masked\t%s\t%s\t%s", v.Data.DType, shapeStr(v.Data.Shape), sizeStr(v.Data.NBytes+v.Mask.NBytes))
+		t.row(k, "masked", v.Data.DType.String(), shapeStr(v.Data.Shape), sizeStr(v.Data.NBytes+v.Mask.NBytes))
+	default:
+		t.row(k, "value", render.Repr(v, 60))
 	}
-	return "value\t" + render.Repr(v, 60)
 }
 
+// table lays out rows in columns two spaces apart, as text/tabwriter with
+// padding 2 would, without its per-cell cost: a 10,000-key listing is one
+// write.
+type table struct {
+	cells  []string
+	rows   []int // index in cells where each row starts
+	widths []int // of every column but the last of a row, in runes
+}
+
+func (t *table) row(cells ...string) {
+	t.rows = append(t.rows, len(t.cells))
+	t.cells = append(t.cells, cells...)
+	for i, c := range cells[:len(cells)-1] {
+		if i == len(t.widths) {
+			t.widths = append(t.widths, 0)
+		}
+		t.widths[i] = max(t.widths[i], utf8.RuneCountInString(c))
+	}
+}
+
+func (t *table) render() []byte {
+	var b []byte
+	for r, start := range t.rows {
+		end := len(t.cells)
+		if r+1 < len(t.rows) {
+			end = t.rows[r+1]
+		}
+		for i, c := range t.cells[start:end] {
+			b = append(b, c...)
+			if start+i == end-1 {
+				break
+			}
+			for n := t.widths[i] - utf8.RuneCountInString(c) + 2; n > 0; n-- {
+				b = append(b, ' ')
+			}
+		}
+		b = append(b, '\n')
+	}
+	return b
+}
+
+// shapeStr is a shape as Python prints the tuple: (), (3,), (2, 3).
 func shapeStr(s []int) string {
-	return render.Repr(bridge.Tuple(toAny(s)), 0)
-}
-
-func toAny(s []int) []any {
-	out := make([]any, len(s))
+	b := []byte{'('}
 	for i, d := range s {
-		out[i] = d
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = strconv.AppendInt(b, int64(d), 10)
 	}
-	return out
+	if len(s) == 1 {
+		b = append(b, ',')
+	}
+	return string(append(b, ')'))
 }
 
 func sizeStr(n int64) string {
 	const unit = 1024
 	if n < unit {
-		return fmt.Sprintf("%d B", n)
+		return strconv.FormatInt(n, 10) + " B"
 	}
 	div, exp := int64(unit), 0
 	for m := n / unit; m >= unit; m /= unit {
 		div *= unit
 		exp++
 	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	b := strconv.AppendFloat(nil, float64(n)/float64(div), 'f', 1, 64)
+	return string(append(append(b, ' ', "KMGTPE"[exp]), "iB"...))
 }

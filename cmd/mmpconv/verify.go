@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 
@@ -94,23 +93,7 @@ numpy 2 module names, which older numpy lacks) do not change the exit status.`,
 // parseAllow splits "module.name" (at the last dot) or "module:name" (for
 // a dotted name, "mod:Outer.Inner").
 func verifyFile(name string, trust []bridge.Global) (*bridge.VerifyReport, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", name)
-	}
-	rep, err := bridge.Verify(f, st.Size(), trust)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	return rep, nil
+	return bridge.VerifyFile(name, trust)
 }
 
 func plural(n int, what string) string {
@@ -120,23 +103,26 @@ func plural(n int, what string) string {
 	return fmt.Sprintf("%d %ss", n, what)
 }
 
-// where names the entry of a finding: `key "x"`, `deleted entry at offset N
-// (key "x")` or `offset N (outside any entry)`.
-func where(f bridge.Finding) string {
+// appendWhere names the entry of a finding: `key "x"`, `deleted entry at
+// offset N (key "x")` or `offset N (outside any entry)`.
+func appendWhere(b []byte, f bridge.Finding) []byte {
 	switch {
 	case f.Entry < 0:
-		return fmt.Sprintf("offset %d (outside any entry)", f.Offset)
+		b = append(b, "offset "...)
+		b = strconv.AppendInt(b, f.Offset, 10)
+		return append(b, " (outside any entry)"...)
 	case !f.Deleted:
-		return "key " + strconv.Quote(f.Key)
-	case f.Key != "":
-		return fmt.Sprintf("deleted entry at offset %d (key %q)", f.Entry, f.Key)
+		return strconv.AppendQuote(append(b, "key "...), f.Key)
 	}
-	return fmt.Sprintf("deleted entry at offset %d", f.Entry)
+	b = strconv.AppendInt(append(b, "deleted entry at offset "...), f.Entry, 10)
+	if f.Key != "" {
+		b = strconv.AppendQuote(append(b, " (key "...), f.Key)
+		b = append(b, ')')
+	}
+	return b
 }
 
-// qualified is module.name, each part quoted when it is not plain text.
-func qualified(module, name string) string { return quoteName(module) + "." + quoteName(name) }
-
+// quoteName is a part of module.name, quoted when it is not plain text.
 func quoteName(s string) string {
 	if s == "" {
 		return `""`
@@ -149,21 +135,28 @@ func quoteName(s string) string {
 	return s
 }
 
-// findingLine is one line of the text report.
-func findingLine(f bridge.Finding) string {
+// appendFinding appends one line of the text report (without newline).
+func appendFinding(b []byte, f bridge.Finding) []byte {
+	if f.Kind == bridge.Warning {
+		b = appendWhere(append(b, "warning: "...), f)
+		return append(append(b, ": "...), f.Msg...)
+	}
+	b = appendWhere(b, f)
 	switch f.Kind {
 	case bridge.Import:
-		verdict := "allowed"
-		if !f.Allowed {
-			verdict = "NOT ALLOWED"
+		b = append(b, ": imports "...)
+		b = append(append(append(b, quoteName(f.Module)...), '.'), quoteName(f.Name)...)
+		b = strconv.AppendInt(append(b, " at offset "...), f.Offset, 10)
+		if f.Allowed {
+			return append(b, ": allowed"...)
 		}
-		return fmt.Sprintf("%s: imports %s at offset %d: %s", where(f), qualified(f.Module, f.Name), f.Offset, verdict)
-	case bridge.Warning:
-		return fmt.Sprintf("warning: %s: %s", where(f), f.Msg)
+		return append(b, ": NOT ALLOWED"...)
 	case bridge.NotPlain:
-		return fmt.Sprintf("%s: offset %d: not plain data: %s", where(f), f.Offset, f.Msg)
+		b = strconv.AppendInt(append(b, ": offset "...), f.Offset, 10)
+		return append(append(b, ": not plain data: "...), f.Msg...)
 	}
-	return fmt.Sprintf("%s: offset %d: %s", where(f), f.Offset, f.Msg)
+	b = strconv.AppendInt(append(b, ": offset "...), f.Offset, 10)
+	return append(append(b, ": "...), f.Msg...)
 }
 
 // writeVerifyText prints one line per finding, then the summary:
@@ -174,12 +167,13 @@ func findingLine(f bridge.Finding) string {
 //	4 globals imported, 1 not allowed; 0 problems
 func writeVerifyText(w io.Writer, rep *bridge.VerifyReport, quiet bool) error {
 	var b strings.Builder
+	var line []byte
 	for _, f := range rep.Findings {
 		if quiet && f.Kind == bridge.Import && f.Allowed {
 			continue
 		}
-		b.WriteString(findingLine(f))
-		b.WriteByte('\n')
+		line = append(appendFinding(line[:0], f), '\n')
+		b.Write(line)
 	}
 	for _, p := range rep.Structure {
 		fmt.Fprintf(&b, "structure error: %v\n", p)
