@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -431,5 +432,63 @@ func TestParallelDeflaterSize(t *testing.T) {
 	back, err := io.ReadAll(stdflate.NewReader(&out))
 	if err != nil || !bytes.Equal(back, data) {
 		t.Errorf("inflating the stream: %v, equal %v", err, bytes.Equal(back, data))
+	}
+}
+
+var errTruncated = errors.New("truncated")
+
+// TestNpzDeflatedBadCRC: a deflated member that inflates cleanly but whose
+// CRC-32 or size disagrees with the archive's is refused (the member is
+// inflated by our reader, not archive/zip's, so the check is ours).
+func TestNpzDeflatedBadCRC(t *testing.T) {
+	t.Parallel()
+	dt, _ := bridge.ParseDType("<i4")
+	member := append(npyHeaderBytes(dt, []int{1000}, false), make([]byte, 4000)...)
+	for i := range 1000 {
+		binary.LittleEndian.PutUint32(member[len(member)-4000+4*i:], uint32(i))
+	}
+	for _, c := range []struct {
+		name string
+		crc  func(uint32) uint32
+		size func(uint64) uint64
+		want error
+	}{
+		{"crc", func(c uint32) uint32 { return c ^ 1 }, func(n uint64) uint64 { return n }, zip.ErrChecksum},
+		{"shorter", func(c uint32) uint32 { return c }, func(n uint64) uint64 { return n - 4 }, errTruncated},
+		{"longer", func(c uint32) uint32 { return c }, func(n uint64) uint64 { return n + 4 }, io.ErrUnexpectedEOF},
+		{"ok", func(c uint32) uint32 { return c }, func(n uint64) uint64 { return n }, nil},
+	} {
+		dir := t.TempDir()
+		src := filepath.Join(dir, "bad.npz")
+		var comp bytes.Buffer
+		fw, _ := stdflate.NewWriter(&comp, 6)
+		fw.Write(member)
+		fw.Close()
+		var zb bytes.Buffer
+		zw := zip.NewWriter(&zb)
+		w, err := zw.CreateRaw(&zip.FileHeader{Name: "x.npy", Method: zip.Deflate, CRC32: c.crc(crc32.ChecksumIEEE(member)),
+			CompressedSize64: uint64(comp.Len()), UncompressedSize64: c.size(uint64(len(member)))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(comp.Bytes())
+		zw.Close()
+		os.WriteFile(src, zb.Bytes(), 0o644)
+		err = File(context.Background(), src, filepath.Join(dir, "out.mmpkl"), "", "", Options{})
+		if c.want == nil {
+			if err != nil {
+				t.Errorf("%s: %v", c.name, err)
+			}
+			continue
+		}
+		if c.want == errTruncated {
+			if err == nil || !strings.Contains(err.Error(), `member "x.npy": truncated`) {
+				t.Errorf("%s: got %v, want a truncated member", c.name, err)
+			}
+			continue
+		}
+		if !errors.Is(err, c.want) || !strings.Contains(err.Error(), `member "x.npy"`) {
+			t.Errorf("%s: got %v, want %v naming the member", c.name, err, c.want)
+		}
 	}
 }

@@ -17,8 +17,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-
 MMPCONV, DIR, RUNS = sys.argv[1], sys.argv[2], int(sys.argv[3])
 ONLY = set(sys.argv[4:])
 PY = sys.executable
@@ -39,17 +37,19 @@ def rm(*names):
 
 
 def run(cmd, before=None):
-    """One run of cmd: (wall s, cores busy, peak RSS MiB)."""
+    """One run of cmd under GNU time: (wall s, cores busy, peak RSS MiB).
+    GNU time reports the command's own peak RSS (a child forked from this
+    interpreter would start with its pages)."""
     if before:
         before()
     os.sync()
+    tf = p("time.txt")
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    _, status, ru = os.wait4(proc.pid, 0)
+    subprocess.run(["/usr/bin/time", "-f", "%e %U %S %M", "-o", tf, *cmd], stdout=subprocess.DEVNULL, check=True)
     wall = time.perf_counter() - t
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"bench: {cmd} failed with {status}")
-    return wall, (ru.ru_utime + ru.ru_stime) / wall, ru.ru_maxrss / 1024
+    e, u, s_, m = open(tf).read().split()[-4:]
+    wall = min(wall, float(e)) if float(e) > 0 else wall
+    return wall, (float(u) + float(s_)) / wall, int(m) / 1024
 
 
 def measure(cmd, before=None):
@@ -80,19 +80,38 @@ def want(name):
     return not ONLY or name in ONLY
 
 
+GEN = r"""
+import sys, numpy as np
 def signal(n, seed):
     rng = np.random.default_rng(seed)
     # smooth signal plus noise: compressible, but not trivially
     return (np.sin(np.arange(n, dtype=np.float32) / (50 + seed)) + rng.standard_normal(n, dtype=np.float32) * 0.01).astype(np.float32)
+what, out = sys.argv[1], sys.argv[2:]
+if what == "npz":
+    n = int(out[2]) * 2**20 // 4 // 16
+    arrs = {f"band{i:02d}": signal(n, i) for i in range(16)}
+    np.savez(out[0], **arrs)
+    np.savez_compressed(out[1], **arrs)
+elif what == "h5":
+    import h5py
+    n = 256 * 2**20 // 4
+    with h5py.File(out[0], "w") as f:
+        f.create_dataset("gzip", data=signal(n, 1).reshape(-1, 4096), chunks=(64, 4096), compression="gzip", compression_opts=4, shuffle=True)
+        f.create_dataset("contiguous", data=signal(n, 2).reshape(-1, 4096))
+elif what == "npy":
+    np.save(out[0], signal(2**28, 7))
+"""
+
+
+def gen(*args):
+    """Makes inputs in a child process, so that this one stays small."""
+    subprocess.run([PY, "-c", GEN, *args], check=True)
 
 
 def make_npz(mib):
     stored, deflated = p(f"stored-{mib}.npz"), p(f"deflated-{mib}.npz")
     if not (os.path.exists(stored) and os.path.exists(deflated)):
-        n = mib * 2**20 // 4 // 16
-        arrs = {f"band{i:02d}": signal(n, i) for i in range(16)}
-        np.savez(stored, **arrs)
-        np.savez_compressed(deflated, **arrs)
+        gen("npz", stored, deflated, str(mib))
     return stored, deflated
 
 
@@ -143,13 +162,9 @@ if want("ls"):
 
 # 4. HDF5 -> mmpkl: 256 MiB chunked gzip+shuffle + 256 MiB contiguous, against h5py + pickle.dump.
 if want("hdf5"):
-    import h5py
     h5 = p("mixed-512.h5")
     if not os.path.exists(h5):
-        n = 256 * 2**20 // 4
-        with h5py.File(h5, "w") as f:
-            f.create_dataset("gzip", data=signal(n, 1).reshape(-1, 4096), chunks=(64, 4096), compression="gzip", compression_opts=4, shuffle=True)
-            f.create_dataset("contiguous", data=signal(n, 2).reshape(-1, 4096))
+        gen("h5", h5)
     warm(h5)
     peer_py = """
 import os, sys, pickle, h5py
@@ -193,7 +208,7 @@ if want("extract"):
     one = p("one-1024.mmpkl")
     if not os.path.exists(one):
         npy = p("one-1024.npy")
-        np.save(npy, signal(2**28, 7))
+        gen("npy", npy)
         subprocess.run([MMPCONV, "convert", "--quiet", npy, one], check=True)
         rm(npy)
     warm(one)
