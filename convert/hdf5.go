@@ -780,8 +780,9 @@ type h5dataset struct {
 	h         bridge.ArrayHeader
 	nbytes    int64
 	chunk     []int
-	isString  bool // fixed-length string: read as null-padded, as h5py does
-	efileDir  bool // external files are relative to the HDF5 file's directory
+	filters   []h5filter // the pipeline, in order (hdf5_chunks.go)
+	isString  bool       // fixed-length string: read as null-padded, as h5py does
+	efileDir  bool       // external files are relative to the HDF5 file's directory
 }
 
 type objID struct {
@@ -1039,6 +1040,9 @@ func (r *h5reader) planDataset(path string) error {
 	}
 	ids.add(dcpl, closeProp)
 	reason, err = r.checkStorage(dcpl, &d)
+	if err == nil && reason == "" {
+		err = readFilters(dcpl, &d)
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %s: %w", r.src, member, err)
 	}
@@ -1221,6 +1225,12 @@ func (r *h5reader) copyDataset(out *bridge.File, d *h5dataset, p *progress) erro
 			return h5err("H5Tset_strpad")
 		}
 	}
+	if f, err := os.Open(r.src); err == nil {
+		defer f.Close()
+		if off, ok := r.contiguousSpan(did, mt, d, f); ok {
+			return out.PutArray(d.key, d.h, &fileSpan{ctx: r.ctx, name: r.src, f: f, off: off, n: d.nbytes, p: p})
+		}
+	}
 	slot, err := out.Reserve(d.key, d.h)
 	if err != nil {
 		return err
@@ -1235,6 +1245,10 @@ func (r *h5reader) copyDataset(out *bridge.File, d *h5dataset, p *progress) erro
 				return h5err("%s: reading %s", r.src, member)
 			}
 			p.add(d.nbytes)
+		} else if d.fastChunks() {
+			if err := r.readChunksParallel(did, mt, d, buf, slot, member, p); err != nil {
+				return err
+			}
 		} else if err := r.readBlocks(did, mt, &bp, buf, member, p); err != nil {
 			return err
 		}

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"mmpbridge/bridge"
@@ -216,8 +217,13 @@ func TestHDF5RoundTrip(t *testing.T) {
 			}
 			mid := filepath.Join(dir, p.String()+".mmpkl")
 			var last, lastTotal int64
+			var mu sync.Mutex // Progress is called from several goroutines
 			var skipped skipLog
-			opt := Options{Profile: p, Skipped: skipped.add, Progress: func(d, tot int64) { last, lastTotal = d, tot }}
+			opt := Options{Profile: p, Skipped: skipped.add, Progress: func(d, tot int64) {
+				mu.Lock()
+				last, lastTotal = max(last, d), tot
+				mu.Unlock()
+			}}
 			if err := File(context.Background(), src, mid, "", "", opt); err != nil {
 				t.Fatal(err)
 			}
@@ -556,6 +562,33 @@ func TestHDF5Disabled(t *testing.T) {
 	err = File(context.Background(), filepath.Join(corpus, "portable", "dtypes.mmpkl"), filepath.Join(dir, "x.h5"), "", "", Options{})
 	if !errors.Is(err, ErrNoHDF5) {
 		t.Errorf("mmpkl -> HDF5: %v, want ErrNoHDF5", err)
+	}
+	noTemp(t, dir)
+}
+
+// TestHDF5CorruptChunk: a deflated chunk whose bytes are damaged is an
+// error naming the dataset and the chunk (decoded in Go, zlib's checksum
+// catches it), never wrong data; a chunk whose stored size is too big for
+// its dataset is refused before it is read.
+func TestHDF5CorruptChunk(t *testing.T) {
+	needH5py(t)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "c.h5")
+	out := pyrun.Numpy1(t).Run(t, `import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "w") as f:
+    d = f.create_dataset("x", data=np.arange(4000, dtype="f8"), chunks=(500,), compression="gzip", shuffle=True)
+    info = d.id.get_chunk_info(3)
+    print(info.byte_offset, info.size)`, src)
+	var off, size int64
+	if _, err := fmt.Sscan(string(out), &off, &size); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	b, _ := os.ReadFile(src)
+	b[off+size/2] ^= 0x55
+	os.WriteFile(src, b, 0o644)
+	err := File(context.Background(), src, filepath.Join(dir, "c.mmpkl"), "", "", Options{})
+	if err == nil || !strings.Contains(err.Error(), `dataset "/x": chunk at [1500]`) {
+		t.Errorf("got %v, want an error naming dataset /x and its chunk at [1500]", err)
 	}
 	noTemp(t, dir)
 }

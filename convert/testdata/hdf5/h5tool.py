@@ -19,7 +19,9 @@ import numpy as np
 
 def gen(d):
     rng = np.random.default_rng(3)
-    with h5py.File(f"{d}/good.h5", "w") as f:
+    # A user block moves every dataset's data (contiguous ones are copied
+    # from the offset libhdf5 gives).
+    with h5py.File(f"{d}/good.h5", "w", userblock_size=512) as f:
         f.attrs["title"] = "héllo wörld"
         f.attrs["count"] = 42
         f.attrs["scale"] = 2.5
@@ -47,6 +49,21 @@ def gen(d):
         # About 8 MiB, chunked: crosses several copy blocks.
         g.create_dataset("big3d", data=rng.standard_normal((64, 128, 128)), chunks=(8, 64, 64))
         f["soft"] = h5py.SoftLink("/grp/sub")
+        # Chunked with deflate and shuffle: decoded in Go on every core
+        # (hdf5_chunks.go); chunks cut at the edges, unwritten chunks (the
+        # fill value), and pipelines that go through libhdf5 instead.
+        flt = f.create_group("filters")
+        flt.create_dataset("gzip_shuffle_edges", data=rng.integers(-30000, 30000, (37, 29, 5)).astype(">i2"),
+                           chunks=(8, 7, 3), compression="gzip", shuffle=True)
+        flt.create_dataset("gzip_f8", data=np.cumsum(rng.standard_normal(1000)), chunks=(64,), compression="gzip", compression_opts=9)
+        flt.create_dataset("shuffle_u4", data=rng.integers(0, 2**32, (300, 11), dtype="u4"), chunks=(50, 4), shuffle=True)
+        fill = flt.create_dataset("gzip_fill", (100, 100), dtype="f4", chunks=(10, 10), compression="gzip", fillvalue=7.5)
+        fill[0:15, 0:25] = rng.standard_normal((15, 25))
+        flt.create_dataset("gzip_fletcher", data=np.arange(500, dtype="i4"), chunks=(50,), compression="gzip", fletcher32=True)
+        flt.create_dataset("gzip_c16", data=rng.standard_normal((40, 3)) + 1j * rng.standard_normal((40, 3)), chunks=(7, 3), compression="gzip", shuffle=True)
+        flt.create_dataset("gzip_bool", data=rng.integers(0, 2, 1000).astype(bool), chunks=(128,), compression="gzip")
+        flt.create_dataset("chunk_4mib", data=rng.standard_normal((2048, 1024)).astype("f4"), chunks=(1024, 1024), compression="gzip", compression_opts=1, shuffle=True)
+        flt.create_dataset("chunk_over_4mib", data=rng.standard_normal((1100, 1025)).astype("f4"), chunks=(1100, 1025), compression="gzip", compression_opts=1)
     with h5py.File(f"{d}/bad.h5", "w") as f:
         f.attrs["good"] = 1
         ok = f.create_dataset("ok", data=np.arange(5, dtype="i4"))
