@@ -44,7 +44,10 @@ package convert
 // paths with CGO_CFLAGS and CGO_LDFLAGS (for instance
 // CGO_CFLAGS="$(pkg-config --cflags hdf5)" CGO_LDFLAGS="$(pkg-config --libs hdf5)"),
 // or build without HDF5: `go build -tags nohdf5` gives a pure-Go program
-// whose HDF5 conversions fail with ErrNoHDF5.
+// whose HDF5 conversions fail with ErrNoHDF5. The library is linked by
+// hdf5_link.go (the shared libhdf5) or, with -tags hdf5static, by
+// hdf5_link_static.go (libhdf5.a into the executable: no libhdf5 and its
+// thirty dependencies to load at every start, 37 shared libraries -> 7).
 
 /*
 #cgo CFLAGS: -I/usr/include/hdf5/serial
@@ -58,7 +61,6 @@ package convert
 #cgo linux,mips64le LDFLAGS: -L/usr/lib/mips64el-linux-gnuabi64/hdf5/serial
 #cgo darwin CFLAGS: -I/opt/homebrew/include -I/usr/local/include
 #cgo darwin LDFLAGS: -L/opt/homebrew/lib -L/usr/local/lib
-#cgo LDFLAGS: -lhdf5
 
 #include <stdint.h>
 #include <stdlib.h>
