@@ -7,6 +7,7 @@ MKSPARSE are not set).
       mksparse into OUTDIR. --nohdf5 builds without the HDF5 C library.
 """
 import argparse
+import glob
 import os
 import shutil
 import subprocess
@@ -30,6 +31,8 @@ def build(outdir, nohdf5=False):
     go = find_go()
     os.makedirs(outdir, exist_ok=True)
     tags = ["-tags", "nohdf5"] if nohdf5 else []
+    # mmpconv as the README builds it: libhdf5.a linked in where installed.
+    static = not nohdf5 and any(glob.glob(p) for p in ("/usr/lib/*/hdf5/serial/libhdf5.a", "/usr/lib/*/libhdf5.a"))
     out = {
         "mmpconv": os.path.join(outdir, "mmpconv"),
         "libmmp": os.path.join(outdir, "libmmp.so"),
@@ -37,7 +40,7 @@ def build(outdir, nohdf5=False):
     }
     env = dict(os.environ)
     steps = [
-        ([go, "build", *tags, "-o", out["mmpconv"], "./cmd/mmpconv"], env),
+        ([go, "build", *(["-tags", "hdf5static"] if static else tags), "-o", out["mmpconv"], "./cmd/mmpconv"], env),
         ([go, "build", *tags, "-buildmode=c-shared", "-o", out["libmmp"], "./cgo"], env),
         # Pure Go, static: runs in any root.
         ([go, "build", "-o", out["mksparse"], "./python-tests/testdata/mksparse"], dict(env, CGO_ENABLED="0")),

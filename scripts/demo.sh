@@ -12,7 +12,11 @@ bash scripts/setup.sh >/dev/null
 np1="$MMP_PYENVS/numpy1/bin/python"
 np2="$MMP_PYENVS/numpy2/bin/python"
 
-go build -o bin/mmpconv ./cmd/mmpconv
+tags=() # as the README builds it: libhdf5.a linked in where installed
+for a in /usr/lib/*/hdf5/serial/libhdf5.a /usr/lib/*/libhdf5.a; do
+	[ -f "$a" ] && tags=(-tags hdf5static) && break
+done
+go build "${tags[@]}" -o bin/mmpconv ./cmd/mmpconv
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
