@@ -73,13 +73,13 @@ func (d DType) Name() string {
 	case 'b':
 		return "bool"
 	case 'i':
-		return fmt.Sprintf("int%d", 8*d.ItemSize)
+		return "int" + strconv.Itoa(8*d.ItemSize)
 	case 'u':
-		return fmt.Sprintf("uint%d", 8*d.ItemSize)
+		return "uint" + strconv.Itoa(8*d.ItemSize)
 	case 'f':
-		return fmt.Sprintf("float%d", 8*d.ItemSize)
+		return "float" + strconv.Itoa(8*d.ItemSize)
 	case 'c':
-		return fmt.Sprintf("complex%d", 8*d.ItemSize)
+		return "complex" + strconv.Itoa(8*d.ItemSize)
 	case 'M':
 		return "datetime64" + d.unitSuffix()
 	case 'm':

@@ -168,6 +168,8 @@ type machine struct {
 	interned map[string]string
 	globals  map[[2]string]any
 	descrs   map[string]descrResult
+	// dtypeNames are the str(dtype) names fromstring accepted.
+	dtypeNames map[string]DType
 
 	// maxSlot is the highest memo index written (the verifier's bound on
 	// the memo array pickle.load allocates).

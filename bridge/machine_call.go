@@ -372,15 +372,24 @@ func (m *machine) callFromString(o op, fn ref, args []ref) (ref, error) {
 		return m.unexpected(o, fn, args, "not how mmappickle writes an array")
 	}
 	name, _ := m.str(args[1])
-	d, err := ParseDType(name)
-	if err != nil {
-		if strings.Contains(err.Error(), "object dtype") {
-			return 0, fail(o.Off, "fromstring: cannot create an object array from a string")
+	d, known := m.dtypeNames[name]
+	if !known {
+		var err error
+		if d, err = ParseDType(name); err != nil {
+			if strings.Contains(err.Error(), "object dtype") {
+				return 0, fail(o.Off, "fromstring: cannot create an object array from a string")
+			}
+			return m.unexpected(o, fn, args, fmt.Sprintf("dtype %q is not a plain numpy dtype name", clipName(name)))
 		}
-		return m.unexpected(o, fn, args, fmt.Sprintf("dtype %q is not a plain numpy dtype name", clipName(name)))
-	}
-	if d.Name() != name {
-		return m.unexpected(o, fn, args, fmt.Sprintf("dtype %q is not spelled as str(dtype), as mmappickle writes it", clipName(name)))
+		if d.Name() != name {
+			return m.unexpected(o, fn, args, fmt.Sprintf("dtype %q is not spelled as str(dtype), as mmappickle writes it", clipName(name)))
+		}
+		if len(m.dtypeNames) < 1024 {
+			if m.dtypeNames == nil {
+				m.dtypeNames = map[string]DType{}
+			}
+			m.dtypeNames[name] = d
+		}
 	}
 	b := m.at(args[0])
 	if b.n%int64(d.ItemSize) != 0 {
