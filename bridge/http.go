@@ -514,3 +514,36 @@ func parseUnsatisfied(s string) (int64, bool) {
 	n, err := strconv.ParseInt(tot, 10, 64)
 	return n, err == nil && n >= 0
 }
+
+// IsURL tells whether name is an http:// or https:// URL.
+func IsURL(name string) bool {
+	return strings.HasPrefix(name, "http://") || strings.HasPrefix(name, "https://")
+}
+
+// OpenReader opens name for reading: a local path (mapped, as Open) or an
+// http(s) URL (OpenHTTP). It returns a snapshot of the file and what to
+// close when done with it and its arrays.
+func OpenReader(ctx context.Context, name string, opts ...Option) (*Reader, io.Closer, error) {
+	if !IsURL(name) {
+		f, err := Open(name, opts...)
+		if err != nil {
+			return nil, nil, err
+		}
+		r, err := f.Reader()
+		if err != nil {
+			f.Close()
+			return nil, nil, err
+		}
+		return r, f, nil
+	}
+	hf, err := OpenHTTP(ctx, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := NewReader(hf, hf.Size(), opts...)
+	if err != nil {
+		hf.Close()
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return r, hf, nil
+}

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -91,7 +93,15 @@ const (
 
 // FormatOf guesses a format from a file name's extension.
 func FormatOf(name string) (Format, error) {
-	switch strings.ToLower(filepath.Ext(name)) {
+	ext := filepath.Ext(name)
+	if bridge.IsURL(name) {
+		// The path's extension: not the query's (a presigned URL's
+		// signature) nor the fragment's.
+		if u, err := url.Parse(name); err == nil {
+			ext = path.Ext(u.Path)
+		}
+	}
+	switch strings.ToLower(ext) {
 	case ".mmpkl", ".pkl", ".pickle", ".mmap":
 		return Mmpkl, nil
 	case ".npy":
@@ -101,7 +111,7 @@ func FormatOf(name string) (Format, error) {
 	case ".h5", ".hdf5", ".he5":
 		return HDF5, nil
 	}
-	return "", &UsageError{fmt.Sprintf("%s: cannot tell the format from the extension %q (use --from/--to)", name, filepath.Ext(name))}
+	return "", &UsageError{fmt.Sprintf("%s: cannot tell the format from the extension %q (use --from/--to)", name, ext)}
 }
 
 // ParseFormat parses a --from/--to value.
@@ -161,15 +171,11 @@ func File(ctx context.Context, src, dst string, from, to Format, opt Options) er
 		if !ok {
 			break
 		}
-		in, err := bridge.Open(src)
+		r, c, err := bridge.OpenReader(ctx, src)
 		if err != nil {
 			return err
 		}
-		defer in.Close()
-		r, err := in.Reader()
-		if err != nil {
-			return err
-		}
+		defer c.Close()
 		return writeAtomic(ctx, dst, opt.Force, to == HDF5, func(tmp string) error {
 			return write(ctx, src, r, tmp, &opt, p)
 		})

@@ -19,15 +19,11 @@ func createMmpkl(name string, opt Options) (*bridge.File, error) {
 // re-encoded in the chosen profile and alignment, other values copied as
 // their pickle bytes (so values the bridge cannot decode survive).
 func mmpklToMmpkl(ctx context.Context, src, dst string, opt Options) error {
-	in, err := bridge.Open(src)
+	r, c, err := bridge.OpenReader(ctx, src)
 	if err != nil {
 		return err
 	}
-	defer in.Close()
-	r, err := in.Reader()
-	if err != nil {
-		return err
-	}
+	defer c.Close()
 	out, err := createMmpkl(dst, opt)
 	if err != nil {
 		return err

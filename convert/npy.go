@@ -758,6 +758,12 @@ func writeFToC(ctx context.Context, w io.WriterAt, src []byte, shape []int, size
 
 // mmpklToNpy writes the one array of in (or opt.Key) to dst as np.save
 // would, copying the data with copy_file_range.
+// NpyHeader is the .npy header numpy writes for the array (version 1.0 or
+// 2.0 as its size needs), padded to 64 bytes.
+func NpyHeader(a *bridge.Array) []byte {
+	return npyHeaderBytes(a.DType, a.Shape, fortranFlag(a.Shape, a.Fortran))
+}
+
 func mmpklToNpy(ctx context.Context, src string, in *bridge.Reader, dst string, opt *Options, p *progress) error {
 	key, err := pickNpyKey(src, in, opt.Key)
 	if err != nil {
@@ -775,6 +781,14 @@ func mmpklToNpy(ctx context.Context, src string, in *bridge.Reader, dst string, 
 	defer out.Close()
 	if _, err := out.Write(npyHeaderBytes(arr.DType, arr.Shape, fortranFlag(arr.Shape, arr.Fortran))); err != nil {
 		return err
+	}
+	if bridge.IsURL(src) {
+		// Fetched in large pieces, several requests at a time, past the
+		// block cache: about the array's bytes move.
+		if _, err := io.CopyBuffer(struct{ io.Writer }{out}, p.reader(arr.Reader()), make([]byte, 8<<20)); err != nil {
+			return fmt.Errorf("%s: key %q: %w", src, key, err)
+		}
+		return out.Close()
 	}
 	sf, err := os.Open(src)
 	if err != nil {

@@ -62,7 +62,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	root.SetArgs(args)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(lsCmd(e), inspectCmd(e), convertCmd(e), getCmd(e), putCmd(e), rmCmd(e), vacuumCmd(e), fsckCmd(e), verifyCmd(e))
+	root.AddCommand(lsCmd(e), inspectCmd(e), convertCmd(e), getCmd(e), putCmd(e), rmCmd(e), vacuumCmd(e), fsckCmd(e), verifyCmd(e), serveCmd(e))
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(ctx) }()
 	var err error

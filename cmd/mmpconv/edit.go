@@ -26,12 +26,12 @@ func getCmd(e *env) *cobra.Command {
 				opt := convert.Options{Key: args[1], Force: force, Progress: bar.callback()}
 				return convert.File(e.ctx, args[0], out, convert.Mmpkl, convert.Npy, opt)
 			}
-			f, err := bridge.Open(args[0])
+			r, c, err := bridge.OpenReader(e.ctx, args[0])
 			if err != nil {
 				return err
 			}
-			defer f.Close()
-			v, err := f.Get(args[1])
+			defer c.Close()
+			v, err := r.Get(args[1])
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}

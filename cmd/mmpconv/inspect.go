@@ -22,15 +22,11 @@ func inspectCmd(e *env) *cobra.Command {
 			if !asJSON {
 				return usagef("inspect: only --json output exists; pass --json")
 			}
-			f, err := bridge.Open(args[0])
+			r, c, err := bridge.OpenReader(e.ctx, args[0])
 			if err != nil {
 				return err
 			}
-			defer f.Close()
-			r, err := f.Reader()
-			if err != nil {
-				return err
-			}
+			defer c.Close()
 			out, err := inspectJSON(e.ctx, r, hash)
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)

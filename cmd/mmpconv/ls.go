@@ -17,15 +17,11 @@ func lsCmd(e *env) *cobra.Command {
 		Short: "List the keys: kind, dtype, shape and size of arrays, a short repr of values",
 		Args:  exactArgs(1, "FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := bridge.Open(args[0])
+			r, c, err := bridge.OpenReader(e.ctx, args[0])
 			if err != nil {
 				return err
 			}
-			defer f.Close()
-			r, err := f.Reader()
-			if err != nil {
-				return err
-			}
+			defer c.Close()
 			var t table
 			for _, k := range r.Keys() {
 				if err := e.ctx.Err(); err != nil {

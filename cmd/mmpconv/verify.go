@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strconv"
@@ -56,7 +57,7 @@ numpy 2 module names, which older numpy lacks) do not change the exit status.`,
 				}
 				trust = append(trust, g)
 			}
-			rep, err := verifyFile(args[0], trust)
+			rep, err := verifyFile(e.ctx, args[0], trust)
 			if err != nil {
 				return err
 			}
@@ -92,8 +93,20 @@ numpy 2 module names, which older numpy lacks) do not change the exit status.`,
 
 // parseAllow splits "module.name" (at the last dot) or "module:name" (for
 // a dotted name, "mod:Outer.Inner").
-func verifyFile(name string, trust []bridge.Global) (*bridge.VerifyReport, error) {
-	return bridge.VerifyFile(name, trust)
+func verifyFile(ctx context.Context, name string, trust []bridge.Global) (*bridge.VerifyReport, error) {
+	if !bridge.IsURL(name) {
+		return bridge.VerifyFile(name, trust)
+	}
+	hf, err := bridge.OpenHTTP(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer hf.Close()
+	rep, err := bridge.Verify(hf, hf.Size(), trust)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return rep, nil
 }
 
 func plural(n int, what string) string {
