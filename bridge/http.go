@@ -254,6 +254,12 @@ func (f *HTTPFile) ReadAt(p []byte, off int64) (int, error) {
 func (f *HTTPFile) readCached(p []byte, off int64) error {
 	bs := f.cfg.block
 	first, last := off/bs, (off+int64(len(p))-1)/bs
+	// A read that starts where the previous one ended (or in the next
+	// block) continues a walk: its misses fetch ever more ahead.
+	f.mu.Lock()
+	seq := first == f.next || first+1 == f.next
+	f.next = last + 1
+	f.mu.Unlock()
 	for n := first; n <= last; {
 		f.mu.Lock()
 		b := f.get(n)
@@ -265,7 +271,7 @@ func (f *HTTPFile) readCached(p []byte, off int64) error {
 			for n+run <= last && f.index[n+run] == nil {
 				run++
 			}
-			if n == f.next {
+			if seq {
 				run = max(run, f.ahead)
 				f.ahead = min(2*f.ahead, max(1, f.cfg.maxAhead/bs))
 			} else {
@@ -275,7 +281,6 @@ func (f *HTTPFile) readCached(p []byte, off int64) error {
 			run = min(run, nblocks-n)
 			from = n
 		}
-		f.next = last + 1
 		f.mu.Unlock()
 		if b == nil {
 			data, err := f.fetch(from*bs, run*bs)

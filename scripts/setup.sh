@@ -14,8 +14,8 @@ cd "$(dirname "$0")/.."
 log() { printf 'setup: %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# --- Debian packages: C libraries, and GNU time for scripts/bench.sh ------
-APT_PKGS=(libhdf5-dev pkg-config time)
+# --- Debian packages: C libraries, GNU time for scripts/bench.sh, nginx for the remote-file tests
+APT_PKGS=(libhdf5-dev pkg-config time nginx-light)
 missing=()
 for p in "${APT_PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
