@@ -216,6 +216,53 @@ if want("extract"):
     row("get -o: one 1 GiB array to .npy", ours, "cp + fsync", cps, 1.15)
     ours = measure([MMPCONV, "convert", "--quiet", "--key", "one-1024", one, out_npy], clean)
     row("convert --key: one 1 GiB array to .npy", ours, "cp + fsync", cps, 1.15)
+# 7. Remote: listing and one array of the 10,000-key file and of the 1 GiB
+#    file, served by `mmpconv serve` on loopback, against curl fetching the
+#    same bytes (the whole small file; the array's byte range).
+if want("remote"):
+    import json, re, socket
+    keys, one = p("keys10000.mmpkl"), p("one-1024.mmpkl")
+    if os.path.exists(keys) and os.path.exists(one):
+        with socket.socket() as so:
+            so.bind(("127.0.0.1", 0))
+            port = so.getsockname()[1]
+        logf = open(p("serve.log"), "w")
+        srv = subprocess.Popen([MMPCONV, "serve", DIR, "--addr", f"127.0.0.1:{port}"], stderr=logf)
+        base = f"http://127.0.0.1:{port}/"
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+
+        def served():
+            lines = [l for l in open(p("serve.log")).read().splitlines() if '"/' in l]
+            open(p("serve.log"), "w").close()
+            logf.seek(0)
+            return len(lines), sum(int(l.split()[-2]) for l in lines)
+
+        def remote_row(name, cmd, curl):
+            served()
+            ours = measure(cmd, clean)
+            reqs, moved = served()
+            peer = measure(curl)
+            row(name, ours, "curl, same bytes", peer, 99, f"{reqs // RUNS} requests, {moved // RUNS} bytes moved per run")
+
+        try:
+            remote_row("ls of the 10,000-key file over HTTP", [MMPCONV, "ls", base + "keys10000.mmpkl"],
+                       ["curl", "-s", "-o", "/dev/null", base + "keys10000.mmpkl"])
+            idx = json.loads(subprocess.run([MMPCONV, "inspect", "--json", one], capture_output=True, check=True).stdout)
+            a = idx["keys"]["one-1024"]
+            rng = f"{a['data_offset']}-{a['data_offset'] + a['nbytes'] - 1}"
+            remote_row("get -o of the 1 GiB array over HTTP", [MMPCONV, "get", base + "one-1024.mmpkl", "one-1024", "-o", out_npy, "--quiet"],
+                       ["curl", "-s", "-r", rng, "-o", out_npy, base + "one-1024.mmpkl"])
+            remote_row("ls of the 1 GiB file over HTTP", [MMPCONV, "ls", base + "one-1024.mmpkl"],
+                       ["curl", "-s", "-r", "0-4095", "-o", "/dev/null", base + "one-1024.mmpkl"])
+        finally:
+            srv.terminate()
+            srv.wait()
+            logf.close()
 clean()
 
 print()
