@@ -235,7 +235,7 @@ func (f *HTTPFile) ReadAt(p []byte, off int64) (int, error) {
 		want = p[:rest]
 	}
 	var err error
-	if int64(len(want)) >= 4*f.cfg.block {
+	if int64(len(want)) >= 2*f.cfg.block {
 		err = f.readLarge(want, off)
 	} else {
 		err = f.readCached(want, off)

@@ -119,6 +119,20 @@ func entryInfo(h int64, key string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return entryInfoOf(f, f.Name(), key)
+}
+
+// source is what the read functions need of a local File or a remote
+// Reader.
+type source interface {
+	KindOf(key string) (bridge.Kind, error)
+	Array(key string) (*bridge.Array, error)
+	Masked(key string) (*bridge.Masked, error)
+	Pickle(key string) ([]byte, error)
+	Plain(key string, trust ...bridge.Global) error
+}
+
+func entryInfoOf(f source, name, key string) ([]byte, error) {
 	k, err := f.KindOf(key)
 	if err != nil {
 		return nil, err
@@ -142,7 +156,7 @@ func entryInfo(h int64, key string) ([]byte, error) {
 		if fa, ok := m.Fill.(*bridge.Array); ok && fa.NBytes == int64(fa.DType.ItemSize) && fa.DType == m.Data.DType {
 			b := make([]byte, fa.NBytes)
 			if _, err := fa.Reader().ReadAt(b, 0); err != nil {
-				return nil, fmt.Errorf("%s: key %q: fill value: %w", f.Name(), key, err)
+				return nil, fmt.Errorf("%s: key %q: fill value: %w", name, key, err)
 			}
 			s := hex.EncodeToString(b)
 			fill = &s
@@ -165,6 +179,10 @@ func valuePickle(h int64, key string, trusted bool) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return valuePickleOf(f, key, trusted)
+}
+
+func valuePickleOf(f source, key string, trusted bool) ([]byte, error) {
 	if !trusted {
 		if err := f.Plain(key); err != nil {
 			return nil, err

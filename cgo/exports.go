@@ -537,3 +537,111 @@ func mmp_allowed_globals() *C.char {
 	}
 	return cString(out)
 }
+
+// Remote files (read-only; see README "Remote files").
+//
+//	int64_t mmp_remote_open(const char *url)
+//	    Opens the file at an http(s) URL: a remote handle (0 on error).
+//	int mmp_remote_close(int64_t h)
+//	char *mmp_remote_keys_json(int64_t h)
+//	char *mmp_remote_entry_info(int64_t h, const char *key)
+//	    As mmp_keys_json and mmp_entry_info; "offset" and "nbytes" locate
+//	    the array's bytes for mmp_remote_read.
+//	void *mmp_remote_value_pickle(int64_t h, const char *key, int trusted, int64_t *n)
+//	    As mmp_value_pickle.
+//	int mmp_remote_read(int64_t h, int64_t offset, void *buf, int64_t n)
+//	    Fills buf with n bytes of the file at offset (0, or -1 on error).
+//	char *mmp_remote_stats(int64_t h)
+//	    {"requests": N, "bytes": M} sent and received so far.
+
+//export mmp_remote_open
+func mmp_remote_open(url *C.mmp_cchar) C.int64_t {
+	var h int64
+	if !call(func() (err error) {
+		if url == nil {
+			return errNilArg("url")
+		}
+		h, err = openRemote(goString(url))
+		return err
+	}) {
+		return 0
+	}
+	return C.int64_t(h)
+}
+
+//export mmp_remote_close
+func mmp_remote_close(h C.int64_t) C.int {
+	if !call(func() error { return closeRemote(int64(h)) }) {
+		return -1
+	}
+	return 0
+}
+
+//export mmp_remote_keys_json
+func mmp_remote_keys_json(h C.int64_t) *C.char {
+	var out []byte
+	if !call(func() (err error) { out, err = remoteKeysJSON(int64(h)); return err }) {
+		return nil
+	}
+	return cString(out)
+}
+
+//export mmp_remote_entry_info
+func mmp_remote_entry_info(h C.int64_t, key *C.mmp_cchar) *C.char {
+	var out []byte
+	if !call(func() (err error) {
+		if key == nil {
+			return errNilArg("key")
+		}
+		out, err = remoteEntryInfo(int64(h), goString(key))
+		return err
+	}) {
+		return nil
+	}
+	return cString(out)
+}
+
+//export mmp_remote_value_pickle
+func mmp_remote_value_pickle(h C.int64_t, key *C.mmp_cchar, trusted C.int, n *C.int64_t) unsafe.Pointer {
+	var out []byte
+	ok := call(func() (err error) {
+		if key == nil || n == nil {
+			return errNilArg("key and n")
+		}
+		out, err = remoteValuePickle(int64(h), goString(key), trusted != 0)
+		return err
+	})
+	if !ok {
+		if n != nil {
+			*n = 0
+		}
+		return nil
+	}
+	*n = C.int64_t(len(out))
+	return C.CBytes(out)
+}
+
+//export mmp_remote_read
+func mmp_remote_read(h C.int64_t, offset C.int64_t, buf unsafe.Pointer, n C.int64_t) C.int {
+	if !call(func() error {
+		if n < 0 || (buf == nil && n > 0) {
+			return errNilArg("buf")
+		}
+		if n == 0 {
+			return nil
+		}
+		return remoteRead(int64(h), int64(offset), unsafe.Slice((*byte)(buf), int(n)))
+	}) {
+		return -1
+	}
+	return 0
+}
+
+//export mmp_remote_stats
+func mmp_remote_stats(h C.int64_t) *C.char {
+	var out []byte
+	if !call(func() (err error) { out, err = remoteStats(int64(h)); return err }) {
+		return nil
+	}
+	return cString(out)
+}

@@ -9,6 +9,7 @@ those of the command-line tool mmpconv.
 """
 from . import _lib
 from ._dict import mmapdict
+from ._remote import LazyArray, remotedict
 from .stubs import EmptyNDArray
 
 __version__ = _lib.version()

@@ -87,6 +87,17 @@ class mmapdict(MutableMapping):
     signature and ignored.
     """
 
+    def __new__(cls, file=None, *args, **kwargs):
+        # An http(s) URL opens a read-only remotedict instead (not an
+        # mmapdict: its __init__ does not run).
+        from ._remote import is_url, remotedict
+        if cls is mmapdict and is_url(file):
+            readonly = args[0] if args else kwargs.get("readonly")
+            if readonly is False:
+                raise io.UnsupportedOperation(f"{file}: remote files are read-only")
+            return remotedict(file, trusted=kwargs.get("trusted", False))
+        return super().__new__(cls)
+
     def __init__(self, file, readonly=None, picklers=None, *, profile="portable", align=64, trusted=False):
         if profile not in _PROFILES:
             raise ValueError(f"profile {profile!r}: want 'portable' or 'mmappickle'")

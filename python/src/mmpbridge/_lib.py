@@ -58,6 +58,13 @@ _allowed = _sig("mmp_allowed_globals", _vp)
 _last_error = _sig("mmp_last_error", _vp)
 _last_error_code = _sig("mmp_last_error_code", _int)
 _free = _sig("mmp_free", None, _vp)
+_url_open = _sig("mmp_remote_open", _i64, _cp)
+_url_close = _sig("mmp_remote_close", _int, _i64)
+_url_keys = _sig("mmp_remote_keys_json", _vp, _i64)
+_url_entry_info = _sig("mmp_remote_entry_info", _vp, _i64, _cp)
+_url_value_pickle = _sig("mmp_remote_value_pickle", _vp, _i64, _cp, _int, _P64)
+_url_read = _sig("mmp_remote_read", _int, _i64, _i64, _vp, _i64)
+_url_stats = _sig("mmp_remote_stats", _vp, _i64)
 
 # mmp_open_ex flags.
 WRITABLE, CREATE, ALLOW_TORN = 1, 2, 4
@@ -255,6 +262,60 @@ def allowed_globals():
     return [tuple(g.rsplit(".", 1)) for g in json.loads(_take(_allowed()))]
 
 
+def url_open(url):
+    h = _url_open(_b(url))
+    if h == 0:
+        raise error()
+    return h
+
+
+def url_close(h):
+    _check(_url_close(h))
+
+
+def url_keys(h):
+    p = _url_keys(h)
+    if not p:
+        raise error()
+    return json.loads(_take(p))
+
+
+def url_entry_info(h, key):
+    p = _url_entry_info(h, _b(key))
+    if not p:
+        raise error(key)
+    return json.loads(_take(p))
+
+
+def url_value_pickle(h, key, trusted):
+    n = ctypes.c_int64()
+    p = _url_value_pickle(h, _b(key), 1 if trusted else 0, ctypes.byref(n))
+    if not p:
+        raise error(key)
+    try:
+        return ctypes.string_at(p, n.value)
+    finally:
+        _free(p)
+
+
+def url_read_into(h, offset, address, n):
+    """Fills n bytes at address with the remote file's bytes at offset."""
+    _check(_url_read(h, offset, address, n))
+
+
+def url_read_bytes(h, offset, n):
+    buf = ctypes.create_string_buffer(n)
+    url_read_into(h, offset, ctypes.addressof(buf), n)
+    return buf.raw
+
+
+def url_stats(h):
+    p = _url_stats(h)
+    if not p:
+        raise error()
+    return json.loads(_take(p))
+
+
 def put_array_bytes(h, key, header, data):
     """put_array of data given as bytes (the helper process's form)."""
     buf = ctypes.create_string_buffer(data, len(data)) if data else None
@@ -280,7 +341,8 @@ EPOCH = 0
 REMOTE = False
 REMOTE_CALLS = ["open_ex", "close", "keys", "has_key", "length", "entry_info", "value_pickle", "reserve",
                 "slot_done", "put_pickle", "delete", "vacuum", "fsck", "commit_number", "set_commit_number",
-                "verify", "convert", "put_array_bytes", "put_masked_bytes"]
+                "verify", "convert", "put_array_bytes", "put_masked_bytes",
+                "url_open", "url_close", "url_keys", "url_entry_info", "url_value_pickle", "url_read_bytes", "url_stats"]
 _server = None
 _server_lock = threading.Lock()
 
@@ -333,6 +395,11 @@ def _remote_put_masked(h, key, header, data, nbytes, mask, mask_n, fill):
                                              ctypes.string_at(mask, mask_n) if mask_n else b"", fill))
 
 
+def _remote_url_read_into(h, offset, address, n):
+    data = _remote_call("url_read_bytes", (h, offset, n))
+    ctypes.memmove(address, data, n)
+
+
 def _after_fork_in_child():
     global EPOCH, REMOTE, _server, _server_lock
     EPOCH += 1
@@ -344,6 +411,7 @@ def _after_fork_in_child():
             g[name] = _remote(name)
     g["put_array"], g["put_masked"] = _remote_put_array, _remote_put_masked
     g["open_ex"] = _remote_open_ex
+    g["url_read_into"] = _remote_url_read_into
 
 
 if hasattr(os, "register_at_fork"):

@@ -1,0 +1,206 @@
+"""remotedict: an mmappickle file on an HTTP(S) server, read-only, through
+libmmp's remote reader (Range requests, a block cache shared by every read,
+the file's identity pinned at open)."""
+import pickle
+import weakref
+from collections.abc import Mapping
+
+import numpy as np
+
+from . import _lib
+from ._unpickle import loads_plain
+
+
+def is_url(file):
+    return isinstance(file, str) and file.startswith(("http://", "https://"))
+
+
+def _close_url(h, epoch):
+    if epoch != _lib.EPOCH:
+        return
+    try:
+        _lib.url_close(h)
+    except Exception:  # noqa: BLE001 - at exit or collection: nothing to tell
+        pass
+
+
+class remotedict(Mapping):
+    """The file at an http(s) URL as a read-only mapping: mmapdict(url)
+    returns one. Keys are listed when it is opened; m[key] fetches an array
+    into memory (only its bytes move), m.lazy(key) gives an array-like
+    that fetches only the byte ranges a slice needs (for
+    dask.array.from_array). Values are unpickled as plain data unless
+    trusted, as in mmapdict. Writing raises io.UnsupportedOperation."""
+
+    writable = False
+
+    def __init__(self, url, trusted=False):
+        self._url = url
+        self._trusted = bool(trusted)
+        self._h = _lib.url_open(url)
+        self._epoch = _lib.EPOCH
+        self._finalizer = weakref.finalize(self, _close_url, self._h, self._epoch)
+        self._keys = _lib.url_keys(self._h)
+        self._keyset = set(self._keys)
+
+    @property
+    def url(self):
+        return self._url
+
+    def _handle(self):
+        if not self._finalizer.alive:
+            raise ValueError("I/O operation on a closed mmapdict")
+        return self._h
+
+    def close(self):
+        self._finalizer()
+
+    @property
+    def closed(self):
+        return not self._finalizer.alive
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return f"<mmpbridge.remotedict {self._url!r} ({len(self._keys)} keys{', closed' if self.closed else ''})>"
+
+    def __reduce__(self):
+        return type(self), (self._url, self._trusted)
+
+    def __len__(self):
+        return len(self._keys)
+
+    def __iter__(self):
+        return iter(list(self._keys))
+
+    def __contains__(self, k):
+        return isinstance(k, str) and k in self._keyset
+
+    def _info(self, k):
+        if not isinstance(k, str):
+            raise TypeError(f"mmapdict keys are str, not {type(k).__name__}")
+        if k not in self._keyset:
+            raise KeyError(k)
+        return _lib.url_entry_info(self._handle(), k)
+
+    def _fetch(self, info):
+        a = np.empty(tuple(info["shape"]), dtype=np.dtype(info["dtype"]), order=info["order"])
+        if a.nbytes:
+            _lib.url_read_into(self._handle(), info["offset"], a.ctypes.data, a.nbytes)
+        return a
+
+    def __getitem__(self, k):
+        info = self._info(k)
+        kind = info["kind"]
+        if kind == "array":
+            return self._fetch(info)
+        if kind == "masked":
+            data, mask = self._fetch(info["data"]), self._fetch(info["mask"])
+            m = np.ma.MaskedArray(data, mask)
+            if info["fill"] is not None:
+                m.fill_value = np.frombuffer(bytes.fromhex(info["fill"]), dtype=data.dtype)[0]
+            return m
+        p = _lib.url_value_pickle(self._handle(), k, self._trusted)
+        return pickle.loads(p) if self._trusted else loads_plain(p)
+
+    def lazy(self, k):
+        """The array under k, not fetched: shape, dtype, ndim, and
+        __getitem__ fetching only the bytes a slice needs."""
+        info = self._info(k)
+        if info["kind"] != "array":
+            raise TypeError(f"key {k!r} is not a plain array ({info['kind']}): use m[{k!r}]")
+        return LazyArray(self, info)
+
+    def stats(self):
+        """{"requests": N, "bytes": M}: what the reader sent and received."""
+        return _lib.url_stats(self._handle())
+
+    def _readonly(self, *args, **kwargs):
+        import io
+        raise io.UnsupportedOperation(f"{self._url}: remote files are read-only")
+
+    __setitem__ = __delitem__ = vacuum = fsck = _readonly
+
+
+class LazyArray:
+    """An array of a remote file, fetched by the slice: for C order, a
+    slice of the leading axis is one byte range (one request or a few in
+    parallel); other indexing fetches the rows its leading-axis range spans,
+    then indexes them in memory. Fortran order likewise on the last axis."""
+
+    def __init__(self, d, info):
+        self._d = d
+        self._info = info
+        self.shape = tuple(info["shape"])
+        self.dtype = np.dtype(info["dtype"])
+        self.ndim = len(self.shape)
+        self.size = int(np.prod(self.shape, dtype=np.int64))
+        self.nbytes = self.size * self.dtype.itemsize
+        self._fortran = info["order"] == "F" and self.ndim > 1
+
+    def __len__(self):
+        if not self.shape:
+            raise TypeError("len() of a 0-d array")
+        return self.shape[0]
+
+    def __repr__(self):
+        return f"<LazyArray {self.dtype} {self.shape} of {self._d.url}>"
+
+    def __array__(self, dtype=None, copy=None):
+        a = self[...]
+        return a.astype(dtype) if dtype is not None else a
+
+    def _rows(self, start, stop):
+        """Elements start:stop along the axis that is contiguous in blocks
+        (0 for C order, the last for Fortran), as an array."""
+        h = self._d._handle()
+        axis = self.ndim - 1 if self._fortran else 0
+        rest = list(self.shape)
+        rest[axis] = max(0, stop - start)
+        a = np.empty(tuple(rest), dtype=self.dtype, order="F" if self._fortran else "C")
+        if a.nbytes:
+            per = self.nbytes // self.shape[axis] if self.shape[axis] else 0
+            _lib.url_read_into(h, self._info["offset"] + start * per, a.ctypes.data, a.nbytes)
+        return a
+
+    def __getitem__(self, key):
+        if self.ndim == 0:
+            a = np.empty((), dtype=self.dtype)
+            _lib.url_read_into(self._d._handle(), self._info["offset"], a.ctypes.data, a.nbytes)
+            return a[key]
+        axis = self.ndim - 1 if self._fortran else 0
+        n = self.shape[axis]
+        orig = key
+        if not isinstance(key, tuple):
+            key = (key,)
+        simple = (int, np.integer, slice)
+        if not all(k is None or k is Ellipsis or (isinstance(k, simple) and not isinstance(k, bool)) for k in key):
+            return self._rows(0, n)[orig]  # fancy indexing: in memory
+        if sum(1 for k in key if k is Ellipsis) > 1:
+            raise IndexError("an index can only have a single ellipsis ('...')")
+        if any(k is Ellipsis for k in key):
+            i = key.index(Ellipsis)
+            used = sum(1 for k in key if k is not None and k is not Ellipsis)
+            key = key[:i] + (slice(None),) * max(self.ndim - used, 0) + key[i + 1:]
+        used = sum(1 for k in key if k is not None)
+        if used > self.ndim:
+            raise IndexError(f"too many indices for array: array is {self.ndim}-dimensional, but {used} were indexed")
+        key = key + (slice(None),) * (self.ndim - used)
+        j = [p for p, k in enumerate(key) if k is not None][axis]
+        k = key[j]
+        sub = list(key)
+        if isinstance(k, slice):
+            start, stop, step = k.indices(n)
+            if step > 0:
+                sub[j] = slice(None, None, step)
+                return self._rows(start, max(start, stop))[tuple(sub)]
+            return self._rows(0, n)[orig]  # a negative step: in memory
+        i = int(k) + n if k < 0 else int(k)
+        if not 0 <= i < n:
+            raise IndexError(f"index {int(k)} is out of bounds for axis {axis} with size {n}")
+        sub[j] = 0
+        return self._rows(i, i + 1)[tuple(sub)]
