@@ -28,6 +28,7 @@ type File struct {
 	cfg      config
 	writable bool
 	inPlace  bool // opened from a descriptor: Vacuum rewrites the file in place
+	whole    bool // written whole by this File (created, or vacuumed): Close writes its index
 
 	mu      sync.Mutex
 	f       *os.File
@@ -94,7 +95,12 @@ func (mf *File) init() error {
 		return err
 	}
 	if st.Size() == 0 && mf.writable {
-		if _, err := mf.f.WriteAt(append(header(0), terminator...), 0); err != nil {
+		b := header(0)
+		if mf.cfg.indexed() {
+			b = append(b, pointerEntry(1)...)
+			mf.whole = true
+		}
+		if _, err := mf.f.WriteAt(append(b, terminator...), 0); err != nil {
 			return err
 		}
 	}
@@ -370,6 +376,17 @@ func (mf *File) Reader() (r *Reader, err error) {
 // Close releases the lock, the mappings and the file. Arrays obtained from
 // the file must not be used afterwards.
 func (mf *File) Close() error {
+	var indexErr error
+	if mf.writable && mf.whole && mf.f != nil {
+		// Remote readers' plan of the file as it now is (index.go). A
+		// file gone bad meanwhile (torn, shrunk, not parsing) gets none;
+		// only a failed write is an error.
+		indexErr = mf.writeIndex()
+		var fe *FormatError
+		if errors.As(indexErr, &fe) || errors.Is(indexErr, ErrTorn) || errors.Is(indexErr, ErrShrank) || errors.Is(indexErr, ErrNotMmappickle) {
+			indexErr = nil
+		}
+	}
 	mf.mu.Lock()
 	defer mf.mu.Unlock()
 	if mf.f == nil {
@@ -383,7 +400,7 @@ func (mf *File) Close() error {
 		errs = append(errs, m.Unmap())
 	}
 	mf.mapped, mf.keep = nil, nil
-	errs = append(errs, mf.f.Close())
+	errs = append(errs, mf.f.Close(), indexErr)
 	mf.f = nil
 	return mf.wrap(errors.Join(errs...))
 }
@@ -996,6 +1013,10 @@ func (mf *File) Vacuum() error {
 		}
 		w := &offsetWriter{f: tmp}
 		w.write(header(commit))
+		if mf.cfg.indexed() {
+			w.write(pointerEntry(1))
+			mf.whole = true // its index is written on Close
+		}
 		for i, e := range r.entries {
 			if !e.Live {
 				continue

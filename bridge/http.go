@@ -545,10 +545,94 @@ func OpenReader(ctx context.Context, name string, opts ...Option) (*Reader, io.C
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := hf.prefetchIndexed(); err != nil {
+		hf.Close()
+		return nil, nil, err
+	}
 	r, err := NewReader(hf, hf.Size(), opts...)
 	if err != nil {
 		hf.Close()
 		return nil, nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return r, hf, nil
+}
+
+// prefetchIndexed fetches, in as few requests as it can, the ranges the
+// file's index (index.go) says a reader needs: the index itself (one
+// request, unless it is in the first block), then its ranges, merged and
+// cut to the cache's size. A file without a valid index is left to the
+// walk; errors are the fetches' (a failed request), never the index's.
+func (f *HTTPFile) prefetchIndexed() error {
+	head := make([]byte, min(f.size, int64(headerSize+pointerSize)))
+	if _, err := f.ReadAt(head, 0); err != nil && err != io.EOF {
+		return err
+	}
+	p, ok := parsePointer(head)
+	if !ok || p.off > f.size || p.n > f.size-p.off {
+		return nil
+	}
+	// The index and the terminator after it, in one request.
+	tail := make([]byte, f.size-p.off)
+	if int64(len(tail)) > maxIndexPayload+64 {
+		return nil
+	}
+	if err := f.readCachedOrLarge(tail, p.off); err != nil {
+		return err
+	}
+	spans, err := decodeIndex(tail[:p.n], f.size)
+	if err != nil {
+		return nil
+	}
+	// The missing blocks of the ranges, as runs of consecutive blocks,
+	// within half the cache; fetched a few requests at a time.
+	bs := f.cfg.block
+	budget := f.cfg.cache / 2
+	var runs [][2]int64
+	f.mu.Lock()
+	for _, s := range spans {
+		for lo, hi := s.off/bs*bs, min((s.off+s.n+bs-1)/bs*bs, f.size); lo < hi && budget > 0; lo += bs {
+			if f.index[lo/bs] != nil {
+				continue
+			}
+			if k := len(runs); k > 0 && runs[k-1][1] == lo {
+				runs[k-1][1] = lo + bs
+			} else {
+				runs = append(runs, [2]int64{lo, lo + bs})
+			}
+			budget -= bs
+		}
+	}
+	f.mu.Unlock()
+	sem := make(chan struct{}, f.cfg.parallel)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	for _, run := range runs {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			data, err := f.fetch(run[0], run[1]-run[0])
+			if err != nil {
+				once.Do(func() { first = err })
+				return
+			}
+			f.mu.Lock()
+			for o := int64(0); o < int64(len(data)); o += bs {
+				f.put((run[0]+o)/bs, data[o:min(o+bs, int64(len(data)))])
+			}
+			f.mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+// readCachedOrLarge is ReadAt without its end-of-file EOF.
+func (f *HTTPFile) readCachedOrLarge(p []byte, off int64) error {
+	n, err := f.ReadAt(p, off)
+	if n == len(p) {
+		return nil
+	}
+	return err
 }

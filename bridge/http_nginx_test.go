@@ -64,6 +64,23 @@ func TestHTTPNginxFaults(t *testing.T) {
 			}
 			return true
 		}, []HTTPOption{WithTimeout(200 * time.Millisecond), WithRetries(1, time.Millisecond)}, context.DeadlineExceeded, ""},
+		{"truncated body", func(n int64, w http.ResponseWriter, r *http.Request, next http.Handler) bool {
+			if n%4 != 3 {
+				return false
+			}
+			// nginx's answer, sent on without its length and cut short.
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r)
+			for k, vs := range rec.Header() {
+				if k != "Content-Length" {
+					w.Header()[k] = vs
+				}
+			}
+			w.WriteHeader(rec.Code)
+			body := rec.Body.Bytes()
+			w.Write(body[:len(body)/2])
+			return true
+		}, []HTTPOption{fastRetries()}, nil, ""},
 		{"5xx once", func(n int64, w http.ResponseWriter, r *http.Request, next http.Handler) bool {
 			if n != 2 {
 				return false

@@ -21,6 +21,7 @@ type config struct {
 	profile   Encoding
 	align     int
 	allowTorn bool // open a torn file so that Fsck can repair it
+	noIndex   bool // write no index (index.go)
 }
 
 func newConfig(opts []Option) (config, error) {
@@ -36,6 +37,16 @@ func newConfig(opts []Option) (config, error) {
 	c.limits = c.limits.withDefaults()
 	return c, nil
 }
+
+// WithoutIndex makes a File write no index for remote readers (index.go):
+// new files then start with their first entry, as mmappickle's do. Files
+// written with alignment 1 never carry one.
+func WithoutIndex() Option {
+	return func(c *config) error { c.noIndex = true; return nil }
+}
+
+// indexed tells whether new files get an index.
+func (c config) indexed() bool { return !c.noIndex && c.align > 1 }
 
 // WithLimits sets the limits applied to untrusted input; a zero field keeps
 // its default, a negative one is an error.

@@ -91,6 +91,7 @@ type VerifyReport struct {
 	Entries int   // entries between header and terminator, deleted ones included
 	Deleted int   // deleted keys
 	Padding int   // alignment padding (deleted entries without a key, written before arrays)
+	Index   int   // the index for remote readers: its pointer and index entries (index.go)
 	// Structure lists what is wrong with the file's structure (empty: the
 	// header, the entries and the terminator are sound and every value is a
 	// clean opcode sequence). Each error names its byte offset.
@@ -185,7 +186,7 @@ func Verify(ra io.ReaderAt, size int64, trust []Global, opts ...Option) (rep *Ve
 			r.entries = salvageEntries(r)
 		}
 	}
-	v.rep.Entries, v.rep.Deleted, v.rep.Padding = countEntries(r.entries)
+	v.rep.Entries, v.rep.Deleted, v.rep.Padding, v.rep.Index = countEntries(r)
 	if err := v.entries(); err != nil {
 		return nil, err
 	}
@@ -216,17 +217,19 @@ func salvageEntries(r *Reader) []Entry {
 	return es
 }
 
-func countEntries(es []Entry) (n, deleted, padding int) {
-	for _, e := range es {
+func countEntries(r *Reader) (n, deleted, padding, index int) {
+	for i, e := range r.entries {
 		switch {
 		case e.Live:
-		case e.Key == "":
-			padding++
-		default:
+		case e.Key != "":
 			deleted++
+		case i == 0 && r.hasPointer(), r.isIndexEntry(e):
+			index++
+		default:
+			padding++
 		}
 	}
-	return len(es), deleted, padding
+	return len(r.entries), deleted, padding, index
 }
 
 type warnKey struct {

@@ -199,7 +199,7 @@ func TestEditCommands(t *testing.T) {
 		{[]string{"rm", f, "meta"}, 1, ""},
 		{[]string{"get", f, "meta"}, 1, ""},
 		{[]string{"vacuum", f}, 0, ""},
-		{[]string{"fsck", f}, 0, f + ": intact, 1 entries\n"},
+		{[]string{"fsck", f}, 0, f + ": intact, 3 entries\n"}, // the key, and the index's pointer and entry
 		{[]string{"put", f, "bad", "--json", "{"}, 2, ""},
 		{[]string{"put", f, "k"}, 2, ""},
 	}

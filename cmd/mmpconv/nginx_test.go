@@ -46,7 +46,7 @@ func TestNginx(t *testing.T) {
 }
 
 // TestNginxBytesMoved: one 8 MiB array out of a 64 MiB file moves about
-// 8 MiB; listing a 10,000-key file takes a few requests.
+// 8 MiB; listing a bridge-written 10,000-key file takes <= 3 requests.
 func TestNginxBytesMoved(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes 64 MiB")
@@ -91,7 +91,9 @@ func TestNginxBytesMoved(t *testing.T) {
 	}
 	rs = ng.Requests(t)
 	t.Logf("listing 10,000 keys: %d requests, %d bytes", len(rs), nginxtest.Moved(rs))
-	if len(rs) > 8 {
-		t.Errorf("listing 10,000 keys took %d requests", len(rs))
+	// Written by the bridge, so with an index: the first block, the
+	// index, then everything the listing reads in one range.
+	if len(rs) > 3 {
+		t.Errorf("listing 10,000 keys took %d requests, want <= 3", len(rs))
 	}
 }

@@ -663,8 +663,14 @@ func TestCrashPutReplaceWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	es, _ := f.Entries()
+	all, _ := f.Entries()
 	f.Close()
+	var es []bridge.Entry // the entries of k, oldest first
+	for _, e := range all {
+		if e.Key == "k" {
+			es = append(es, e)
+		}
+	}
 	// The state the kill leaves: the old entry of k still live.
 	fd, err := os.OpenFile(name, os.O_RDWR, 0)
 	if err != nil {

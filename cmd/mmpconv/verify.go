@@ -198,6 +198,9 @@ func writeVerifyText(w io.Writer, rep *bridge.VerifyReport, quiet bool) error {
 	if rep.Padding > 0 {
 		detail += fmt.Sprintf(", %d alignment padding", rep.Padding)
 	}
+	if rep.Index > 0 {
+		detail += fmt.Sprintf(", %d of the index", rep.Index)
+	}
 	entries := fmt.Sprintf("%d entries (%s)", rep.Entries, detail)
 	if rep.Entries == 1 {
 		entries = fmt.Sprintf("1 entry (%s)", detail)

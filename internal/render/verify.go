@@ -11,7 +11,7 @@ import (
 // quiet leaves out the imports that are allowed.
 func VerifyJSON(name string, rep *bridge.VerifyReport, quiet bool) ([]byte, error) {
 	out := verifyJSON{File: name, OK: rep.OK(), StructureOK: rep.StructureOK(), Entries: rep.Entries,
-		Deleted: rep.Deleted, Padding: rep.Padding, Imports: rep.Imports, NotAllowed: rep.NotAllowed, Problems: rep.Problems,
+		Deleted: rep.Deleted, Padding: rep.Padding, Index: rep.Index, Imports: rep.Imports, NotAllowed: rep.NotAllowed, Problems: rep.Problems,
 		Warnings: rep.Warnings, Omitted: rep.Omitted, CopiedBytes: rep.Copied, MemoSlots: rep.MemoSlots,
 		Structure: []verifyProblemJSON{}, Findings: []findingJSON{}}
 	for _, p := range rep.Structure {
@@ -43,6 +43,7 @@ type verifyJSON struct {
 	Entries     int                 `json:"entries"`
 	Deleted     int                 `json:"deleted"`
 	Padding     int                 `json:"padding"`
+	Index       int                 `json:"index"`
 	Imports     int                 `json:"imports"`
 	NotAllowed  int                 `json:"not_allowed"`
 	Problems    int                 `json:"problems"`
