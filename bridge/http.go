@@ -571,11 +571,12 @@ func (f *HTTPFile) prefetchIndexed() error {
 	if !ok || p.off > f.size || p.n > f.size-p.off {
 		return nil
 	}
-	// The index and the terminator after it, in one request.
-	tail := make([]byte, f.size-p.off)
-	if int64(len(tail)) > maxIndexPayload+64 {
+	// The index and the terminator after it, in one request (an index
+	// that is not the file's last bytes is not one this package wrote).
+	if f.size-p.off > maxIndexPayload+64 {
 		return nil
 	}
+	tail := make([]byte, f.size-p.off)
 	if err := f.readCachedOrLarge(tail, p.off); err != nil {
 		return err
 	}

@@ -92,10 +92,14 @@ func TestIndexOnlyAHint(t *testing.T) {
 	lying := bytes.Clone(data)
 	p, _ := parsePointer(lying)
 	copy(lying[p.off:p.off+p.n], encodeIndex([]span{{int64(len(lying)) - 20, 20}}))
+	// A pointer far from the end of a big file (not an index this package
+	// wrote) is skipped before anything is allocated for it.
+	far := indexedFile(t, 2, 5, 4<<20)
+	copy(far[pointerPayloadOff:], indexPointer{commit: 1, entries: 3, off: headerSize, n: 10}.payload())
 	for _, c := range []struct {
 		name string
 		b    []byte
-	}{{"stale", stale}, {"lying", lying}} {
+	}{{"stale", stale}, {"lying", lying}, {"far", far}} {
 		s := serve(t, c.b)
 		r, cl, err := OpenReader(context.Background(), s.url())
 		if err != nil {
