@@ -185,15 +185,14 @@ func splitServed(p string) (file, rest string, ok bool) {
 	return file, rest, true
 }
 
+// fail answers a file that cannot be opened in DIR: missing (404), or
+// outside it through a symbolic link, or unreadable (403).
 func (s *server) fail(w http.ResponseWriter, err error) {
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	if errors.Is(err, fs.ErrNotExist) {
 		http.Error(w, "404 page not found", http.StatusNotFound)
-	case errors.Is(err, fs.ErrPermission), strings.Contains(err.Error(), "escapes"):
-		http.Error(w, "forbidden", http.StatusForbidden)
-	default:
-		http.Error(w, "forbidden", http.StatusForbidden)
+		return
 	}
+	http.Error(w, "forbidden", http.StatusForbidden)
 }
 
 // reader opens the file's entries (the caller keeps f open).
