@@ -195,13 +195,8 @@ func (s *server) fail(w http.ResponseWriter, err error) {
 	http.Error(w, "forbidden", http.StatusForbidden)
 }
 
-// reader opens the file's entries (the caller keeps f open).
-func reader(f *os.File, st os.FileInfo) (*bridge.Reader, error) {
-	return bridge.NewReader(f, st.Size())
-}
-
 func (s *server) index(w http.ResponseWriter, r *http.Request, f *os.File, st os.FileInfo, etag string) {
-	rd, err := reader(f, st)
+	rd, err := bridge.NewReader(f, st.Size())
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
 		return
@@ -217,7 +212,7 @@ func (s *server) index(w http.ResponseWriter, r *http.Request, f *os.File, st os
 }
 
 func (s *server) npy(w http.ResponseWriter, r *http.Request, f *os.File, st os.FileInfo, etag, key string) {
-	rd, err := reader(f, st)
+	rd, err := bridge.NewReader(f, st.Size())
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
 		return

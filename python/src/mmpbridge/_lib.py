@@ -150,11 +150,27 @@ def close(h):
     _check(_close(h))
 
 
-def keys(h):
-    p = _keys_json(h)
+def _json(p, key=None):
+    """The JSON string at p (freed), or the last error."""
     if not p:
-        raise error()
+        raise error(key)
     return json.loads(_take(p))
+
+
+def _pickle(fn, h, key, trusted):
+    """A value's pickle bytes from mmp_value_pickle or its remote twin."""
+    n = ctypes.c_int64()
+    p = fn(h, _b(key), 1 if trusted else 0, ctypes.byref(n))
+    if not p:
+        raise error(key)
+    try:
+        return ctypes.string_at(p, n.value)
+    finally:
+        _free(p)
+
+
+def keys(h):
+    return _json(_keys_json(h))
 
 
 def has_key(h, key):
@@ -172,21 +188,11 @@ def length(h):
 
 
 def entry_info(h, key):
-    p = _entry_info(h, _b(key))
-    if not p:
-        raise error(key)
-    return json.loads(_take(p))
+    return _json(_entry_info(h, _b(key)), key)
 
 
 def value_pickle(h, key, trusted):
-    n = ctypes.c_int64()
-    p = _value_pickle(h, _b(key), 1 if trusted else 0, ctypes.byref(n))
-    if not p:
-        raise error(key)
-    try:
-        return ctypes.string_at(p, n.value)
-    finally:
-        _free(p)
+    return _pickle(_value_pickle, h, key, trusted)
 
 
 def put_array(h, key, header, address, nbytes):
@@ -274,28 +280,15 @@ def url_close(h):
 
 
 def url_keys(h):
-    p = _url_keys(h)
-    if not p:
-        raise error()
-    return json.loads(_take(p))
+    return _json(_url_keys(h))
 
 
 def url_entry_info(h, key):
-    p = _url_entry_info(h, _b(key))
-    if not p:
-        raise error(key)
-    return json.loads(_take(p))
+    return _json(_url_entry_info(h, _b(key)), key)
 
 
 def url_value_pickle(h, key, trusted):
-    n = ctypes.c_int64()
-    p = _url_value_pickle(h, _b(key), 1 if trusted else 0, ctypes.byref(n))
-    if not p:
-        raise error(key)
-    try:
-        return ctypes.string_at(p, n.value)
-    finally:
-        _free(p)
+    return _pickle(_url_value_pickle, h, key, trusted)
 
 
 def url_read_into(h, offset, address, n):
@@ -310,10 +303,7 @@ def url_read_bytes(h, offset, n):
 
 
 def url_stats(h):
-    p = _url_stats(h)
-    if not p:
-        raise error()
-    return json.loads(_take(p))
+    return _json(_url_stats(h))
 
 
 def put_array_bytes(h, key, header, data):
