@@ -44,6 +44,32 @@ type Options struct {
 
 	// scratchDir is where scratch files go: beside the destination.
 	scratchDir string
+	// outFile is the path by which workers open the mmappickle output
+	// again ("" when it cannot be: they write through its slots); unset,
+	// the output's name.
+	outFile *string
+	// inFile is the same for an mmappickle input read by a writer.
+	inFile *string
+}
+
+// inputPath is the path by which a writer opens the mmappickle input src
+// again to copy its bytes ("" when it cannot: read through the Reader).
+func (o *Options) inputPath(src string) string {
+	if o.inFile != nil {
+		return *o.inFile
+	}
+	if bridge.IsURL(src) {
+		return ""
+	}
+	return src
+}
+
+// outPath is the path by which workers open out for writing of their own.
+func (o *Options) outPath(out *bridge.File) string {
+	if o.outFile != nil {
+		return *o.outFile
+	}
+	return out.Name()
 }
 
 // UnsupportedError: a member, dataset or key holds something the conversion
@@ -179,8 +205,59 @@ func File(ctx context.Context, src, dst string, from, to Format, opt Options) er
 		return writeAtomic(ctx, dst, opt.Force, to == HDF5, func(tmp string) error {
 			return write(ctx, src, r, tmp, &opt, p)
 		})
+	default:
+		// Neither side is mmappickle: through an unnamed scratch file.
+		read, rok := toMmpkl[from]
+		write, wok := fromMmpkl[to]
+		if !rok || !wok {
+			break
+		}
+		return writeAtomic(ctx, dst, opt.Force, to == HDF5, func(tmp string) error {
+			r, c, reopen, err := readScratch(ctx, src, read, opt, p)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			wopt := opt
+			wopt.inFile = &reopen
+			return write(ctx, src, r, tmp, &wopt, p)
+		})
 	}
-	return &UsageError{fmt.Sprintf("conversion from %s to %s is not supported (one side must be mmpkl)", from, to)}
+	return &UsageError{fmt.Sprintf("conversion from %s to %s is not supported by this build", from, to)}
+}
+
+// readScratch reads src with read into an unnamed mmappickle scratch file
+// in opt.scratchDir (the portable profile: every array as it is, Fortran
+// order kept), and returns a Reader of it; closing the Closer drops it.
+//
+// reopen is the path by which the scratch file can be opened again ("" when
+// it cannot).
+func readScratch(ctx context.Context, src string, read func(context.Context, string, *bridge.File, *Options, *progress) error, opt Options, p *progress) (r *bridge.Reader, c io.Closer, reopen string, err error) {
+	sf, err := atomicfile.Scratch(opt.scratchDir)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("%s: a scratch file in %s: %w", src, opt.scratchDir, err)
+	}
+	out, err := bridge.NewFile(sf, true, bridge.WithProfile(bridge.Portable), bridge.WithoutIndex())
+	if err != nil {
+		sf.Close()
+		return nil, nil, "", err
+	}
+	opt.Profile = bridge.Portable
+	opt.Align = 0
+	if p := fmt.Sprintf("/proc/self/fd/%d", sf.Fd()); fileExists(p) {
+		reopen = p
+	}
+	opt.outFile = &reopen
+	if err := read(ctx, src, out, &opt, p); err != nil {
+		out.Close()
+		return nil, nil, "", err
+	}
+	r, err = out.Reader()
+	if err != nil {
+		out.Close()
+		return nil, nil, "", fmt.Errorf("%s: %w", src, err)
+	}
+	return r, out, reopen, nil
 }
 
 // Put stores the array of the .npy file src under key in the open file out
@@ -289,4 +366,9 @@ func (pr *progressReader) Read(b []byte) (int, error) {
 	n, err := pr.r.Read(b)
 	pr.p.add(int64(n))
 	return n, err
+}
+
+func fileExists(name string) bool {
+	_, err := os.Stat(name)
+	return err == nil
 }

@@ -782,15 +782,17 @@ func mmpklToNpy(ctx context.Context, src string, in *bridge.Reader, dst string, 
 	if _, err := out.Write(npyHeaderBytes(arr.DType, arr.Shape, fortranFlag(arr.Shape, arr.Fortran))); err != nil {
 		return err
 	}
-	if bridge.IsURL(src) {
-		// Fetched in large pieces, several requests at a time, past the
-		// block cache: about the array's bytes move.
+	path := opt.inputPath(src)
+	if path == "" {
+		// A remote file: fetched in large pieces, several requests at a
+		// time, past the block cache (about the array's bytes move); or a
+		// scratch file that cannot be opened again: read through it.
 		if _, err := io.CopyBuffer(struct{ io.Writer }{out}, p.reader(arr.Reader()), make([]byte, 8<<20)); err != nil {
 			return fmt.Errorf("%s: key %q: %w", src, key, err)
 		}
 		return out.Close()
 	}
-	sf, err := os.Open(src)
+	sf, err := os.Open(path)
 	if err != nil {
 		return err
 	}

@@ -127,7 +127,7 @@ func npzToMmpkl(ctx context.Context, src string, out *bridge.File, opt *Options,
 	if err := ensureSpace(src, out, total); err != nil {
 		return err
 	}
-	return npzFill(ctx, src, out, members, opt.scratchDir, p)
+	return npzFill(ctx, src, out, members, opt, p)
 }
 
 // npzReadMember checks a member and reads its npy header.
@@ -209,7 +209,7 @@ type npzJob struct {
 
 // npzFill reserves the members' slots in archive order, fills them on all
 // cores and commits them in archive order.
-func npzFill(ctx context.Context, src string, out *bridge.File, members []*npzMember, scratchDir string, p *progress) error {
+func npzFill(ctx context.Context, src string, out *bridge.File, members []*npzMember, opt *Options, p *progress) error {
 	if len(members) == 0 {
 		return nil
 	}
@@ -235,7 +235,7 @@ func npzFill(ctx context.Context, src string, out *bridge.File, members []*npzMe
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := &npzWorker{src: src, dst: out.Name(), scratchDir: scratchDir, p: p}
+			w := &npzWorker{src: src, dst: opt.outPath(out), scratchDir: opt.scratchDir, p: p}
 			defer w.close()
 			for j := range jobs {
 				err := ctx2.Err()
@@ -293,7 +293,9 @@ func npzFill(ctx context.Context, src string, out *bridge.File, members []*npzMe
 
 // npzWorker fills slots. It keeps its own descriptors of the archive and of
 // the output, so that copy_file_range runs without the output's lock and
-// with a file offset of its own.
+// with a file offset of its own; an output that cannot be opened again (an
+// unnamed scratch file where /proc is missing: dst "") is written through
+// the slots.
 type npzWorker struct {
 	src, dst   string
 	scratchDir string // for transposing deflated members
@@ -311,7 +313,7 @@ func (w *npzWorker) open(out bool) (err error) {
 			return err
 		}
 	}
-	if out && w.out == nil {
+	if out && w.out == nil && w.dst != "" {
 		w.out, err = os.OpenFile(w.dst, os.O_RDWR, 0)
 	}
 	return err
@@ -355,8 +357,12 @@ func (w *npzWorker) stored(ctx context.Context, j *npzJob) (err error) {
 	if err := w.open(true); err != nil {
 		return err
 	}
-	if _, err := w.out.Seek(j.slot.Offset, io.SeekStart); err != nil {
-		return err
+	var dst io.Writer = io.NewOffsetWriter(j.slot, 0)
+	if w.out != nil {
+		if _, err := w.out.Seek(j.slot.Offset, io.SeekStart); err != nil {
+			return err
+		}
+		dst = w.out
 	}
 	type result struct {
 		crc uint32
@@ -371,7 +377,7 @@ func (w *npzWorker) stored(ctx context.Context, j *npzJob) (err error) {
 		sum <- result{crc, err}
 	}()
 	span := &fileSpan{ctx: ctx, f: w.in, off: m.dataOff, n: m.h.NBytes, p: w.p}
-	_, err = span.WriteTo(w.out)
+	_, err = span.WriteTo(dst)
 	r := <-sum
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,6 +29,12 @@ const (
 type interrupted struct{ sig syscall.Signal }
 
 func (i interrupted) Error() string { return "interrupted by " + i.sig.String() }
+
+// exitStatus is a command's result that is not an error to print: diff's
+// "the files differ" (1).
+type exitStatus int
+
+func (s exitStatus) Error() string { return "exit status " + strconv.Itoa(int(s)) }
 
 // usageError marks a command-line mistake (exit 2).
 type usageError struct{ error }
@@ -62,7 +69,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	root.SetArgs(args)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(lsCmd(e), inspectCmd(e), convertCmd(e), getCmd(e), putCmd(e), rmCmd(e), vacuumCmd(e), fsckCmd(e), verifyCmd(e), serveCmd(e))
+	root.AddCommand(lsCmd(e), inspectCmd(e), convertCmd(e), getCmd(e), putCmd(e), rmCmd(e), vacuumCmd(e), fsckCmd(e), verifyCmd(e), serveCmd(e), diffCmd(e))
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(ctx) }()
 	var err error
@@ -94,6 +101,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
+	var status exitStatus
+	if errors.As(err, &status) {
+		return int(status)
+	}
 	fmt.Fprintf(stderr, "mmpconv: %v\n", err)
 	var ue usageError
 	var ce *convert.UsageError
@@ -115,7 +126,7 @@ func readOnly(args []string) bool {
 			continue
 		}
 		switch a {
-		case "ls", "inspect", "verify":
+		case "ls", "inspect", "verify", "diff":
 			return true
 		case "get":
 			for _, b := range args[i+1:] {

@@ -66,3 +66,14 @@ func (p *progressReporter) finish() {
 	p.bar.Finish()
 	fmt.Fprint(p.w, "")
 }
+
+// clear takes the bar off the terminal before a line is printed to stdout
+// (the bar redraws itself at its next update).
+func (p *progressReporter) clear() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.bar.Clear()
+}

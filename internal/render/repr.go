@@ -167,11 +167,11 @@ func ShapeText(s []int) string {
 }
 
 // PyFloat formats like Python's float repr.
-func PyFloat(f float64) string { return pyFloatBits(f, 64) }
+func PyFloat(f float64) string { return PyFloatBits(f, 64) }
 
-// pyFloatBits is Python's repr of f, shortest for a float of bits 16, 32
+// PyFloatBits is Python's repr of f, shortest for a float of bits 16, 32
 // or 64 (numpy's repr of float16 and float32 scalars).
-func pyFloatBits(f float64, bits int) string {
+func PyFloatBits(f float64, bits int) string {
 	switch {
 	case math.IsNaN(f):
 		return "nan"
@@ -261,11 +261,11 @@ func isPureImag(c complex128) bool { return real(c) == 0 && !math.Signbit(real(c
 // trailing ".0", the real part left out when it is +0.
 func complexParts(c complex128, bits int) string {
 	re, im := real(c), imag(c)
-	ims := strings.TrimSuffix(pyFloatBits(im, bits), ".0")
+	ims := strings.TrimSuffix(PyFloatBits(im, bits), ".0")
 	if isPureImag(c) {
 		return ims + "j"
 	}
-	res := strings.TrimSuffix(pyFloatBits(re, bits), ".0")
+	res := strings.TrimSuffix(PyFloatBits(re, bits), ".0")
 	if !strings.HasPrefix(ims, "-") {
 		ims = "+" + ims
 	}
@@ -412,7 +412,7 @@ func scalarRepr(s bridge.Scalar) string {
 	case uint64:
 		return fmt.Sprintf("%s(%d)", name, v)
 	case float64:
-		return name + "(" + pyFloatBits(v, 8*d.ItemSize) + ")"
+		return name + "(" + PyFloatBits(v, 8*d.ItemSize) + ")"
 	case complex128:
 		return name + "(" + complexParts(v, 4*d.ItemSize) + ")"
 	case string:
