@@ -275,6 +275,9 @@ func roundTripKeys() []dkey {
 		{name: "names", arr: &darr{"|S5", []int{2}, false, []byte("alphabeta\x00")}},
 		{name: "grp/scalar", arr: &darr{"|u1", []int{}, false, []byte{7}}},
 		{name: "empty", arr: &darr{"<f8", []int{0, 3}, false, nil}},
+		{name: "m", arr: &darr{"<f4", []int{2, 3}, false, f32s(6, binary.LittleEndian)}, mask: []byte{0, 1, 0, 0, 0, 1}, fill: f32s(3, binary.LittleEndian)[8:]},
+		{name: "grp/m2", arr: &darr{">i4", []int{2, 5}, false, be}, mask: []byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 1}},
+		{name: "mf", arr: &darr{"<f8", []int{3, 4}, true, cToF(f8, []int{3, 4}, 8)}, mask: cToF([]byte{0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1}, []int{3, 4}, 1), fill: f8[8:16]},
 	}
 }
 

@@ -184,17 +184,13 @@ func checkNpzConverted(t *testing.T, data []byte, dst string, p bridge.Encoding,
 	for _, m := range zr.File {
 		members[m.Name] = append(members[m.Name], m)
 	}
-	for _, k := range keys {
-		ms := members[k+".npy"]
+	check := func(k, name string, a *bridge.Array) {
+		ms := members[name]
 		if len(ms) == 0 {
-			t.Fatalf("key %q: no member %q", k, k+".npy")
-		}
-		a, err := out.Array(k)
-		if err != nil {
-			t.Fatalf("key %q: %v", k, err)
+			t.Fatalf("key %q: no member %q", k, name)
 		}
 		if a.NBytes > 16<<20 {
-			continue // checked by size only
+			return // checked by size only
 		}
 		if complete {
 			ms = ms[len(ms)-1:]
@@ -206,8 +202,25 @@ func checkNpzConverted(t *testing.T, data []byte, dst string, p bridge.Encoding,
 			}
 		}
 		if why != "" {
-			t.Fatalf("key %q: %s", k, why)
+			t.Fatalf("key %q: %s: %s", k, name, why)
 		}
+	}
+	for _, k := range keys {
+		if kind, _ := out.KindOf(k); kind == bridge.KindMasked {
+			// KEY.npy and KEY.mask.npy (npz_masked.go).
+			m, err := out.Masked(k)
+			if err != nil {
+				t.Fatalf("key %q: %v", k, err)
+			}
+			check(k, k+".npy", m.Data)
+			check(k, k+".mask.npy", m.Mask)
+			continue
+		}
+		a, err := out.Array(k)
+		if err != nil {
+			t.Fatalf("key %q: %v", k, err)
+		}
+		check(k, k+".npy", a)
 	}
 }
 

@@ -351,6 +351,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"unicode/utf8"
 	"unsafe"
@@ -837,11 +838,22 @@ func hdf5ToMmpkl(ctx context.Context, src string, out *bridge.File, opt *Options
 	if err := ensureSpace(src, out, total); err != nil {
 		return err
 	}
+	masks := r.maskedPairs()
 	for i := range r.datasets {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := r.copyDataset(out, &r.datasets[i], p); err != nil {
+		d := &r.datasets[i]
+		if _, isMask := masks.ofData[d.key]; isMask {
+			continue
+		}
+		if m, ok := masks.byData[d.key]; ok {
+			if err := r.copyMasked(out, d, m, r.fillOf(d), p); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := r.copyDataset(out, d, p); err != nil {
 			return err
 		}
 	}
@@ -1626,6 +1638,7 @@ func (w *h5writer) unsupported(member, reason string) error {
 // attributes and the bytes to copy.
 func (w *h5writer) plan(in *bridge.Reader) (items []h5item, attrs []h5attr, total int64, err error) {
 	var attrsVal any
+	var fills []h5attr
 	hasAttrs := false
 	for _, k := range in.Keys() {
 		member := fmt.Sprintf("key %q", k)
@@ -1658,8 +1671,16 @@ func (w *h5writer) plan(in *bridge.Reader) (items []h5item, attrs []h5attr, tota
 			if err != nil {
 				return nil, nil, 0, wrapFile(w.src, err)
 			}
-			// The mask goes to KEY.mask, as h5py's booleans.
+			// The mask goes to KEY.mask, as h5py's booleans, the fill
+			// value (when kept) to the attribute fill_value of KEY.
 			arrs = []h5item{{key: k, path: "/" + k, arr: m.Data}, {key: k, path: "/" + k + ".mask", arr: m.Mask}}
+			if fa, ok := m.Fill.(*bridge.Array); ok && len(fa.Shape) == 0 && fa.DType == m.Data.DType {
+				b := make([]byte, fa.NBytes)
+				if _, err := fa.Reader().ReadAt(b, 0); err != nil {
+					return nil, nil, 0, fmt.Errorf("%s: key %q: fill value: %w", w.src, k, err)
+				}
+				fills = append(fills, h5attr{path: "/" + k, name: fillAttr, val: attrVal{dt: fa.DType, data: b}})
+			}
 		}
 		reason := ""
 		for _, it := range arrs {
@@ -1689,8 +1710,21 @@ func (w *h5writer) plan(in *bridge.Reader) (items []h5item, attrs []h5attr, tota
 			return nil, nil, 0, err
 		}
 	}
+	for _, f := range fills {
+		if slices.ContainsFunc(attrs, func(a h5attr) bool { return a.path == f.path && a.name == f.name }) {
+			if err := w.unsupported(fmt.Sprintf("key %q", f.path[1:]), fmt.Sprintf("its fill value: %s already has an attribute %q", f.path, f.name)); err != nil {
+				return nil, nil, 0, err
+			}
+			continue
+		}
+		attrs = append(attrs, f)
+	}
 	return items, attrs, total, nil
 }
+
+// fillAttr is the attribute of a masked array's data dataset that holds
+// its fill value (a scalar of the data's dtype).
+const fillAttr = "fill_value"
 
 func checkArrayForHDF5(a *bridge.Array) string {
 	if len(a.Shape) > 32 {

@@ -40,9 +40,10 @@ import (
 // them into an unlinked temporary file beside the output.
 //
 // mmpkl -> npz: every array becomes the member KEY.npy, in file order, as
-// np.savez writes it. A masked array becomes two members, KEY.npy (the
-// data) and KEY.mask.npy (the mask, a bool array of the same shape and
-// order); its fill value is not kept. Generic values are left out and
+// np.savez writes it. A masked array becomes KEY.npy (the data),
+// KEY.mask.npy (the mask, a bool array of the same shape and order) and
+// KEY.fill_value.npy (its fill value, a 0-d array, when the file keeps
+// one), read back as one masked array (npz_masked.go). Generic values are left out and
 // reported through Options.Skipped. With Options.Compress the members are
 // deflated, each member's data in 1 MiB pieces compressed in parallel on
 // all cores (as pigz does) and concatenated into one deflate stream.
@@ -127,7 +128,7 @@ func npzToMmpkl(ctx context.Context, src string, out *bridge.File, opt *Options,
 	if err := ensureSpace(src, out, total); err != nil {
 		return err
 	}
-	return npzFill(ctx, src, out, members, opt, p)
+	return npzPut(ctx, src, out, npzUnits(members), opt, p)
 }
 
 // npzReadMember checks a member and reads its npy header.
@@ -636,10 +637,16 @@ func mmpklToNpz(ctx context.Context, src string, in *bridge.Reader, dst string, 
 				err = add(k, item{k + ".npy", a})
 			}
 		case bridge.KindMasked:
-			// Two members: the data as KEY.npy and the mask as KEY.mask.npy.
+			// The data as KEY.npy, the mask as KEY.mask.npy, the fill
+			// value (when the file keeps one) as KEY.fill_value.npy: read
+			// back as one masked array (npz_masked.go).
 			var m *bridge.Masked
 			if m, err = in.Masked(k); err == nil {
-				err = add(k, item{k + ".npy", m.Data}, item{k + ".mask.npy", m.Mask})
+				its := []item{{k + ".npy", m.Data}, {k + ".mask.npy", m.Mask}}
+				if f, ok := m.Fill.(*bridge.Array); ok && len(f.Shape) == 0 && f.DType == m.Data.DType {
+					its = append(its, item{k + ".fill_value.npy", f})
+				}
+				err = add(k, its...)
 			}
 		default:
 			if opt.Skipped != nil {
