@@ -3,6 +3,7 @@ package bridge
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Sentinel errors. Errors returned by this package wrap one of these where it
@@ -48,7 +49,10 @@ func (e *FormatError) Error() string {
 		s = fmt.Sprintf("key %q: %s", e.Key, s)
 	}
 	if e.Err != nil && e.Err != ErrLimit && e.Err != ErrUnsupported && e.Err != errStructure {
-		s += " (" + e.Err.Error() + ")"
+		// The cause, unless the message already says it.
+		if w := e.Err.Error(); !strings.Contains(e.Msg, w) {
+			s += " (" + w + ")"
+		}
 	}
 	return s
 }

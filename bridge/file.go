@@ -116,6 +116,10 @@ func (mf *File) init() error {
 // Repair opens name, which may be torn by an interrupted write, and runs
 // Fsck on it.
 func Repair(name string, opts ...Option) (FsckReport, error) {
+	if st, err := os.Stat(name); err == nil && st.Size() == 0 {
+		// A writable open would make it a new file: it is none yet.
+		return FsckReport{CutAt: -1}, fmt.Errorf("%s: %w", name, &FormatError{Offset: 0, Msg: "the file is empty", Err: ErrNotMmappickle})
+	}
 	f, err := OpenFile(name, os.O_RDWR, 0, append(opts, AllowTorn())...)
 	if err != nil {
 		return FsckReport{CutAt: -1}, err

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 
 	"mmpbridge/bridge"
 	"mmpbridge/internal/atomicfile"
@@ -156,8 +157,28 @@ func ParseFormat(s string) (Format, error) {
 }
 
 // File converts src to dst. from and to may be empty to guess from the
-// extensions.
+// extensions. On any error dst is left as it was (absent, or the file it
+// was), and the error names the user's files, never a temporary one.
 func File(ctx context.Context, src, dst string, from, to Format, opt Options) error {
+	return outputError(convertFile(ctx, src, dst, from, to, opt), dst)
+}
+
+// outputError words the failures of writing dst: a full file system or
+// quota is dst's, whatever temporary file met it, and nothing was written.
+func outputError(err error, dst string) error {
+	var se *spaceError
+	if errors.As(err, &se) {
+		return &fileError{name: dst, err: se}
+	}
+	for _, e := range []error{syscall.ENOSPC, syscall.EDQUOT, syscall.EFBIG} {
+		if errors.Is(err, e) {
+			return &fileError{name: dst, err: fmt.Errorf("%w (nothing written)", e)}
+		}
+	}
+	return err
+}
+
+func convertFile(ctx context.Context, src, dst string, from, to Format, opt Options) error {
 	var err error
 	if from == "" {
 		if from, err = FormatOf(src); err != nil {
@@ -325,10 +346,22 @@ func writeAtomic(ctx context.Context, dst string, force, named bool, write func(
 func ensureSpace(src string, out *bridge.File, need int64) error {
 	free, ok := freeSpace(out.Name())
 	if ok && need > free {
-		return fmt.Errorf("%s: the arrays need %d bytes, the destination's file system has %d free", src, need, free)
+		return &spaceError{src: src, need: need, free: free}
 	}
 	return nil
 }
+
+// spaceError: the arrays cannot fit on the destination's file system.
+type spaceError struct {
+	src        string
+	need, free int64
+}
+
+func (e *spaceError) Error() string {
+	return fmt.Sprintf("the arrays of %s need %d bytes, the file system has %d free (nothing written)", e.src, e.need, e.free)
+}
+
+func (e *spaceError) Unwrap() error { return syscall.ENOSPC }
 
 // progress counts bytes through readers and reports them. Safe for
 // concurrent use.

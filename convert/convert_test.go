@@ -3,9 +3,11 @@ package convert
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"mmpbridge/bridge"
@@ -116,3 +118,35 @@ func TestBadInput(t *testing.T) {
 	}
 	noTemp(t, dir)
 }
+
+// TestOutputError: a full disk met by any temporary file is the
+// destination's, said once, with nothing written.
+func TestOutputError(t *testing.T) {
+	t.Parallel()
+	for _, in := range []error{
+		&os.PathError{Op: "write", Path: "/proc/self/fd/8", Err: syscall.ENOSPC},
+		fmt.Errorf("data.npz: member %q: %w", "a.npy", &os.PathError{Op: "write", Path: "small/.big.npz.tmp-1625057449", Err: syscall.ENOSPC}),
+		&h5like{},
+	} {
+		err := outputError(in, "small/big.npz")
+		if got, want := err.Error(), "small/big.npz: no space left on device (nothing written)"; got != want {
+			t.Errorf("%v: %q, want %q", in, got, want)
+		}
+		if !errors.Is(err, syscall.ENOSPC) {
+			t.Errorf("%v: not ENOSPC", err)
+		}
+	}
+	se := &spaceError{src: "in.h5", need: 100, free: 10}
+	if got := outputError(fmt.Errorf("wrapped: %w", se), "out.mmpkl").Error(); got != "out.mmpkl: the arrays of in.h5 need 100 bytes, the file system has 10 free (nothing written)" {
+		t.Errorf("space: %q", got)
+	}
+	other := errors.New("x")
+	if outputError(other, "d") != other {
+		t.Error("another error was rewritten")
+	}
+}
+
+type h5like struct{}
+
+func (*h5like) Error() string { return "writing dataset \"/a\": file write failed (errno = 28)" }
+func (*h5like) Unwrap() error { return syscall.ENOSPC }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 
 	"mmpbridge/bridge"
@@ -323,13 +324,24 @@ func TestDiffRoundTrips(t *testing.T) {
 			src := orig[from]
 			mid := filepath.Join(dir, fmt.Sprintf("%s-to%s", from, ext[to]))
 			back := filepath.Join(dir, fmt.Sprintf("%s-to-%s-back%s", from, to, ext[from]))
-			if err := File(ctx, src, mid, "", "", Options{}); err != nil {
+			// Progress ends at its total, whatever the route.
+			var mu sync.Mutex
+			var done, total int64
+			opt := Options{Progress: func(d, t int64) { mu.Lock(); done, total = max(done, d), t; mu.Unlock() }}
+			if err := File(ctx, src, mid, "", "", opt); err != nil {
 				t.Errorf("%s -> %s: %v", from, to, err)
 				continue
 			}
-			if err := File(ctx, mid, back, "", "", Options{}); err != nil {
+			if done != total || total == 0 {
+				t.Errorf("%s -> %s: progress ended at %d of %d", from, to, done, total)
+			}
+			done, total = 0, 0
+			if err := File(ctx, mid, back, "", "", opt); err != nil {
 				t.Errorf("%s -> %s -> %s: %v", from, to, from, err)
 				continue
+			}
+			if done != total || total == 0 {
+				t.Errorf("%s -> %s -> %s: progress ended at %d of %d", from, to, from, done, total)
 			}
 			same(src, mid)
 			same(src, back)

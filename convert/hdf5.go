@@ -353,6 +353,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"unicode/utf8"
 	"unsafe"
 
@@ -407,11 +408,29 @@ func h5err(format string, args ...any) error {
 	var buf [600]C.char
 	C.h5_errmsg(&buf[0], C.size_t(len(buf)))
 	what := fmt.Sprintf(format, args...)
-	if msg := C.GoString(&buf[0]); msg != "" {
-		return fmt.Errorf("%s: %s", what, msg)
+	msg := C.GoString(&buf[0])
+	if msg == "" {
+		return fmt.Errorf("%s failed (the HDF5 library gave no reason)", what)
 	}
-	return fmt.Errorf("%s failed", what)
+	// The file drivers name the system's error ("errno = 28, error message
+	// = 'No space left on device'"): keep it, for errors.Is.
+	if i := strings.Index(msg, "errno = "); i >= 0 {
+		var n int
+		if _, err := fmt.Sscanf(msg[i+len("errno = "):], "%d", &n); err == nil && n > 0 {
+			return &h5Error{msg: what + ": " + msg, errno: syscall.Errno(n)}
+		}
+	}
+	return fmt.Errorf("%s: %s", what, msg)
 }
+
+// h5Error is an HDF5 failure caused by a system call's error.
+type h5Error struct {
+	msg   string
+	errno syscall.Errno
+}
+
+func (e *h5Error) Error() string { return e.msg }
+func (e *h5Error) Unwrap() error { return e.errno }
 
 func cstr(s string) (*C.char, func()) {
 	c := C.CString(s)
@@ -834,7 +853,7 @@ func hdf5ToMmpkl(ctx context.Context, src string, out *bridge.File, opt *Options
 	for _, d := range r.datasets {
 		total += d.nbytes
 	}
-	p.total.Store(total)
+	p.total.Add(total)
 	if err := ensureSpace(src, out, total); err != nil {
 		return err
 	}
@@ -1585,7 +1604,7 @@ func mmpklToHDF5(ctx context.Context, src string, in *bridge.Reader, dst string,
 	if err != nil {
 		return err
 	}
-	p.total.Store(total)
+	p.total.Add(total)
 
 	fapl := C.h5_fapl()
 	if fapl < 0 {
@@ -1609,17 +1628,19 @@ func mmpklToHDF5(ctx context.Context, src string, in *bridge.Reader, dst string,
 			C.H5Fclose(w.file)
 		}
 	}()
+	// Errors name dst (the temporary file's name, which the caller
+	// replaces by the user's) and the dataset.
 	for _, it := range items {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		if err := w.writeArray(it, p); err != nil {
-			return err
+			return fmt.Errorf("%s: %w", dst, err)
 		}
 	}
 	for _, a := range attrs {
 		if err := w.writeAttr(a); err != nil {
-			return err
+			return fmt.Errorf("%s: %w", dst, err)
 		}
 	}
 	closed = true
@@ -1943,10 +1964,14 @@ func (bw *blockWriter) write(b []byte) error {
 		return h5err("H5Screate_simple")
 	}
 	rc := C.H5Dwrite(bw.did, bw.mt, ms, bw.fs, C.H5P_DEFAULT, unsafe.Pointer(&b[0]))
-	C.H5Sclose(ms)
 	if rc < 0 {
-		return h5err("writing dataset %q", bw.path)
+		// Before any other call: a call that succeeds clears the error
+		// stack h5err reads.
+		err := h5err("writing dataset %q", bw.path)
+		C.H5Sclose(ms)
+		return err
 	}
+	C.H5Sclose(ms)
 	bw.p.add(int64(len(b)))
 	return nil
 }

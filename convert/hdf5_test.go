@@ -340,8 +340,13 @@ func TestHDF5Unsupported(t *testing.T) {
 
 	long := "/" + strings.Repeat("g", 100) + "/" + strings.Repeat("h", 100) + "/" + strings.Repeat("x", 60)
 	var skipped skipLog
-	if err := File(context.Background(), src, dst, "", "", Options{SkipUnsupported: true, Skipped: skipped.add}); err != nil {
+	var done, total int64
+	progress := func(d, tot int64) { done, total = max(done, d), tot }
+	if err := File(context.Background(), src, dst, "", "", Options{SkipUnsupported: true, Skipped: skipped.add, Progress: progress}); err != nil {
 		t.Fatal(err)
+	}
+	if done != total || total == 0 {
+		t.Errorf("progress ended at %d of %d with items skipped", done, total)
 	}
 	wantSkipped := []string{`dataset "/compound"`, fmt.Sprintf("dataset %q", long), `attribute "cattr" of "/ok"`, `dataset "/ref"`, `dataset "/vlen_str"`}
 	wantReasons := []string{"compound", "255 bytes", "compound", "reference", "variable-length strings"}

@@ -99,3 +99,15 @@ type fileError struct {
 
 func (e *fileError) Error() string { return e.name + ": " + e.err.Error() }
 func (e *fileError) Unwrap() error { return e.err }
+
+// causeError is a message that already says what its sentinel means:
+// errors.Is finds the sentinel, the text does not repeat it.
+func causeError(msg string, sentinel error) error { return &caused{msg, sentinel} }
+
+type caused struct {
+	msg      string
+	sentinel error
+}
+
+func (e *caused) Error() string { return e.msg }
+func (e *caused) Unwrap() error { return e.sentinel }

@@ -821,18 +821,18 @@ func pickNpyKey(src string, in *bridge.Reader, key string) (string, error) {
 		case err != nil:
 			return "", fmt.Errorf("%s: %w", src, err)
 		case kind == bridge.KindMasked:
-			return "", fmt.Errorf("%s: key %q is a masked array, which .npy cannot hold (convert to .npz; arrays: %s): %w", src, key, quoteKeys(arrays), bridge.ErrNotArray)
+			return "", causeError(fmt.Sprintf("%s: key %q is a masked array, which .npy cannot hold (convert to .npz; arrays: %s)", src, key, quoteKeys(arrays)), bridge.ErrNotArray)
 		case kind == bridge.KindValue:
-			return "", fmt.Errorf("%s: key %q is not an array (arrays: %s): %w", src, key, quoteKeys(arrays), bridge.ErrNotArray)
+			return "", causeError(fmt.Sprintf("%s: key %q holds a value, not an array (arrays: %s)", src, key, quoteKeys(arrays)), bridge.ErrNotArray)
 		}
 		return key, nil
 	}
 	switch len(arrays) {
 	case 0:
-		return "", fmt.Errorf("%s: no array to write to .npy: %w", src, bridge.ErrNotArray)
+		return "", causeError(fmt.Sprintf("%s: no array to write to .npy", src), bridge.ErrNotArray)
 	case 1:
 		if kind, _ := in.KindOf(arrays[0]); kind == bridge.KindMasked {
-			return "", fmt.Errorf("%s: key %q is a masked array, which .npy cannot hold (convert to .npz): %w", src, arrays[0], bridge.ErrNotArray)
+			return "", causeError(fmt.Sprintf("%s: key %q is a masked array, which .npy cannot hold (convert to .npz)", src, arrays[0]), bridge.ErrNotArray)
 		}
 		return arrays[0], nil
 	}

@@ -404,7 +404,7 @@ func TestMmpklToNpyChoosesKey(t *testing.T) {
 	}{
 		{"", `holds 3 arrays ("a", "m", "b"): choose one with --key`},
 		{"m", `key "m" is a masked array`},
-		{"v", `key "v" is not an array`},
+		{"v", `key "v" holds a value, not an array`},
 		{"zz", `key "zz": key not found (arrays: "a", "m", "b")`},
 	} {
 		dst := filepath.Join(dir, "out.npy")

@@ -81,7 +81,7 @@ for a in /usr/lib/*/hdf5/serial/libhdf5.a /usr/lib/*/libhdf5.a; do
 done
 go build "${tags[@]}" -o "$dir/mmpconv" ./cmd/mmpconv
 # Every row of issue 10's table, side by side with its peer and the goal
-# (ROWS: a subset of stored256 stored1024 deflated ls hdf5 tonpz extract remote).
+# (ROWS: a subset of stored256 stored1024 deflated ls hdf5 tonpz extract remote diff).
 "$py" scripts/bench_speed.py "$dir/mmpconv" "$dir" "$runs" ${ROWS:-}
 
 if [ "$what" = all ]; then

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +17,7 @@ import (
 
 	"mmpbridge/bridge"
 	"mmpbridge/convert"
+	"mmpbridge/internal/version"
 )
 
 // Exit codes.
@@ -29,6 +32,29 @@ const (
 type interrupted struct{ sig syscall.Signal }
 
 func (i interrupted) Error() string { return "interrupted by " + i.sig.String() }
+
+// stdin is what commands read as standard input (put --json -).
+var stdin io.Reader = os.Stdin
+
+// examplesLast moves the examples of cobra's usage template to its end, so
+// that every --help ends with them.
+func examplesLast(t string) string {
+	const ex = "{{if .HasExample}}\n\nExamples:\n{{.Example}}{{end}}"
+	if !strings.Contains(t, ex) {
+		return t
+	}
+	return strings.TrimRight(strings.Replace(t, ex, "", 1), "\n") + ex + "\n"
+}
+
+// versionText is what --version prints: the version and the profiles
+// mmpconv writes.
+func versionText() string {
+	return "mmpconv " + version.Version + `
+writes mmappickle files in two profiles (--profile):
+  portable    numpy's own array pickles: plain pickle.load on numpy 1.x and 2.x (the default)
+  mmappickle  mmappickle 1.0.1's encoding: mmappickle maps the arrays (plain pickle.load fails on numpy >= 2.3)
+`
+}
 
 // exitStatus is a command's result that is not an error to print: diff's
 // "the files differ" (1).
@@ -46,6 +72,7 @@ func usagef(format string, args ...any) error {
 // env is what commands write to.
 type env struct {
 	ctx    context.Context
+	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
 }
@@ -58,15 +85,35 @@ type env struct {
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	out := &outWriter{w: bufio.NewWriterSize(stdout, 64<<10)}
 	defer out.close()
-	e := &env{ctx: ctx, stdout: out, stderr: stderr}
+	e := &env{ctx: ctx, stdin: stdin, stdout: out, stderr: stderr}
 	root := &cobra.Command{
-		Use:           "mmpconv",
-		Short:         "Read, inspect and convert mmappickle files",
+		Use:   "mmpconv",
+		Short: "Read, inspect, compare and convert mmappickle files",
+		Long: `mmpconv reads, edits, verifies, compares and converts mmappickle files: one
+file that is both a valid Python pickle of a dict and a file whose arrays can be
+memory-mapped. It converts between mmappickle (.mmpkl/.pkl), .npy, .npz and
+HDF5 (.h5/.hdf5), in any direction.`,
+		Example: `  mmpconv convert data.npz data.mmpkl
+  mmpconv ls data.mmpkl
+  mmpconv diff data.npz data.mmpkl`,
+		Version:       version.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			// Bare mmpconv: what it can do, and a usage exit.
+			cmd.SetOut(stderr)
+			cmd.Usage()
+			return exitStatus(exitUsage)
+		},
 	}
+	root.SetVersionTemplate(versionText())
+	root.CompletionOptions.HiddenDefaultCmd = true
+	root.SetUsageTemplate(examplesLast(root.UsageTemplate()))
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	if args == nil {
+		args = []string{} // nil makes cobra read os.Args
+	}
 	root.SetArgs(args)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(lsCmd(e), inspectCmd(e), convertCmd(e), getCmd(e), putCmd(e), rmCmd(e), vacuumCmd(e), fsckCmd(e), verifyCmd(e), serveCmd(e), diffCmd(e))
@@ -105,13 +152,19 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if errors.As(err, &status) {
 		return int(status)
 	}
-	fmt.Fprintf(stderr, "mmpconv: %v\n", err)
 	var ue usageError
 	var ce *convert.UsageError
 	var unsupported *convert.UnsupportedError
 	if errors.As(err, &unsupported) {
+		// The one flag that gets past it, said where it applies.
+		hint := ""
+		if len(args) > 0 && args[0] == "convert" && !slices.Contains(args, "--skip-unsupported") {
+			hint = " (--skip-unsupported converts the rest and lists what it skips)"
+		}
+		fmt.Fprintf(stderr, "mmpconv: %v%s\n", err, hint)
 		return exitInput
 	}
+	fmt.Fprintf(stderr, "mmpconv: %v\n", err)
 	if errors.As(err, &ue) || errors.As(err, &ce) || isCobraUsage(err) || errors.Is(err, bridge.ErrInvalidOption) {
 		return exitUsage
 	}

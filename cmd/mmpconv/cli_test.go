@@ -160,7 +160,10 @@ func TestConvertAndExitCodes(t *testing.T) {
 		{"too many args", []string{"convert", src, dst, dst}, 2, "want SRC and DST"},
 		{"unknown flag", []string{"ls", "--frobnicate", src}, 2, "unknown flag"},
 		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
-		{"inspect without --json", []string{"inspect", src}, 2, "--json"},
+		{"bare", nil, 2, "Usage:"},
+		{"--key on an npz conversion", []string{"convert", "--key", "x", src, filepath.Join(dir, "out.npz")}, 2, "--key names the key of an .npy"},
+		{"put a bare word", []string{"put", filepath.Join(dir, "new.mmpkl"), "k", "--json", "hello"}, 2, `a string needs quotes: --json '"hello"'`},
+		{"put duplicate keys", []string{"put", filepath.Join(dir, "new.mmpkl"), "k", "--json", `{"a": 1, "a": 2}`}, 2, `duplicate key "a"`},
 		{"unknown extension", []string{"convert", src, filepath.Join(dir, "out.xyz")}, 2, "extension"},
 	}
 	for _, c := range cases {
@@ -168,7 +171,7 @@ func TestConvertAndExitCodes(t *testing.T) {
 		if code != c.code || !strings.Contains(errs, c.msg) {
 			t.Errorf("%s: exit %d, stderr %q; want exit %d mentioning %q", c.name, code, errs, c.code, c.msg)
 		}
-		if code != 0 && !strings.HasPrefix(errs, "mmpconv: ") {
+		if code != 0 && c.args != nil && !strings.HasPrefix(errs, "mmpconv: ") {
 			t.Errorf("%s: stderr %q does not start with mmpconv:", c.name, errs)
 		}
 	}

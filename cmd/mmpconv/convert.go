@@ -38,7 +38,7 @@ func checkAlign(n int) error {
 }
 
 // options validates the flags into convert options.
-func (c *convertFlags) options(e *env) (convert.Options, convert.Format, convert.Format, error) {
+func (c *convertFlags) options(e *env, src string) (convert.Options, convert.Format, convert.Format, error) {
 	opt := c.opt
 	p, err := bridge.ParseEncoding(c.profile)
 	if err != nil {
@@ -60,7 +60,7 @@ func (c *convertFlags) options(e *env) (convert.Options, convert.Format, convert
 		}
 	}
 	opt.Skipped = func(name, reason string) {
-		fmt.Fprintf(e.stderr, "mmpconv: skipped %s: %s\n", name, reason)
+		fmt.Fprintf(e.stderr, "mmpconv: %s: skipped %s: %s\n", src, name, reason)
 	}
 	return opt, ff, tf, nil
 }
@@ -69,16 +69,35 @@ func convertCmd(e *env) *cobra.Command {
 	var c convertFlags
 	cmd := &cobra.Command{
 		Use:   "convert [flags] SRC DST",
-		Short: "Convert between mmappickle (.mmpkl/.pkl) and .npy, .npz or HDF5 (.h5/.hdf5), or rewrite an mmappickle file",
+		Short: "Convert between mmappickle (.mmpkl/.pkl), .npy, .npz and HDF5 (.h5/.hdf5), in any direction",
 		Long: `Convert SRC to DST. Formats come from the extensions (.mmpkl/.pkl, .npy, .npz,
-.h5/.hdf5) unless --from/--to say otherwise; one side must be mmappickle.
+.h5/.hdf5) unless --from/--to say otherwise; any format converts to any other
+(between two that are not mmappickle, through an unnamed scratch mmappickle
+file beside DST).
 DST is written to a temporary file beside it and renamed into place when
 complete; an existing DST is refused unless --force.`,
+		Example: `  mmpconv convert data.npz data.mmpkl
+  mmpconv convert --profile mmappickle scan.h5 scan.mmpkl
+  mmpconv convert --compress --skip-unsupported data.mmpkl data.npz`,
 		Args: exactArgs(2, "SRC and DST"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opt, ff, tf, err := c.options(e)
+			opt, ff, tf, err := c.options(e, args[0])
 			if err != nil {
 				return err
+			}
+			if opt.Key != "" {
+				// --key names an .npy's one array; elsewhere it would be
+				// ignored, and that must not pass silently.
+				from, to := ff, tf
+				if from == "" {
+					from, _ = convert.FormatOf(args[0])
+				}
+				if to == "" {
+					to, _ = convert.FormatOf(args[1])
+				}
+				if from != convert.Npy && to != convert.Npy {
+					return usagef("convert: --key names the key of an .npy input or the array of an .npy output; a %s -> %s conversion takes every key", from, to)
+				}
 			}
 			bar := newProgress(e.stderr, c.quiet, "converting")
 			opt.Progress = bar.callback()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -18,7 +19,10 @@ func getCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "get FILE KEY [-o OUT.npy]",
 		Short: "Print a value (Python repr), describe an array, or with -o write the array to an .npy file",
-		Args:  exactArgs(2, "FILE and KEY"),
+		Example: `  mmpconv get data.mmpkl meta
+  mmpconv get data.mmpkl cube -o cube.npy
+  mmpconv get https://host/data.mmpkl cube -o cube.npy`,
+		Args: exactArgs(2, "FILE and KEY"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out != "" {
 				bar := newProgress(e.stderr, quiet, "extracting")
@@ -61,6 +65,9 @@ func putCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "put FILE KEY (SRC.npy | --json VALUE)",
 		Short: "Store an .npy array or a JSON value under KEY (creates FILE if missing; replaces KEY)",
+		Example: `  mmpconv put data.mmpkl cube cube.npy
+  mmpconv put data.mmpkl meta --json '{"sensor": "vnir", "gain": 1.5}'
+  mmpconv put data.mmpkl meta --json @meta.json`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if jsonValue != "" {
 				return exactArgs(2, "FILE and KEY (with --json)")(cmd, args)
@@ -77,7 +84,14 @@ func putCmd(e *env) *cobra.Command {
 			}
 			var v any
 			if jsonValue != "" {
-				if v, err = parseJSONValue(jsonValue); err != nil {
+				text, err := readJSONArg(jsonValue, e.stdin)
+				if err != nil {
+					return fmt.Errorf("--json %s: %w", jsonValue, err)
+				}
+				if v, err = parseJSONValue(text); err != nil {
+					if text != jsonValue {
+						return fmt.Errorf("--json %s: %w", jsonValue, err) // a file's or stdin's content: bad input
+					}
 					return usagef("--json: %v", err)
 				}
 			}
@@ -97,7 +111,7 @@ func putCmd(e *env) *cobra.Command {
 			return f.Close()
 		},
 	}
-	cmd.Flags().StringVar(&jsonValue, "json", "", "store this JSON value (objects become dicts, arrays lists)")
+	cmd.Flags().StringVar(&jsonValue, "json", "", "store this JSON value (objects become dicts, arrays lists); @FILE reads it from FILE, - from standard input")
 	cmd.Flags().StringVar(&profile, "profile", "portable", "array encoding: portable or mmappickle")
 	cmd.Flags().IntVar(&align, "align", 64, "alignment of the array data in bytes")
 	return cmd
@@ -107,6 +121,8 @@ func rmCmd(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "rm FILE KEY...",
 		Short: "Delete keys, all or none (marked deleted in place; vacuum reclaims the space)",
+		Example: `  mmpconv rm data.mmpkl old
+  mmpconv rm data.mmpkl a b c && mmpconv vacuum data.mmpkl`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) < 2 {
 				return usagef("rm: want FILE and at least one KEY")
@@ -137,6 +153,8 @@ func vacuumCmd(e *env) *cobra.Command {
 into place, re-aligning array data (--align). A file with nothing to reclaim is
 left as it is, unless --force. Through a symbolic link, the target is rewritten
 and the link kept.`,
+		Example: `  mmpconv vacuum data.mmpkl
+  mmpconv vacuum --align 4096 data.mmpkl`,
 		Args: exactArgs(1, "FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkAlign(align); err != nil {
@@ -180,11 +198,13 @@ func fsckCmd(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "fsck FILE",
 		Short: "Repair a file torn by an interrupted write: cut the torn tail, restore the terminator",
-		Args:  exactArgs(1, "FILE"),
+		Example: `  mmpconv fsck data.mmpkl
+  mmpconv fsck data.mmpkl && mmpconv verify -q data.mmpkl`,
+		Args: exactArgs(1, "FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rep, err := bridge.Repair(args[0])
 			if err != nil {
-				if errors.Is(err, bridge.ErrNotMmappickle) {
+				if errors.Is(err, bridge.ErrNotMmappickle) && !strings.Contains(err.Error(), "empty") {
 					return fmt.Errorf("%w (fsck repairs only a torn tail)", err)
 				}
 				return err

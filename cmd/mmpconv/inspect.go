@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -15,19 +16,30 @@ import (
 func inspectCmd(e *env) *cobra.Command {
 	var asJSON, hash bool
 	cmd := &cobra.Command{
-		Use:   "inspect --json [--hash] FILE",
-		Short: "Describe every key as JSON (dtype, shape, order, encoding, data offset, size)",
-		Args:  exactArgs(1, "FILE"),
+		Use:   "inspect [--json] [--hash] FILE",
+		Short: "Describe every key: kind, dtype, shape, order, encoding, data offset and size (a table, or JSON)",
+		Long: `inspect describes every key of FILE, in the order of the dict pickle.load
+builds: arrays and masked arrays with their dtype, shape, order (C or F),
+encoding (portable or mmappickle), the offset of their bytes in the file and
+their size; other values with a short repr. --json prints the same as JSON
+(the schema is in the README); --hash adds the sha256 of each array's bytes in
+C order (numpy's tobytes()), which reads all the data.`,
+		Example: `  mmpconv inspect data.mmpkl
+  mmpconv inspect --json --hash data.mmpkl
+  mmpconv inspect https://host/data.mmpkl`,
+		Args: exactArgs(1, "FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !asJSON {
-				return usagef("inspect: only --json output exists; pass --json")
-			}
 			r, c, err := bridge.OpenReader(e.ctx, args[0])
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			out, err := inspectJSON(e.ctx, r, hash)
+			var out []byte
+			if asJSON {
+				out, err = inspectJSON(e.ctx, r, hash)
+			} else {
+				out, err = inspectTable(e.ctx, r, hash)
+			}
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
@@ -38,6 +50,55 @@ func inspectCmd(e *env) *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().BoolVar(&hash, "hash", false, "add the sha256 of each array's bytes in C order (reads all data)")
 	return cmd
+}
+
+// inspectTable lays out one row per array (a masked array's data, then its
+// mask), one per other value.
+func inspectTable(ctx context.Context, r *bridge.Reader, hash bool) ([]byte, error) {
+	var t table
+	head := []string{"KEY", "KIND", "DTYPE", "SHAPE", "ORDER", "ENCODING", "OFFSET", "NBYTES"}
+	if hash {
+		head = append(head, "SHA256")
+	}
+	t.row(head...)
+	arrayRow := func(k, kind string, a *bridge.Array) error {
+		info, err := render.Info(ctx, a, hash)
+		if err != nil {
+			return fmt.Errorf("key %q: %w", k, err)
+		}
+		cells := []string{k, kind, info.DType, shapeStr(info.Shape), info.Order, info.Encoding,
+			strconv.FormatInt(info.DataOffset, 10), strconv.FormatInt(info.NBytes, 10)}
+		if hash {
+			cells = append(cells, info.SHA256)
+		}
+		t.row(cells...)
+		return nil
+	}
+	for _, k := range r.Keys() {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		v, err := r.Get(k)
+		if err != nil {
+			return nil, err
+		}
+		switch v := v.(type) {
+		case *bridge.Array:
+			err = arrayRow(k, "array", v)
+		case *bridge.Masked:
+			if err = arrayRow(k, "masked", v.Data); err == nil {
+				err = arrayRow("", "  mask", v.Mask)
+			}
+		case *bridge.Object:
+			t.row(k, "object", v.Module+"."+v.Name+" (not decoded: "+v.Why+")")
+		default:
+			t.row(k, "value", render.Repr(v, 60))
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return t.render(), nil
 }
 
 // inspectJSON builds {"commit_number": N, "keys": {KEY: ENTRY, ...}} with the

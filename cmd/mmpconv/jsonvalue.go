@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"os"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"mmpbridge/bridge"
 )
@@ -14,11 +16,16 @@ import (
 // parseJSONValue parses JSON into the Go values the bridge pickles: objects
 // become dicts in their order, arrays lists, integers int64 (or *big.Int),
 // other numbers float64.
+// A duplicate key in an object is an error (json.Unmarshal would keep the
+// last silently); a bare word is taken for a string forgotten in quotes.
 func parseJSONValue(s string) (any, error) {
 	dec := json.NewDecoder(strings.NewReader(s))
 	dec.UseNumber()
 	v, err := jsonNext(dec, 0)
 	if err != nil {
+		if t := strings.TrimSpace(s); t != "" && isBareWord(t) {
+			return nil, fmt.Errorf("%q is not JSON; a string needs quotes: --json '\"%s\"'", t, t)
+		}
 		return nil, err
 	}
 	if _, err := dec.Token(); err != io.EOF {
@@ -51,16 +58,22 @@ func jsonNext(dec *json.Decoder, depth int) (any, error) {
 			return list, err
 		case '{':
 			d := bridge.Dict{}
+			seen := map[string]bool{}
 			for dec.More() {
 				k, err := dec.Token()
 				if err != nil {
 					return nil, err
 				}
+				key := k.(string)
+				if seen[key] {
+					return nil, fmt.Errorf("duplicate key %q in an object (at byte %d)", key, dec.InputOffset())
+				}
+				seen[key] = true
 				v, err := jsonNext(dec, depth+1)
 				if err != nil {
 					return nil, err
 				}
-				d = append(d, bridge.DictItem{Key: k.(string), Value: v})
+				d = append(d, bridge.DictItem{Key: key, Value: v})
 			}
 			_, err := dec.Token()
 			return d, err
@@ -76,4 +89,47 @@ func jsonNext(dec *json.Decoder, depth int) (any, error) {
 		return strconv.ParseFloat(string(t), 64)
 	}
 	return tok, nil // string, bool, nil
+}
+
+// isBareWord: letters, digits, and _-./: only, not a JSON literal.
+func isBareWord(s string) bool {
+	switch s {
+	case "true", "false", "null":
+		return false
+	}
+	for _, c := range s {
+		if !(c == '_' || c == '-' || c == '.' || c == '/' || c == ':' || unicode.IsLetter(c) || unicode.IsDigit(c)) {
+			return false
+		}
+	}
+	_, err := strconv.ParseFloat(s, 64)
+	return err != nil
+}
+
+// readJSONArg resolves put's --json argument: @FILE reads the file, - reads
+// standard input, anything else is the JSON itself.
+func readJSONArg(arg string, stdin io.Reader) (string, error) {
+	const limit = 1 << 30
+	var r io.Reader
+	switch {
+	case arg == "-":
+		r = stdin
+	case strings.HasPrefix(arg, "@"):
+		f, err := os.Open(arg[1:])
+		if err != nil {
+			return "", err
+		}
+		defer f.Close()
+		r = f
+	default:
+		return arg, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return "", err
+	}
+	if len(b) > limit {
+		return "", fmt.Errorf("%s: more than 1 GiB of JSON", arg)
+	}
+	return string(b), nil
 }

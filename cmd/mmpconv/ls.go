@@ -15,7 +15,9 @@ func lsCmd(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "ls FILE",
 		Short: "List the keys: kind, dtype, shape and size of arrays, a short repr of values",
-		Args:  exactArgs(1, "FILE"),
+		Example: `  mmpconv ls data.mmpkl
+  mmpconv ls https://host/data.mmpkl`,
+		Args: exactArgs(1, "FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, c, err := bridge.OpenReader(e.ctx, args[0])
 			if err != nil {

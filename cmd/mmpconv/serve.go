@@ -36,6 +36,9 @@ ETag, Last-Modified), so that mmpconv and mmpbridge read them remotely; and:
 No path leaves DIR: "..", absolute paths and symbolic links out of DIR are
 refused. Listens on loopback unless --addr says otherwise; one access-log line
 per request on stderr; Ctrl-C stops it gracefully.`,
+		Example: `  mmpconv serve /data
+  mmpconv serve --addr 0.0.0.0:8080 /data
+  mmpconv ls http://127.0.0.1:8080/scene.mmpkl`,
 		Args: exactArgs(1, "DIR"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if maxRequests < 1 {

@@ -87,7 +87,7 @@ numpy 2 module names, which older numpy lacks) do not change the exit status.`,
 	}
 	cmd.Flags().StringArrayVar(&allow, "allow", nil, "trust this callable with any arguments (module.name or module:name; repeatable)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
-	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only what fails, the warnings and the summary")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only what is not allowed or broken, and the summary line")
 	return cmd
 }
 
@@ -181,8 +181,12 @@ func appendFinding(b []byte, f bridge.Finding) []byte {
 func writeVerifyText(w io.Writer, rep *bridge.VerifyReport, quiet bool) error {
 	var b strings.Builder
 	var line []byte
+	warnings := 0
 	for _, f := range rep.Findings {
-		if quiet && f.Kind == bridge.Import && f.Allowed {
+		if f.Kind == bridge.Warning {
+			warnings++
+		}
+		if quiet && (f.Kind == bridge.Import && f.Allowed || f.Kind == bridge.Warning) {
 			continue
 		}
 		line = append(appendFinding(line[:0], f), '\n')
@@ -206,7 +210,9 @@ func writeVerifyText(w io.Writer, rep *bridge.VerifyReport, quiet bool) error {
 		entries = fmt.Sprintf("1 entry (%s)", detail)
 	}
 	if rep.StructureOK() {
-		fmt.Fprintf(&b, "structure ok: header, %s, terminator\n", entries)
+		if !quiet {
+			fmt.Fprintf(&b, "structure ok: header, %s, terminator\n", entries)
+		}
 	} else {
 		fmt.Fprintf(&b, "structure BROKEN: %s; %s\n", plural(len(rep.Structure), "error"), entries)
 	}
@@ -218,7 +224,11 @@ func writeVerifyText(w io.Writer, rep *bridge.VerifyReport, quiet bool) error {
 	default:
 		fmt.Fprintf(&b, "%s imported, %d not allowed", plural(rep.Imports, "global"), rep.NotAllowed)
 	}
-	fmt.Fprintf(&b, "; %s\n", plural(rep.Problems, "problem"))
+	fmt.Fprintf(&b, "; %s", plural(rep.Problems, "problem"))
+	if quiet && warnings > 0 {
+		fmt.Fprintf(&b, "; %s (without -q: which)", plural(warnings, "warning"))
+	}
+	b.WriteString("\n")
 	_, err := io.WriteString(w, b.String())
 	return err
 }

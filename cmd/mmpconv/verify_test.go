@@ -319,7 +319,7 @@ func TestVerifyConverterOutputs(t *testing.T) {
 					t.Fatalf("%s -> %s: %v", src, p, err)
 				}
 				outs++
-				code, out, errs := mmpconv(t, "verify", "-q", dst)
+				code, out, errs := mmpconv(t, "verify", dst)
 				if code != 0 {
 					t.Errorf("%s (%s, align %d): exit %d\n%s%s", src, p, align, code, out, errs)
 					continue
@@ -337,6 +337,11 @@ func TestVerifyConverterOutputs(t *testing.T) {
 				warned := strings.Contains(out, "plain pickle.load fails on numpy >= 2.3")
 				if want := arrays && p == bridge.Mmappickle; warned != want {
 					t.Errorf("%s (%s): warned %v, want %v\n%s", src, p, warned, want, out)
+				}
+				// -q: only the summary line, which counts the warnings.
+				_, qout, _ := mmpconv(t, "verify", "-q", dst)
+				if strings.Count(qout, "\n") != 1 || strings.Contains(qout, "warning") != warned {
+					t.Errorf("%s (%s): verify -q printed\n%s", src, p, qout)
 				}
 			}
 		}
