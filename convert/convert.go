@@ -43,6 +43,15 @@ type Options struct {
 	// format cannot hold.
 	Skipped func(name, reason string)
 
+	// VlenAsList reads HDF5 variable-length string datasets as a list of
+	// str (a generic value) instead of a numpy '<U' array of the longest
+	// string's length.
+	VlenAsList bool
+	// Layout chooses the storage of HDF5 outputs: LayoutKeep (the default)
+	// restores the chunk shape and filters an HDF5 source recorded;
+	// LayoutContiguous writes every dataset contiguous.
+	Layout Layout
+
 	// scratchDir is where scratch files go: beside the destination.
 	scratchDir string
 	// outFile is the path by which workers open the mmappickle output
@@ -71,6 +80,25 @@ func (o *Options) outPath(out *bridge.File) string {
 		return *o.outFile
 	}
 	return out.Name()
+}
+
+// Layout is the storage of HDF5 output datasets.
+type Layout int
+
+const (
+	LayoutKeep       Layout = iota // as the source recorded it (chunks, gzip level, shuffle), else contiguous
+	LayoutContiguous               // every dataset contiguous, unfiltered
+)
+
+// ParseLayout parses a --layout value: keep or contiguous.
+func ParseLayout(s string) (Layout, error) {
+	switch strings.ToLower(s) {
+	case "keep", "":
+		return LayoutKeep, nil
+	case "contiguous":
+		return LayoutContiguous, nil
+	}
+	return 0, &UsageError{fmt.Sprintf("unknown layout %q (want keep or contiguous)", s)}
 }
 
 // UnsupportedError: a member, dataset or key holds something the conversion

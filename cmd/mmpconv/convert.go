@@ -11,7 +11,7 @@ import (
 
 // convertFlags are the options shared by convert and get.
 type convertFlags struct {
-	profile, from, to string
+	profile, from, to, layout string
 	quiet             bool
 	opt               convert.Options
 }
@@ -26,6 +26,8 @@ func (c *convertFlags) add(cmd *cobra.Command) {
 	f.StringVar(&c.opt.Key, "key", "", "npy -> mmpkl: the key to store the array under (default: the file's stem); mmpkl -> npy: the key to extract")
 	f.BoolVar(&c.opt.Compress, "compress", false, "deflate the members of an .npz output")
 	f.BoolVar(&c.opt.SkipUnsupported, "skip-unsupported", false, "convert what can be converted and list what was skipped, instead of failing")
+	f.BoolVar(&c.opt.VlenAsList, "vlen-as-list", false, "HDF5 input: variable-length string datasets as a list of str, not a numpy '<U' array of the longest string's length")
+	f.StringVar(&c.layout, "layout", "keep", "HDF5 output: keep (the chunk shape and filters an HDF5 source recorded) or contiguous")
 	f.BoolVar(&c.quiet, "quiet", false, "no progress bar")
 }
 
@@ -46,6 +48,9 @@ func (c *convertFlags) options(e *env, src string) (convert.Options, convert.For
 	}
 	opt.Profile = p
 	if err := checkAlign(opt.Align); err != nil {
+		return opt, "", "", err
+	}
+	if opt.Layout, err = convert.ParseLayout(c.layout); err != nil {
 		return opt, "", "", err
 	}
 	var ff, tf convert.Format
