@@ -260,6 +260,9 @@ func (h ArrayHeader) NBytes() (int64, error) {
 	if err := h.DType.validate(); err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrUnsupported, err)
 	}
+	if _, _, ok := h.DType.SubArray(); ok {
+		return 0, fmt.Errorf("an array of a subarray dtype %s (numpy makes it an array of the base dtype with the subarray's dimensions appended): %w", h.DType, ErrUnsupported)
+	}
 	if len(h.Shape) > 64 {
 		return 0, fmt.Errorf("array with %d dimensions (numpy allows 64)", len(h.Shape))
 	}
@@ -313,13 +316,27 @@ func (e *emitter) dtypePickle(d DType, key string) {
 	}
 	e.int(version)
 	e.str(string(d.ByteOrder), "str:"+string(d.ByteOrder)) // 1-char strings are shared in CPython
-	e.raw(opNone, opNone, opNone)
 	elsize, align, flags := int64(-1), int64(-1), int64(0)
-	switch d.Kind {
-	case 'U':
+	switch {
+	case d.layout != "":
+		e.structState(d)
+		elsize, align, flags = int64(d.ItemSize), int64(d.Alignment()), dtypeFlags(d)
+		if d.structured() && !d.Aligned() {
+			align = 1
+		}
+		if flags >= 128 {
+			// Signed, as numpy 1.x writes it: numpy 1.x refuses 144, numpy 2
+			// reads -112 as a packed dtype of the same layout.
+			flags -= 256
+		}
+	case d.Kind == 'U':
+		e.raw(opNone, opNone, opNone)
 		elsize, align, flags = int64(d.ItemSize), 4, 8
-	case 'S', 'V':
+	case d.Kind == 'S' || d.Kind == 'V':
+		e.raw(opNone, opNone, opNone)
 		elsize, align = int64(d.ItemSize), 1
+	default:
+		e.raw(opNone, opNone, opNone)
 	}
 	e.int(elsize)
 	e.int(align)
@@ -344,6 +361,40 @@ func (e *emitter) dtypePickle(d DType, key string) {
 	e.raw(opTuple)
 	e.memoized("", func() {})
 	e.raw(opBuild)
+}
+
+// structState emits the subarray, names and fields of a structured or
+// subarray dtype's state (machine_struct.go says what numpy writes).
+func (e *emitter) structState(d DType) {
+	if base, shape, ok := d.SubArray(); ok {
+		e.dtypePickle(base, "")
+		e.shape(shape)
+		e.raw(opTuple2)
+		e.memoized("", func() {})
+		e.raw(opNone, opNone)
+		return
+	}
+	fields := d.Fields()
+	e.raw(opNone)
+	if len(fields) > 3 {
+		e.raw(opMark)
+	}
+	for _, f := range fields {
+		e.str(f.Name, "field:"+f.Name)
+	}
+	e.tupleEnd(len(fields))
+	e.memoized("", func() {})
+	e.raw(opEmptyDict)
+	e.memoized("", func() {})
+	e.raw(opMark)
+	for _, f := range fields {
+		e.str(f.Name, "field:"+f.Name)
+		e.dtypePickle(f.DType, "")
+		e.int(int64(f.Offset))
+		e.raw(opTuple2)
+		e.memoized("", func() {})
+	}
+	e.raw(opSetItems)
 }
 
 // ndarrayPickle emits numpy's pickle of an ndarray, with the data marked,
@@ -455,6 +506,9 @@ func encodeArray(p Encoding, h ArrayHeader, memoStart int64) ([][]byte, int64, e
 	if err != nil {
 		return nil, 0, err
 	}
+	if p == Mmappickle && h.DType.layout != "" {
+		return nil, 0, errStructuredMmappickle
+	}
 	e := newEmitter()
 	if p == Mmappickle {
 		e.mmappickleArray(h, n)
@@ -476,6 +530,9 @@ func encodeMasked(p Encoding, h ArrayHeader, fill []byte, memoStart int64) ([][]
 	if fill != nil && len(fill) != h.DType.ItemSize {
 		return nil, 0, fmt.Errorf("fill value of %d bytes for dtype %s", len(fill), h.DType)
 	}
+	if p == Mmappickle && h.DType.layout != "" {
+		return nil, 0, errStructuredMmappickle
+	}
 	e := newEmitter()
 	if p == Mmappickle {
 		e.raw(unicodeOp("numpy.ma.core")...)
@@ -494,3 +551,7 @@ func encodeMasked(p Encoding, h ArrayHeader, fill []byte, memoStart int64) ([][]
 }
 
 var boolDType = DType{ByteOrder: '|', Kind: 'b', ItemSize: 1}
+
+// errStructuredMmappickle: mmappickle's encoding names the dtype by
+// str(dtype), which numpy cannot parse back for a structured one.
+var errStructuredMmappickle = fmt.Errorf("the mmappickle profile cannot store structured dtypes (mmappickle's fromstring takes str(dtype)); use the portable profile: %w", ErrUnsupported)

@@ -7,8 +7,10 @@ import (
 )
 
 // DType is a numpy data type of fixed size: booleans, integers, floats,
-// complex numbers, datetime64/timedelta64, and fixed-width byte (S), unicode
-// (U) and void (V) strings. Structured and object dtypes are not represented.
+// complex numbers, datetime64/timedelta64, fixed-width byte (S), unicode
+// (U) and void (V) strings, and structured dtypes of these (kind V, with
+// Fields; dtype_struct.go). Object dtypes are not represented. DTypes
+// compare with ==.
 type DType struct {
 	// ByteOrder is '<' (little), '>' (big) or '|' (not applicable).
 	ByteOrder byte
@@ -20,6 +22,10 @@ type DType struct {
 	// and UnitCount its multiplier (10 for "10ms"); unused for other kinds.
 	Unit      string
 	UnitCount int
+
+	// layout describes a structured or subarray dtype (dtype_struct.go);
+	// "" for the others.
+	layout string
 }
 
 var numericSizes = map[byte][]int{
@@ -43,6 +49,9 @@ func canonicalUnit(u string) string {
 
 // String returns numpy's dtype.str: "<f8", "|b1", ">i4", "<M8[D]", "<U3", "|S2".
 func (d DType) String() string {
+	if d.layout != "" {
+		return d.descrText()
+	}
 	switch d.Kind {
 	case 'U':
 		return fmt.Sprintf("%c%c%d", d.ByteOrder, d.Kind, d.ItemSize/4)
@@ -95,6 +104,9 @@ func (d DType) NativeEndian() bool { return d.ByteOrder != '>' }
 // Alignment is the alignment numpy gives the type (the item size for
 // numbers, 4 for U, 1 for S and V; complex aligns on its parts).
 func (d DType) Alignment() int {
+	if d.layout != "" {
+		return d.structAlignment()
+	}
 	switch d.Kind {
 	case 'U':
 		return 4
@@ -107,6 +119,12 @@ func (d DType) Alignment() int {
 }
 
 func (d DType) validate() error {
+	if d.layout != "" {
+		if d.Kind != 'V' || d.ByteOrder != '|' || d.ItemSize < 1 {
+			return fmt.Errorf("structured dtype %c%c%d", d.ByteOrder, d.Kind, d.ItemSize)
+		}
+		return nil
+	}
 	switch d.ByteOrder {
 	case '<', '>', '|':
 	default:

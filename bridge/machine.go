@@ -101,6 +101,9 @@ const (
 	// fCopied: a bytearray's bytes are a copy that pickle.load makes
 	// (counted by the verifier's amplification check).
 	fCopied
+	// fFrozen: a dict a structured dtype holds as its fields: changing it
+	// would change the dtype after it was built.
+	fFrozen
 )
 
 // opaque is what the machine knows of an object it does not model.

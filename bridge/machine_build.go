@@ -135,9 +135,21 @@ func (m *machine) buildDType(o op, inst, state ref) error {
 	if (natural == '|') != (order[0] == '|') || (order[0] != '<' && order[0] != '>' && order[0] != '|') {
 		return bad(fmt.Sprintf("byte order %q", order))
 	}
+	if d.Kind == 'V' && (!m.isNone(it[2]) || !m.isNone(it[3]) || !m.isNone(it[4])) {
+		// A structured or subarray dtype (machine_struct.go).
+		sd, why := m.structState(it, d.ItemSize, o.Off)
+		if why != "" {
+			return bad(why)
+		}
+		if sd.ItemSize != d.ItemSize {
+			return bad(fmt.Sprintf("element size %d for numpy.dtype(%q)", sd.ItemSize, descr))
+		}
+		*m.at(inst) = node{kind: kDType, off: m.at(inst).off, x: sd}
+		return nil
+	}
 	for _, i := range []int{2, 3, 4} {
 		if !m.isNone(it[i]) {
-			return bad("a subarray, names or fields (a structured dtype)")
+			return bad("a subarray, names or fields on a dtype that is not void")
 		}
 	}
 	for i, want := range []int64{elsize, align, flags} {
@@ -245,6 +257,11 @@ func (m *machine) buildArray(o op, inst, state ref, masked bool) error {
 	if !masked {
 		*m.at(inst) = node{kind: kArray, off: m.at(inst).off, x: a}
 		return nil
+	}
+	if d.layout != "" {
+		// numpy gives a structured array a structured mask (a bool per
+		// field), which Masked does not hold.
+		return bad("a structured dtype (its mask is structured too: not represented)")
 	}
 	mask := m.at(it[5])
 	if mask.kind != kBytes {

@@ -143,6 +143,9 @@ func (m *machine) appendItems(o op, t ref, items []ref) error {
 // setItems is SETITEM(S) and DICT: key, value pairs into t.
 func (m *machine) setItems(o op, t ref, items []ref) error {
 	nd := m.at(t)
+	if nd.flags&fFrozen != 0 {
+		return refuse(o.Off, "%s on the fields of a structured dtype: pickle.load would change the dtype after it was built", opName(o.Code))
+	}
 	switch nd.kind {
 	case kDict, kODict:
 		for i := 0; i < len(items); i += 2 {

@@ -53,6 +53,29 @@ for k in kinds:
         f = np.ma.masked_array(a.copy(), mask=[[0, 0, 1], [1, 0, 0]])
         f.fill_value = a[1, 2]
         forms["masked fill " + k] = f
+structs = {
+    "struct": [("x", "<f8"), ("y", "<i4", (2,)), ("n", [("a", "u1"), ("b", ">i2")])],
+    "struct U": [("s", "<U3"), ("x", "<f8")],
+    "struct M": [("t", "<M8[ms]"), ("d", ">m8[D]")],
+    "struct sub-struct": [("p", [("a", "u1"), ("b", "<f4")], (2,))],
+    "struct sub-U 2-d": [("u", "<U2", (2, 3)), ("c", "<c16")],
+    "struct aligned": np.dtype([("x", "u1"), ("y", "<f8")], align=True),
+    "struct nested aligned": np.dtype([("x", "u1"), ("n", np.dtype([("a", "u1"), ("b", "<f8")], align=True))], align=True),
+    "struct inner aligned": [("x", "u1"), ("n", np.dtype([("a", "u1"), ("b", "<f8")], align=True))],
+    "struct offsets": np.dtype({"names": ["a", "b"], "formats": ["u1", "<i4"], "offsets": [0, 8], "itemsize": 16}),
+    "struct S bool": [("s", "S3"), ("b", "?")],
+    "struct unicode name": [("température", "<f4"), ("n'x\"", "<i2")],
+    "struct many": [(f"f{i}", "<i2") for i in range(40)],
+}
+for k, spec in structs.items():
+    dt = np.dtype(spec)
+    forms["dtype " + k] = dt
+    a = np.frombuffer(raw(np.dtype("u1"), 6 * dt.itemsize), dtype=dt).reshape(2, 3).copy()
+    forms["array " + k] = a
+    forms["array F " + k] = np.asfortranarray(a)
+    forms["array 0-d " + k] = a[:1, :1].reshape(())
+    forms["array empty " + k] = a[:0]
+    forms["scalar " + k] = a[0, 1]
 forms["masked empty"] = np.ma.masked_array(np.zeros(0), mask=np.zeros(0, bool))
 forms["masked 0-d"] = np.ma.masked_array(np.float32(1.5), mask=True)
 out = {}

@@ -81,7 +81,7 @@ func pmDesc(v any) any {
 		case d.Kind == 'c' && d.ItemSize == 32:
 			raw = append(raw[:10:10], raw[16:26]...)
 		}
-		return map[string]any{"t": "scalar", "dtype": d.String(), "v": hex.EncodeToString(raw)}
+		return map[string]any{"t": "scalar", "dtype": d.String(), "v": hex.EncodeToString(zeroPadding(d, raw))}
 	case DType:
 		v.ByteOrder = leOrder(v)
 		return map[string]any{"t": "dtype", "v": v.String()}
@@ -145,6 +145,45 @@ func swapToLE(d DType, b []byte) []byte {
 	return out
 }
 
+// zeroPadding zeroes the bytes of elements of a structured dtype that no
+// field covers: numpy does not keep padding (copies and scalars leave it
+// undefined), so pycheck.py compares structured values with it zeroed.
+func zeroPadding(d DType, b []byte) []byte {
+	if d.layout == "" || d.ItemSize == 0 {
+		return b
+	}
+	cover := make([]bool, d.ItemSize)
+	var mark func(d DType, off int)
+	mark = func(d DType, off int) {
+		if fs := d.Fields(); fs != nil {
+			for _, f := range fs {
+				mark(f.DType, off+f.Offset)
+			}
+			return
+		}
+		if base, shape, ok := d.SubArray(); ok && base.layout != "" {
+			n := 1
+			for _, s := range shape {
+				n *= s
+			}
+			for i := range n {
+				mark(base, off+i*base.ItemSize)
+			}
+			return
+		}
+		for i := off; i < off+d.ItemSize && i < len(cover); i++ {
+			cover[i] = true
+		}
+	}
+	mark(d, 0)
+	for i := range b {
+		if !cover[i%d.ItemSize] {
+			b[i] = 0
+		}
+	}
+	return b
+}
+
 func pmArray(a *Array) any {
 	var c bytes.Buffer
 	if err := a.WriteC(&c); err != nil {
@@ -156,7 +195,7 @@ func pmArray(a *Array) any {
 	if (ArrayHeader{Shape: a.Shape, Fortran: a.Fortran}).isFortranFlag() {
 		order = "F"
 	}
-	sum := sha256.Sum256(swapToLE(a.DType, c.Bytes()))
+	sum := sha256.Sum256(zeroPadding(a.DType, swapToLE(a.DType, c.Bytes())))
 	shape := append([]int{}, a.Shape...)
 	return map[string]any{"t": "array", "dtype": d.String(), "shape": shape, "order": order, "sha": hex.EncodeToString(sum[:])}
 }
@@ -313,7 +352,30 @@ func hostileFiles() []hostile {
 				live("b", pkl(opBinGet, 1, "injected", opBinInt1, 1, opSetItem, opPop, opNone), 3))},
 		{name: "a later entry overwrites an earlier entry's slot", shared: true, python: "loaded",
 			file: testFile(live("a", pkl("x", opBinPut, 1), 2), live("b", pkl("y", opBinPut, 1), 2))},
+
+		// Structured dtypes: numpy keeps the fields dict it is given, and
+		// reads a field's bytes as its dtype says.
+		{name: "structured dtype whose fields dict gets an object field after it is built, scalar of a junk pointer",
+			file: testFile(live("x", pkl(structNew(dtypeNew, pkl(opEmptyDict, opBinPut, 1, opMark, "x", dtypeNew("f8"), state("<", -1, -1, 0), opBinInt1, 0, opTuple2, opSetItems), 16, 1),
+				opBinPut, 2, opPop,
+				opBinGet, 1, "x", dtypeNew("O8"), state("|", -1, -1, 63), opBinInt1, 0, opTuple2, opSetItem, opPop,
+				scalar(pkl(opBinGet, 2), junk)), 3))},
+		{name: "structured dtype with an object field, scalar of a junk pointer",
+			file: testFile(live("x", scalar(structNew(dtypeNew, pkl(opEmptyDict, opMark, "x", dtypeNew("O8"), state("|", -1, -1, 63), opBinInt1, 0, opTuple2, opSetItems), 63|16, 1), junk), 0))},
+		{name: "structured dtype with the object flags on plain fields", python: "raised",
+			file: testFile(live("x", scalar(structNew(dtypeNew, pkl(opEmptyDict, opMark, "x", dtypeNew("f8"), state("<", -1, -1, 0), opBinInt1, 0, opTuple2, opSetItems), 63, 1), f8(1)), 0))},
+		{name: "structured dtype with a field past its item",
+			file: testFile(live("x", scalar(structNew(dtypeNew, pkl(opEmptyDict, opMark, "x", dtypeNew("f8"), state("<", -1, -1, 0), opBinInt1, 4, opTuple2, opSetItems), 16, 1), f8(1)), 0))},
+		{name: "structured dtype with a field title",
+			file: testFile(live("x", scalar(structNew(dtypeNew, pkl(opEmptyDict, opMark, "x", dtypeNew("f8"), state("<", -1, -1, 0), opBinInt1, 0, "t", opTuple3, opSetItems), 16, 1), f8(1)), 0))},
 	}
+}
+
+// structNew is numpy.dtype("V8") built with the structured state
+// (3, '|', None, ('x',), fields, 8, align, flags).
+func structNew(dtypeNew func(string) []byte, fields []byte, flags, align int32) []byte {
+	return pkl(dtypeNew("V8"), opMark, opBinInt1, 3, "|", opNone, "x", opTuple1, fields,
+		opBinInt, le32(8), opBinInt, le32(align), opBinInt, le32(flags), opTuple, opBuild)
 }
 
 // TestHostileFilesPython: for every hostile file, verify fails, and every

@@ -36,11 +36,28 @@ def le(dt):
     return dt.newbyteorder("<") if dt.byteorder == ">" else dt
 
 
+def dstr(dt):
+    """dtype.str, or for a structured dtype str(dtype.descr) as the bridge says it."""
+    dt = le(dt)
+    return str(dt.descr) if dt.fields is not None else dt.str
+
+
+def unpadded(a):
+    """a C-ordered copy of a with the padding of a structured dtype zeroed
+    (numpy leaves it undefined in copies and scalars)."""
+    if a.dtype.fields is None:
+        return np.ascontiguousarray(a)
+    z = np.zeros(a.shape, a.dtype)
+    for n in a.dtype.names:
+        z[n] = a[n]
+    return z
+
+
 def arr_desc(a):
     a = np.asarray(a)
     order = "F" if a.flags.f_contiguous and not a.flags.c_contiguous else "C"
-    c = np.ascontiguousarray(a).astype(le(a.dtype), copy=False)
-    return {"t": "array", "dtype": le(a.dtype).str, "shape": list(a.shape), "order": order,
+    c = unpadded(a).astype(le(a.dtype), copy=False)
+    return {"t": "array", "dtype": dstr(a.dtype), "shape": list(a.shape), "order": order,
             "sha": hashlib.sha256(c.tobytes()).hexdigest()}
 
 
@@ -66,14 +83,14 @@ def describe(v):
     if isinstance(v, np.ndarray):
         return {"t": "other", "type": type(v).__name__}
     if isinstance(v, np.dtype):
-        return {"t": "dtype", "v": le(v).str}
+        return {"t": "dtype", "v": dstr(v)}
     if isinstance(v, np.generic):
         if isinstance(v, np.str_):
             return {"t": "scalar", "kind": "U", "v": str(v).encode("utf-8", "surrogatepass").hex()}
         if isinstance(v, np.bytes_):
             return {"t": "scalar", "kind": "S", "v": bytes(v).hex()}
-        a = np.asarray(v)
-        return {"t": "scalar", "dtype": le(a.dtype).str, "v": ld_bytes(a.dtype, a.astype(le(a.dtype)).tobytes()).hex()}
+        a = unpadded(np.asarray(v))
+        return {"t": "scalar", "dtype": dstr(a.dtype), "v": ld_bytes(a.dtype, a.astype(le(a.dtype), copy=False).tobytes()).hex()}
     if v is None:
         return {"t": "none"}
     if v is True or v is False:

@@ -1,0 +1,143 @@
+package bridge
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"mmpbridge/internal/pyrun"
+)
+
+func mustDType(t testing.TB, s string) DType {
+	t.Helper()
+	d, err := ParseDType(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// testStructs are structured dtypes as StructDType builds them, with the
+// text numpy's str(dtype.descr) gives.
+func testStructs(t testing.TB) map[string]DType {
+	f := func(fields []Field, size int, aligned bool) DType {
+		t.Helper()
+		d, err := StructDType(fields, size, aligned)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	sub := func(base DType, shape ...int) DType {
+		t.Helper()
+		d, err := SubArrayDType(base, shape)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	inner := f([]Field{{"a", mustDType(t, "u1"), 0}, {"b", mustDType(t, ">i2"), 1}}, 3, false)
+	innerAligned := f([]Field{{"a", mustDType(t, "u1"), 0}, {"b", mustDType(t, "<f8"), 8}}, 16, true)
+	return map[string]DType{
+		"[('x', '<f8'), ('y', '<i4', (2,)), ('n', [('a', '|u1'), ('b', '>i2')])]": f([]Field{
+			{"x", mustDType(t, "<f8"), 0}, {"y", sub(mustDType(t, "<i4"), 2), 8}, {"n", inner, 16}}, 19, false),
+		"[('s', '<U3'), ('t', '<M8[ms]'), ('c', '<c16')]": f([]Field{
+			{"s", mustDType(t, "<U3"), 0}, {"t", mustDType(t, "<M8[ms]"), 12}, {"c", mustDType(t, "<c16"), 20}}, 36, false),
+		"[('x', '|u1'), ('', '|V7'), ('n', [('a', '|u1'), ('', '|V7'), ('b', '<f8')])]": f([]Field{
+			{"x", mustDType(t, "u1"), 0}, {"n", innerAligned, 8}}, 24, true),
+		"[('p', [('a', '|u1'), ('b', '>i2')], (2, 2)), ('', '|V3')]": f([]Field{{"p", sub(inner, 2, 2), 0}}, 15, false),
+		"[('température', '<f4'), ('n\\'x\"', '|b1')]": f([]Field{{"température", mustDType(t, "<f4"), 0}, {`n'x"`, mustDType(t, "?"), 4}}, 5, false),
+	}
+}
+
+// TestStructuredWritten: structured arrays the bridge writes load with
+// plain pickle.load on numpy 1.x and 2.x, as the bridge reads them back,
+// and verify.
+func TestStructuredWritten(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "s.mmpkl")
+	f, err := Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	i := 0
+	for text, d := range testStructs(t) {
+		if got := d.String(); got != text {
+			t.Errorf("String() = %s, want %s", got, text)
+		}
+		for _, h := range []ArrayHeader{{DType: d, Shape: []int{2, 3}}, {DType: d, Shape: []int{3, 2}, Fortran: true}, {DType: d, Shape: []int{}}, {DType: d, Shape: []int{0}}} {
+			n, _ := h.NBytes()
+			data := make([]byte, n)
+			for j := range data {
+				data[j] = byte(rng.Uint32())
+			}
+			key := strings.Repeat("k", 1) + string(rune('a'+i))
+			i++
+			if err := f.PutArray(key, h, bytes.NewReader(data)); err != nil {
+				t.Fatalf("%s: %v", text, err)
+			}
+			a, err := f.Array(key)
+			if err != nil || a.DType != d || !bytes.Equal(a.Bytes(), data) {
+				t.Fatalf("%s: read back %v, %v", text, a, err)
+			}
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := VerifyFile(path, nil)
+	if err != nil || !rep.OK() {
+		t.Fatalf("verify: %v %+v", err, rep)
+	}
+	for _, env := range pyrun.Numpys(t) {
+		for p, r := range pmCheck(t, env, []pmCase{pmRead(t, path)}) {
+			if r.Status != "loaded" || len(r.Mismatches) > 0 {
+				t.Errorf("%s: %s: %s %s %v", env, p, r.Status, r.Error, r.Mismatches)
+			}
+		}
+	}
+	// The mmappickle profile cannot say a structured dtype.
+	g, err := Create(filepath.Join(dir, "m.mmpkl"), WithProfile(Mmappickle))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	for _, d := range testStructs(t) {
+		if err := g.PutArray("x", ArrayHeader{DType: d, Shape: []int{1}}, bytes.NewReader(make([]byte, d.ItemSize))); err == nil || !strings.Contains(err.Error(), "portable profile") {
+			t.Errorf("mmappickle profile: %v", err)
+		}
+		break
+	}
+}
+
+func TestStructDTypeRefused(t *testing.T) {
+	t.Parallel()
+	f8 := mustDType(t, "<f8")
+	for name, c := range map[string]struct {
+		fields  []Field
+		size    int
+		aligned bool
+	}{
+		"no fields":       {nil, 8, false},
+		"empty name":      {[]Field{{"", f8, 0}}, 8, false},
+		"duplicate":       {[]Field{{"a", f8, 0}, {"a", f8, 8}}, 16, false},
+		"past the item":   {[]Field{{"a", f8, 4}}, 8, false},
+		"negative offset": {[]Field{{"a", f8, -1}}, 8, false},
+		"misaligned":      {[]Field{{"a", mustDType(t, "u1"), 0}, {"b", f8, 1}}, 9, true},
+	} {
+		if _, err := StructDType(c.fields, c.size, c.aligned); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := SubArrayDType(f8, []int{0}); err == nil {
+		t.Error("empty subarray accepted")
+	}
+	d, _ := SubArrayDType(f8, []int{2})
+	if _, err := (ArrayHeader{DType: d, Shape: []int{3}}).NBytes(); err == nil {
+		t.Error("an array of a subarray dtype accepted")
+	}
+}
