@@ -299,7 +299,7 @@ func (d DType) structAlignment() int {
 
 // descrText is numpy's dtype.descr of a structured dtype as Python writes
 // it, with the padding numpy spells as unnamed void fields:
-// [('x', '<f8'), ('', '|V4'), ('y', '<i4', (2,))]; a subarray dtype alone
+// [('x', '<f8'), (”, '|V4'), ('y', '<i4', (2,))]; a subarray dtype alone
 // as (base, shape). Overlapping fields, which descr cannot say, are listed
 // at their offsets: [('x', '<f8', 0), ...] (not numpy's syntax).
 func (d DType) descrText() string {

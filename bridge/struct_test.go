@@ -48,7 +48,7 @@ func testStructs(t testing.TB) map[string]DType {
 		"[('x', '|u1'), ('', '|V7'), ('n', [('a', '|u1'), ('', '|V7'), ('b', '<f8')])]": f([]Field{
 			{"x", mustDType(t, "u1"), 0}, {"n", innerAligned, 8}}, 24, true),
 		"[('p', [('a', '|u1'), ('b', '>i2')], (2, 2)), ('', '|V3')]": f([]Field{{"p", sub(inner, 2, 2), 0}}, 15, false),
-		"[('température', '<f4'), ('n\\'x\"', '|b1')]": f([]Field{{"température", mustDType(t, "<f4"), 0}, {`n'x"`, mustDType(t, "?"), 4}}, 5, false),
+		"[('température', '<f4'), ('n\\'x\"', '|b1')]":               f([]Field{{"température", mustDType(t, "<f4"), 0}, {`n'x"`, mustDType(t, "?"), 4}}, 5, false),
 	}
 }
 
