@@ -290,7 +290,7 @@ func TestDiffRoundTrips(t *testing.T) {
 	ctx := context.Background()
 	base := writeDiffFile(t, filepath.Join(dir, "base.mmpkl"), roundTripKeys())
 	formats := []Format{Mmpkl, Npz}
-	if _, ok := toMmpkl[HDF5]; ok {
+	if hdf5Available {
 		formats = append(formats, HDF5)
 	}
 	ext := map[Format]string{Mmpkl: ".mmpkl", Npz: ".npz", HDF5: ".h5", Npy: ".npy"}

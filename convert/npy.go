@@ -148,10 +148,17 @@ func readNpyHeader(r io.Reader, avail int64) (npyHeader, error) {
 	if len(buf) == 0 || buf[len(buf)-1] != '\n' {
 		return h, errors.New("malformed .npy header: it does not end with a newline")
 	}
-	// Versions 1 and 2 are Latin-1, 3 is UTF-8: every literal that can be
-	// valid is ASCII, so the parser works on bytes.
+	// Versions 1 and 2 are Latin-1 (field names may use it), 3 is UTF-8:
+	// the parser works on UTF-8.
 	if h.Major == 3 && !utf8.Valid(buf) {
 		return h, errors.New("malformed .npy header: not UTF-8")
+	}
+	if h.Major < 3 && !isASCII(string(buf)) {
+		u := make([]rune, len(buf))
+		for i, c := range buf {
+			u[i] = rune(c)
+		}
+		buf = []byte(string(u))
 	}
 	descr, fortran, shape, err := parseNpyDict(buf, h.Major < 3)
 	if err != nil {
@@ -159,20 +166,14 @@ func readNpyHeader(r io.Reader, avail int64) (npyHeader, error) {
 	}
 	h.Fortran, h.Shape = fortran, shape
 	switch d := descr.(type) {
-	case string:
-		t := strings.TrimLeft(d, "<>|=")
-		if d == "object" || strings.HasPrefix(t, "O") {
-			return h, &npyUnsupported{"object arrays cannot be converted (they need allow_pickle)"}
-		}
-		dt, err := bridge.ParseDType(d)
+	case string, pyList:
+		dt, err := descrToDType(d, 0)
 		if err != nil {
-			return h, &npyUnsupported{err.Error()}
+			return h, err
 		}
 		h.DType = dt
-	case pyList:
-		return h, &npyUnsupported{"structured dtypes cannot be converted"}
 	case pyTuple:
-		return h, &npyUnsupported{"subarray dtypes cannot be converted"}
+		return h, &npyUnsupported{"a subarray dtype as the array's dtype cannot be converted (numpy never writes one)"}
 	default:
 		return h, fmt.Errorf("malformed .npy header: descr is %s, not a dtype", pyTypeName(descr))
 	}
@@ -185,6 +186,113 @@ func readNpyHeader(r io.Reader, avail int64) (npyHeader, error) {
 	}
 	h.NBytes = n
 	return h, nil
+}
+
+// npyDescrProblem says why d has no .npy descr ("" when it has one): a
+// structured dtype whose fields overlap (numpy's descr lists fields one
+// after the other).
+func npyDescrProblem(d bridge.DType) string {
+	fs := d.Fields()
+	if fs == nil {
+		if base, _, ok := d.SubArray(); ok {
+			return npyDescrProblem(base)
+		}
+		return ""
+	}
+	end := 0
+	for _, f := range fs {
+		if f.Offset < end {
+			return fmt.Sprintf("structured dtype whose field %q overlaps the one before it: .npy cannot describe it", f.Name)
+		}
+		if why := npyDescrProblem(f.DType); why != "" {
+			return why
+		}
+		end = f.Offset + f.DType.ItemSize
+	}
+	return ""
+}
+
+// descrToDType reads an .npy descr as numpy's descr_to_dtype does: a dtype
+// string, or a list of (name, descr) and (name, descr, shape) fields laid
+// out one after the other, where a ('', '|Vn') field is padding.
+func descrToDType(descr any, depth int) (bridge.DType, error) {
+	if depth > 16 {
+		return bridge.DType{}, &npyUnsupported{"a structured dtype nested more than 16 deep"}
+	}
+	switch d := descr.(type) {
+	case string:
+		t := strings.TrimLeft(d, "<>|=")
+		if d == "object" || strings.HasPrefix(t, "O") {
+			if depth > 0 {
+				return bridge.DType{}, &npyUnsupported{"structured dtypes with object fields cannot be converted (they need allow_pickle)"}
+			}
+			return bridge.DType{}, &npyUnsupported{"object arrays cannot be converted (they need allow_pickle)"}
+		}
+		dt, err := bridge.ParseDType(d)
+		if err != nil {
+			return bridge.DType{}, &npyUnsupported{err.Error()}
+		}
+		return dt, nil
+	case pyList:
+		var fields []bridge.Field
+		off := 0
+		for i, x := range d {
+			item, ok := x.(pyTuple)
+			if !ok || len(item) < 2 || len(item) > 3 {
+				return bridge.DType{}, fmt.Errorf("malformed .npy header: field %d of descr is %s, not (name, dtype[, shape])", i, pyTypeName(x))
+			}
+			name, ok := item[0].(string)
+			if !ok {
+				if _, titled := item[0].(pyTuple); titled {
+					return bridge.DType{}, &npyUnsupported{"structured dtypes with field titles cannot be converted"}
+				}
+				return bridge.DType{}, fmt.Errorf("malformed .npy header: field %d is named by %s", i, pyTypeName(item[0]))
+			}
+			ft, err := descrToDType(item[1], depth+1)
+			if err != nil {
+				return bridge.DType{}, err
+			}
+			if len(item) == 3 {
+				var shape []int
+				switch sh := item[2].(type) {
+				case int64:
+					shape = []int{int(sh)}
+				case pyTuple:
+					for _, n := range sh {
+						v, ok := n.(int64)
+						if !ok || v < 0 || v > 1<<31-1 {
+							return bridge.DType{}, fmt.Errorf("malformed .npy header: field %q has shape %v", name, sh)
+						}
+						shape = append(shape, int(v))
+					}
+				default:
+					return bridge.DType{}, fmt.Errorf("malformed .npy header: field %q has shape %s", name, pyTypeName(item[2]))
+				}
+				if len(shape) > 0 {
+					if ft, err = bridge.SubArrayDType(ft, shape); err != nil {
+						return bridge.DType{}, &npyUnsupported{fmt.Sprintf("field %q: %v", name, err)}
+					}
+				}
+			}
+			if name == "" && ft.Kind == 'V' && ft.Fields() == nil {
+				if _, _, sub := ft.SubArray(); !sub {
+					off += ft.ItemSize // padding
+					continue
+				}
+			}
+			fields = append(fields, bridge.Field{Name: name, DType: ft, Offset: off})
+			off += ft.ItemSize
+			if off > 1<<31-1 {
+				return bridge.DType{}, &npyUnsupported{"a structured dtype larger than 2 GiB"}
+			}
+		}
+		dt, err := bridge.StructDType(fields, off, false)
+		if err != nil {
+			return bridge.DType{}, &npyUnsupported{err.Error()}
+		}
+		return dt, nil
+	}
+	return bridge.DType{}, fmt.Errorf("malformed .npy header: a field's dtype is %s", pyTypeName(descr))
 }
 
 func eofUnexpected(err error) error {
@@ -439,10 +547,56 @@ func (p *pyParser) str() (any, error) {
 			if p.i+1 >= len(p.s) {
 				return nil, p.errorf("unterminated string")
 			}
-			// Escapes matter only in structured dtypes' field names, which
-			// are refused anyway: keep the escaped character.
-			b = append(b, p.s[p.i+1])
+			// Python's escapes (field names of structured dtypes use them).
+			e := p.s[p.i+1]
 			p.i += 2
+			hex := 0
+			switch e {
+			case '\\', '\'', '"':
+				b = append(b, e)
+			case 'n':
+				b = append(b, '\n')
+			case 't':
+				b = append(b, '\t')
+			case 'r':
+				b = append(b, '\r')
+			case 'a':
+				b = append(b, 7)
+			case 'b':
+				b = append(b, 8)
+			case 'f':
+				b = append(b, 12)
+			case 'v':
+				b = append(b, 11)
+			case 'x':
+				hex = 2
+			case 'u':
+				hex = 4
+			case 'U':
+				hex = 8
+			default:
+				if e >= '0' && e <= '7' {
+					v := rune(e - '0')
+					for k := 0; k < 2 && p.i < len(p.s) && p.s[p.i] >= '0' && p.s[p.i] <= '7'; k++ {
+						v = v*8 + rune(p.s[p.i]-'0')
+						p.i++
+					}
+					b = utf8.AppendRune(b, v)
+				} else {
+					b = append(b, '\\', e) // Python keeps unknown escapes
+				}
+			}
+			if hex > 0 {
+				if p.i+hex > len(p.s) {
+					return nil, p.errorf("truncated \\%c escape", e)
+				}
+				v, err := strconv.ParseUint(string(p.s[p.i:p.i+hex]), 16, 32)
+				if err != nil || v > utf8.MaxRune || (v >= 0xd800 && v < 0xe000) {
+					return nil, p.errorf("bad \\%c escape", e)
+				}
+				b = utf8.AppendRune(b, rune(v))
+				p.i += hex
+			}
 		default:
 			b = append(b, c)
 			p.i++
@@ -487,9 +641,16 @@ func (p *pyParser) int() (any, error) {
 // axis, padding spaces and '\n' up to a multiple of 64 bytes.
 func npyHeaderBytes(d bridge.DType, shape []int, fortran bool) []byte {
 	var dict strings.Builder
-	dict.WriteString("{'descr': '")
-	dict.WriteString(d.String())
-	dict.WriteString("', 'fortran_order': ")
+	if d.Fields() != nil {
+		// numpy's dtype.descr, padding as ('', '|Vn') fields.
+		dict.WriteString("{'descr': ")
+		dict.WriteString(d.String())
+		dict.WriteString(", 'fortran_order': ")
+	} else {
+		dict.WriteString("{'descr': '")
+		dict.WriteString(d.String())
+		dict.WriteString("', 'fortran_order': ")
+	}
 	if fortran {
 		dict.WriteString("True")
 	} else {
@@ -514,10 +675,31 @@ func npyHeaderBytes(d bridge.DType, shape []int, fortran bool) []byte {
 		const growthAxisMaxDigits = 21
 		dict.WriteString(strings.Repeat(" ", max(0, growthAxisMaxDigits-len(strconv.Itoa(grow)))))
 	}
-	hlen := dict.Len() + 1
+	// numpy's header is Latin-1 (formats 1.0 and 2.0) when it can be,
+	// UTF-8 (format 3.0) otherwise: only field names can need either.
+	text := dict.String()
+	utf8Header := false
+	if !isASCII(text) {
+		var l []byte
+		for _, r := range text {
+			if r > 0xff {
+				utf8Header = true
+				break
+			}
+			l = append(l, byte(r))
+		}
+		if !utf8Header {
+			text = string(l)
+		}
+	}
+	hlen := len(text) + 1
 	prefix := 10
+	major := byte(1)
 	if 64-(prefix+hlen)%64+hlen > 0xffff {
-		prefix = 12
+		prefix, major = 12, 2
+	}
+	if utf8Header {
+		prefix, major = 12, 3
 	}
 	pad := 64 - (prefix+hlen)%64 // numpy pads 1 to 64 spaces, never 0
 	b := make([]byte, 0, prefix+hlen+pad)
@@ -526,10 +708,10 @@ func npyHeaderBytes(d bridge.DType, shape []int, fortran bool) []byte {
 		b = append(b, 1, 0)
 		b = binary.LittleEndian.AppendUint16(b, uint16(hlen+pad))
 	} else {
-		b = append(b, 2, 0)
+		b = append(b, major, 0)
 		b = binary.LittleEndian.AppendUint32(b, uint32(hlen+pad))
 	}
-	b = append(b, dict.String()...)
+	b = append(b, text...)
 	b = append(b, strings.Repeat(" ", pad)...)
 	return append(b, '\n')
 }
@@ -772,6 +954,9 @@ func mmpklToNpy(ctx context.Context, src string, in *bridge.Reader, dst string, 
 	arr, err := in.Array(key)
 	if err != nil {
 		return fmt.Errorf("%s: %w", src, err)
+	}
+	if why := npyDescrProblem(arr.DType); why != "" {
+		return &UnsupportedError{File: src, Member: fmt.Sprintf("key %q", key), Reason: why}
 	}
 	p.total.Add(arr.NBytes)
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_TRUNC, 0)

@@ -210,7 +210,7 @@ func TestNpyRefused(t *testing.T) {
 	dir, _ := generate(t)
 	for name, reason := range map[string]string{
 		"object":     "object arrays cannot be converted (they need allow_pickle)",
-		"structured": "structured dtypes cannot be converted",
+		"structured": "structured dtypes with object fields cannot be converted (they need allow_pickle)",
 	} {
 		src := filepath.Join(dir, name+".npy")
 		dst := filepath.Join(dir, name+".mmpkl")
@@ -333,11 +333,12 @@ func TestNpyHeaderParse(t *testing.T) {
 		}
 	}
 	unsupported := map[string]string{
-		"'|O'":                         "object arrays cannot be converted",
-		"[('a', '<i4'), ('b', '<f8')]": "structured dtypes cannot be converted",
-		"('<f8', (2, 3))":              "subarray dtypes cannot be converted",
-		"'<q7'":                        `dtype "<q7"`,
-		"'<U0'":                        `dtype "<U0"`,
+		"'|O'":                        "object arrays cannot be converted",
+		"[('a', '<i4'), ('o', '|O')]": "structured dtypes with object fields cannot be converted",
+		"[(('t', 'a'), '<i4')]":       "field titles",
+		"('<f8', (2, 3))":             "a subarray dtype as the array's dtype",
+		"'<q7'":                       `dtype "<q7"`,
+		"'<U0'":                       `dtype "<U0"`,
 	}
 	for descr, want := range unsupported {
 		b := npyFile(1, "{'descr': "+descr+", 'fortran_order': False, 'shape': (2,), }\n", nil)

@@ -634,6 +634,10 @@ func mmpklToNpz(ctx context.Context, src string, in *bridge.Reader, dst string, 
 		case bridge.KindArray:
 			var a *bridge.Array
 			if a, err = in.Array(k); err == nil {
+				if why := npyDescrProblem(a.DType); why != "" {
+					err = opt.skip(&UnsupportedError{File: src, Member: fmt.Sprintf("key %q", k), Reason: why})
+					break
+				}
 				err = add(k, item{k + ".npy", a})
 			}
 		case bridge.KindMasked:

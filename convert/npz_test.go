@@ -134,7 +134,7 @@ func TestNpzRefused(t *testing.T) {
 		}
 		want := []string{
 			`member "obj.npy": object arrays cannot be converted (they need allow_pickle)`,
-			`member "rec.npy": structured dtypes cannot be converted`,
+			`member "rec.npy": structured dtypes with object fields cannot be converted (they need allow_pickle)`,
 			`member "README.txt": not an .npy member`,
 		}
 		if !slices.Equal(skipped, want) {

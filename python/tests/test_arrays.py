@@ -180,19 +180,55 @@ def test_eight_dimensions(path):
             assert m[f"test{i}"].ndim == i
 
 
-def test_unsupported_arrays_are_pickled(path):
-    values = {
-        "objects": np.array([1, "a", None], dtype=object),
-        "structured": np.zeros(3, dtype=[("a", "<i4"), ("b", "<f8")]),
-    }
+def test_object_arrays_are_pickled(path):
+    objects = np.array([1, "a", None], dtype=object)
     with mmapdict(path, trusted=True) as m:
-        m["objects"] = values["objects"]
-        m["structured"] = values["structured"]
+        m["objects"] = objects
         assert list(m["objects"]) == [1, "a", None]
-        assert m["structured"].dtype.names == ("a", "b")
     with mmapdict(path) as m:
         with pytest.raises(pickle.UnpicklingError, match="trusted=True"):
-            m["structured"]
+            m["objects"]
+
+
+STRUCTURED = {
+    "table": [("id", "<i8"), ("x", "<f8"), ("ok", "?"), ("name", "S6")],
+    "nested": [("p", [("a", "u1"), ("b", ">i2")], (2,)), ("m", "<f4", (2, 3)), ("t", "<M8[ms]")],
+    "aligned": np.dtype([("x", "u1"), ("y", "<f8")], align=True),
+    "names": [("température", "<f4"), ("n'x\"", "<i2")],
+}
+
+
+@pytest.mark.parametrize("name", sorted(STRUCTURED))
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_structured_arrays(path, name, order):
+    """Structured arrays are plain data: memmaps of the file, without
+    trusted=True, and plain pickle.load gives them back."""
+    dt = np.dtype(STRUCTURED[name])
+    a = np.zeros((3, 4), dt, order=order)
+    for f in dt.names:
+        a[f] = np.arange(12).reshape(3, 4).reshape(a[f].shape[:2] + (1,) * (a[f].ndim - 2)) if dt[f].kind in "iuf" else a[f]
+    with mmapdict(path) as m:
+        m["a"] = a
+    with mmapdict(path, readonly=True) as m:
+        b = m["a"]
+        assert isinstance(b, np.memmap)
+        assert b.dtype.names == dt.names and b.dtype.itemsize == dt.itemsize
+        assert all(b.dtype.fields[f][1] == dt.fields[f][1] for f in dt.names)
+        assert np.array_equal(b, a) and b.shape == a.shape
+    back = plain_load(path)["a"]
+    assert back.dtype == a.dtype and np.array_equal(back, a)
+
+
+def test_structured_from_mmpconv(path, tmp_path):
+    """A structured .npy converted by mmpconv opens as a memmap."""
+    import mmpbridge
+    a = np.zeros(5, [("x", "<f8"), ("y", "<i4", (2,))])
+    a["x"] = np.arange(5)
+    np.save(tmp_path / "t.npy", a)
+    mmpbridge.convert(str(tmp_path / "t.npy"), path, force=True)
+    with mmapdict(path, readonly=True) as m:
+        b = m["t"]
+        assert isinstance(b, np.memmap) and b.dtype == a.dtype and np.array_equal(b, a)
 
 
 def test_array_inside_values(path):

@@ -83,11 +83,11 @@ def gen(d):
     desc["npz"] = {k: describe(x) for k, x in m.items()}
     # Refused inputs.
     np.save(f"{d}/object.npy", np.array([1, "a", None], dtype=object), allow_pickle=True)
-    np.save(f"{d}/structured.npy", np.zeros(3, dtype=[("a", "<i4"), ("b", "<f8")]))
+    np.save(f"{d}/structured.npy", np.zeros(3, dtype=[("a", "<i4"), ("o", "O")]), allow_pickle=True)
     ok = {"first": m["first"], "names": m["names"]}
     for name, save in [("mixed_stored.npz", np.savez), ("mixed_compressed.npz", np.savez_compressed)]:
         save(f"{d}/{name}", first=m["first"], obj=np.array([{}, 1], dtype=object),
-             rec=np.zeros(2, dtype=[("x", "<i2")]), names=m["names"])
+             rec=np.zeros(2, dtype=[("x", "<i2"), ("o", "O")]), names=m["names"])
         with zipfile.ZipFile(f"{d}/{name}", "a") as z:
             z.writestr("README.txt", "not an array")
     desc["mixed"] = {k: describe(x) for k, x in ok.items()}

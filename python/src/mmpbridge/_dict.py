@@ -314,7 +314,7 @@ class mmapdict(MutableMapping):
     def _memmap(self, info):
         src = self._fileobj if self._fileobj is not None else self._path
         mode = "r+" if self._writable else "r"
-        return np.memmap(src, dtype=np.dtype(info["dtype"]), mode=mode, offset=info["offset"],
+        return np.memmap(src, dtype=_lib.np_dtype(info["dtype"]), mode=mode, offset=info["offset"],
                          shape=tuple(info["shape"]), order=info["order"])
 
     def __setitem__(self, k, v):

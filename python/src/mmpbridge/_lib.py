@@ -11,6 +11,7 @@ in a forked child these functions go to a helper process of its own
 (_server.py, started on first use), which loads libmmp afresh; EPOCH
 tells handles opened before the fork from those opened after.
 """
+import ast
 import ctypes
 import io
 import json
@@ -406,3 +407,14 @@ def _after_fork_in_child():
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def np_dtype(s):
+    """The numpy dtype of libmmp's dtype text: dtype.str ("<f8"), or for a
+    structured dtype the str() of its descr, padding as ('', '|Vn') fields
+    (numpy's .npy rule)."""
+    import numpy as np
+    if s.startswith("["):
+        from numpy.lib import format as npformat
+        return npformat.descr_to_dtype(ast.literal_eval(s))
+    return np.dtype(s)

@@ -88,7 +88,7 @@ class remotedict(Mapping):
         return _lib.url_entry_info(self._handle(), k)
 
     def _fetch(self, info):
-        a = np.empty(tuple(info["shape"]), dtype=np.dtype(info["dtype"]), order=info["order"])
+        a = np.empty(tuple(info["shape"]), dtype=_lib.np_dtype(info["dtype"]), order=info["order"])
         if a.nbytes:
             _lib.url_read_into(self._handle(), info["offset"], a.ctypes.data, a.nbytes)
         return a
@@ -136,7 +136,7 @@ class LazyArray:
         self._d = d
         self._info = info
         self.shape = tuple(info["shape"])
-        self.dtype = np.dtype(info["dtype"])
+        self.dtype = _lib.np_dtype(info["dtype"])
         self.ndim = len(self.shape)
         self.size = int(np.prod(self.shape, dtype=np.int64))
         self.nbytes = self.size * self.dtype.itemsize
