@@ -214,7 +214,7 @@ func npyDescrProblem(d bridge.DType) string {
 
 // descrToDType reads an .npy descr as numpy's descr_to_dtype does: a dtype
 // string, or a list of (name, descr) and (name, descr, shape) fields laid
-// out one after the other, where a ('', '|Vn') field is padding.
+// out one after the other, where a (”, '|Vn') field is padding.
 func descrToDType(descr any, depth int) (bridge.DType, error) {
 	if depth > 16 {
 		return bridge.DType{}, &npyUnsupported{"a structured dtype nested more than 16 deep"}
