@@ -349,3 +349,24 @@ func TestDiffRoundTrips(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDiff compares two 64 MiB mmappickle files of one array each
+// (equal: every byte is compared). bash scripts/bench.sh speed (ROWS=diff)
+// measures the 1 GiB pair against cmp, with peak RSS.
+func BenchmarkDiff(b *testing.B) {
+	dir := b.TempDir()
+	data := make([]byte, 64<<20)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	keys := []dkey{{name: "x", arr: &darr{"<f8", []int{len(data) / 8}, false, data}}}
+	a := writeDiffFile(b, filepath.Join(dir, "a.mmpkl"), keys)
+	c := writeDiffFile(b, filepath.Join(dir, "b.mmpkl"), keys)
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for range b.N {
+		if n, err := Diff(context.Background(), a, c, "", "", DiffOptions{}); err != nil || n != 0 {
+			b.Fatal(n, err)
+		}
+	}
+}
