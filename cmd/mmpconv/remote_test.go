@@ -54,8 +54,19 @@ func TestRemoteCommands(t *testing.T) {
 				t.Errorf("%s: get %s: local %d %q, remote %d %q", base, k[0], lc, lout, rc, rout)
 			}
 		}
+		// diff of the URL with the local file: equal; with another file:
+		// the same differences as locally.
+		if code, dout, derr := mmpconv(t, "diff", "--quiet", url, local); code != 0 {
+			t.Errorf("%s: diff URL local: exit %d %s%s", base, code, dout, derr)
+		}
+		other := filepath.Join(dir, "values.mmpkl")
+		lc, lout, _ := mmpconv(t, "diff", "--quiet", local, other)
+		rc, rout, _ := mmpconv(t, "diff", "--quiet", url, other)
+		if lc != rc || strings.ReplaceAll(rout, url, local) != lout {
+			t.Errorf("%s: diff with values.mmpkl: local %d %q, remote %d %q", base, lc, lout, rc, rout)
+		}
 		lnpz, rnpz := filepath.Join(out, "l-"+base+".npz"), filepath.Join(out, "r-"+base+".npz")
-		lc, _, _ := mmpconv(t, "convert", "--quiet", local, lnpz)
+		lc, _, _ = mmpconv(t, "convert", "--quiet", local, lnpz)
 		rc, _, rerr := mmpconv(t, "convert", "--quiet", url, rnpz)
 		lb, _ := os.ReadFile(lnpz)
 		rb, _ := os.ReadFile(rnpz)
