@@ -46,14 +46,20 @@ func TestDiffCLI(t *testing.T) {
 	p := func(n string) string { return filepath.Join(dir, n) }
 
 	// The same arrays in every format: no difference.
-	for _, pair := range [][2]string{{"a.npz", "a.h5"}, {"a.npz", "a_c.npz"}, {"a_c.npz", "a.h5"}} {
+	pairs := [][2]string{{"a.npz", "a_c.npz"}}
+	src := "a_c.npz"
+	if _, _, errs := mmpconv(t, "convert", p("a.h5"), p("probe.mmpkl")); !strings.Contains(errs, "without HDF5") {
+		pairs = append(pairs, [2]string{"a.npz", "a.h5"}, [2]string{"a_c.npz", "a.h5"})
+		src = "a.h5"
+	}
+	for _, pair := range pairs {
 		code, out, errs := mmpconv(t, "diff", p(pair[0]), p(pair[1]))
 		if code != 0 || out != "" || errs != "" {
 			t.Errorf("diff %s %s: exit %d, stdout %q, stderr %q", pair[0], pair[1], code, out, errs)
 		}
 	}
 	// A converted file against its source.
-	if code, _, errs := mmpconv(t, "convert", p("a.h5"), p("a.mmpkl")); code != 0 {
+	if code, _, errs := mmpconv(t, "convert", p(src), p("a.mmpkl")); code != 0 {
 		t.Fatal(errs)
 	}
 	if code, out, errs := mmpconv(t, "diff", p("a.mmpkl"), p("a_c.npz")); code != 0 {
