@@ -98,7 +98,7 @@ func ParseLayout(s string) (Layout, error) {
 	case "contiguous":
 		return LayoutContiguous, nil
 	}
-	return 0, &UsageError{fmt.Sprintf("unknown layout %q (want keep or contiguous)", s)}
+	return 0, &UsageError{Msg: fmt.Sprintf("unknown layout %q (want keep or contiguous)", s)}
 }
 
 // UnsupportedError: a member, dataset or key holds something the conversion
@@ -128,13 +128,24 @@ func (o *Options) skip(err *UnsupportedError) error {
 }
 
 // ErrExists: the destination exists and Options.Force is not set.
-var ErrExists = errors.New("destination exists (use --force to replace it)")
+var ErrExists = errors.New("destination exists")
+
+// ErrUnknownFormat: a file's format cannot be told from its name.
+var ErrUnknownFormat = errors.New("unknown format")
+
+// ErrAmbiguousKey: an .npy output from a file of several arrays, and no
+// key named.
+var ErrAmbiguousKey = errors.New("several arrays")
 
 // UsageError is a mistake in how the conversion was asked for (unknown
 // format, bad option), as opposed to a problem with the input.
-type UsageError struct{ Msg string }
+type UsageError struct {
+	Msg string
+	Err error // a sentinel (ErrUnknownFormat, ErrAmbiguousKey), or nil
+}
 
 func (e *UsageError) Error() string { return e.Msg }
+func (e *UsageError) Unwrap() error { return e.Err }
 
 // Format is a file format a conversion reads or writes.
 type Format string
@@ -166,7 +177,7 @@ func FormatOf(name string) (Format, error) {
 	case ".h5", ".hdf5", ".he5":
 		return HDF5, nil
 	}
-	return "", &UsageError{fmt.Sprintf("%s: cannot tell the format from the extension %q (use --from/--to)", name, ext)}
+	return "", &UsageError{Msg: fmt.Sprintf("%s: cannot tell the format from the extension %q", name, ext), Err: ErrUnknownFormat}
 }
 
 // ParseFormat parses a --from/--to value.
@@ -181,7 +192,7 @@ func ParseFormat(s string) (Format, error) {
 	case "h5", "hdf5":
 		return HDF5, nil
 	}
-	return "", &UsageError{fmt.Sprintf("unknown format %q (want mmpkl, npy, npz or hdf5)", s)}
+	return "", &UsageError{Msg: fmt.Sprintf("unknown format %q (want mmpkl, npy, npz or hdf5)", s)}
 }
 
 // File converts src to dst. from and to may be empty to guess from the
@@ -272,7 +283,7 @@ func convertFile(ctx context.Context, src, dst string, from, to Format, opt Opti
 			return write(ctx, src, r, tmp, &wopt, p)
 		})
 	}
-	return &UsageError{fmt.Sprintf("conversion from %s to %s is not supported by this build", from, to)}
+	return &UsageError{Msg: fmt.Sprintf("conversion from %s to %s is not supported by this build", from, to)}
 }
 
 // readScratch reads src with read into an unnamed mmappickle scratch file
@@ -314,7 +325,7 @@ func readScratch(ctx context.Context, src string, read func(context.Context, str
 func Put(ctx context.Context, out *bridge.File, key, src string, opt Options) error {
 	read, ok := toMmpkl[Npy]
 	if !ok {
-		return &UsageError{"this build cannot read .npy files"}
+		return &UsageError{Msg: "this build cannot read .npy files"}
 	}
 	opt.Key = key
 	opt.scratchDir = filepath.Dir(out.Name())

@@ -31,7 +31,7 @@ type DiffOptions struct {
 // validate checks the options where they are made.
 func (o *DiffOptions) validate() error {
 	if !(o.RTol >= 0) || !(o.ATol >= 0) {
-		return &UsageError{fmt.Sprintf("tolerances must be non-negative numbers (rtol %v, atol %v)", o.RTol, o.ATol)}
+		return &UsageError{Msg: fmt.Sprintf("tolerances must be non-negative numbers (rtol %v, atol %v)", o.RTol, o.ATol)}
 	}
 	return nil
 }
@@ -154,10 +154,10 @@ func openLogical(ctx context.Context, name string, f Format, dir, key string, p 
 	}
 	read, ok := toMmpkl[f]
 	if !ok {
-		return nil, nil, &UsageError{fmt.Sprintf("%s: this build cannot read %s files", name, f)}
+		return nil, nil, &UsageError{Msg: fmt.Sprintf("%s: this build cannot read %s files", name, f)}
 	}
 	if bridge.IsURL(name) {
-		return nil, nil, &UsageError{fmt.Sprintf("%s: only mmappickle files are read over HTTP", name)}
+		return nil, nil, &UsageError{Msg: fmt.Sprintf("%s: only mmappickle files are read over HTTP", name)}
 	}
 	if dir == "" {
 		dir = os.TempDir()

@@ -177,7 +177,7 @@ func pickNpyKey(src string, in *bridge.Reader, key string) (string, error) {
 		}
 		return arrays[0], nil
 	}
-	return "", &UsageError{fmt.Sprintf("%s holds %d arrays (%s): choose one with --key", src, len(arrays), quoteKeys(arrays))}
+	return "", &UsageError{Msg: fmt.Sprintf("%s holds %d arrays (%s): name the one to write", src, len(arrays), quoteKeys(arrays)), Err: ErrAmbiguousKey}
 }
 
 func quoteKeys(keys []string) string {

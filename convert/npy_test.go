@@ -403,7 +403,7 @@ func TestMmpklToNpyChoosesKey(t *testing.T) {
 	for _, c := range []struct {
 		key, want string
 	}{
-		{"", `holds 3 arrays ("a", "m", "b"): choose one with --key`},
+		{"", `holds 3 arrays ("a", "m", "b"): name the one to write`},
 		{"m", `key "m" is a masked array`},
 		{"v", `key "v" holds a value, not an array`},
 		{"zz", `key "zz": key not found (arrays: "a", "m", "b")`},

@@ -164,11 +164,31 @@ HDF5 (.h5/.hdf5), in any direction.`,
 		fmt.Fprintf(stderr, "mmpconv: %v%s\n", err, hint)
 		return exitInput
 	}
-	fmt.Fprintf(stderr, "mmpconv: %v\n", err)
+	fmt.Fprintf(stderr, "mmpconv: %v%s\n", err, flagHint(args, err))
 	if errors.As(err, &ue) || errors.As(err, &ce) || isCobraUsage(err) || errors.Is(err, bridge.ErrInvalidOption) {
 		return exitUsage
 	}
 	return exitInput
+}
+
+// flagHint names the flag that gets past an error, in the command's terms
+// (the converters return typed errors and name no flags).
+func flagHint(args []string, err error) string {
+	cmd := ""
+	if len(args) > 0 {
+		cmd = args[0]
+	}
+	switch {
+	case errors.Is(err, convert.ErrExists):
+		return " (--force replaces it)"
+	case errors.Is(err, convert.ErrAmbiguousKey) && cmd == "convert":
+		return " (--key KEY names it)"
+	case errors.Is(err, convert.ErrUnknownFormat) && cmd == "diff":
+		return " (--format-a/--format-b say it)"
+	case errors.Is(err, convert.ErrUnknownFormat) && cmd == "convert":
+		return " (--from/--to say it)"
+	}
+	return ""
 }
 
 // readOnly tells the commands that write nothing: abandoning them midway
