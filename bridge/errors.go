@@ -12,7 +12,7 @@ var (
 	// ErrNotMmappickle: the file does not start with the mmappickle header.
 	ErrNotMmappickle = errors.New("not an mmappickle file")
 	// ErrTorn: the file does not end with the terminator, or an entry runs
-	// past it; a write was interrupted. Fsck repairs it.
+	// past it; a write was interrupted. Repair repairs it.
 	ErrTorn = errors.New("file is torn (an interrupted write); run fsck")
 	// ErrKeyNotFound: no live entry has that key.
 	ErrKeyNotFound = errors.New("key not found")

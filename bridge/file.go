@@ -105,7 +105,7 @@ func (mf *File) init() error {
 	}
 	if err := mf.refresh(false); err != nil {
 		if mf.cfg.allowTorn && errors.Is(err, ErrTorn) {
-			return nil // Fsck will repair it
+			return nil // Repair will mend it
 		}
 		return err
 	}

@@ -6,7 +6,6 @@ package bridge
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 
 	mmap "github.com/edsrzf/mmap-go"
@@ -59,20 +58,6 @@ func (s *Slot) WriteAt(p []byte, off int64) (int, error) {
 		return 0, fmt.Errorf("slot write of %d bytes at %d outside the array's %d bytes", len(p), off, s.NBytes)
 	}
 	return s.mf.f.WriteAt(p, s.Offset+off)
-}
-
-// ReadFrom fills the slot from r, which must supply exactly NBytes bytes.
-// It writes through a descriptor of its own, so several slots can be filled
-// at once (and the kernel copies when r is a file, see PutArray).
-func (s *Slot) ReadFrom(r io.Reader) (int64, error) {
-	f, err := os.OpenFile(s.mf.name, os.O_WRONLY, 0)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	w := &offsetWriter{f: f, off: s.Offset}
-	w.copyFrom(r, s.NBytes)
-	return w.off - s.Offset, w.err
 }
 
 // Bytes maps the slot's data writable. The mapping is released by Commit.

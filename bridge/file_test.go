@@ -135,7 +135,7 @@ func TestEditCycle(t *testing.T) {
 			if cn, _ := f.CommitNumber(); cn != 0 {
 				t.Errorf("commit number after vacuum %d, want 0 as mmappickle", cn)
 			}
-			rep, err := f.Fsck()
+			rep, err := f.Repair()
 			if err != nil || rep.Repaired {
 				t.Errorf("fsck of an intact file: %+v %v", rep, err)
 			}

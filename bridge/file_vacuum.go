@@ -1,7 +1,7 @@
 package bridge
 
 // Rewriting a file without its deleted entries (Vacuum), and repairing one
-// torn by an interrupted write (Fsck, Repair).
+// torn by an interrupted write (Repair, File.Repair).
 
 import (
 	"bytes"
@@ -15,17 +15,17 @@ import (
 )
 
 // Repair opens name, which may be torn by an interrupted write, and runs
-// Fsck on it.
-func Repair(name string, opts ...Option) (FsckReport, error) {
+// File.Repair on it.
+func Repair(name string, opts ...Option) (RepairReport, error) {
 	if st, err := os.Stat(name); err == nil && st.Size() == 0 {
 		// A writable open would make it a new file: it is none yet.
-		return FsckReport{CutAt: -1}, fmt.Errorf("%s: %w", name, &FormatError{Offset: 0, Msg: "the file is empty", Err: ErrNotMmappickle})
+		return RepairReport{CutAt: -1}, fmt.Errorf("%s: %w", name, &FormatError{Offset: 0, Msg: "the file is empty", Err: ErrNotMmappickle})
 	}
 	f, err := OpenFile(name, os.O_RDWR, 0, append(opts, AllowTorn())...)
 	if err != nil {
-		return FsckReport{CutAt: -1}, err
+		return RepairReport{CutAt: -1}, err
 	}
-	rep, err := f.Fsck()
+	rep, err := f.Repair()
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -172,8 +172,8 @@ func (a *Array) dataOffset() int64 { return a.Offset }
 
 func (m *Masked) dataOffset() int64 { return m.Data.Offset }
 
-// FsckReport says what Fsck found and did.
-type FsckReport struct {
+// RepairReport says what Repair found and did.
+type RepairReport struct {
 	Entries  int   // entries kept
 	CutAt    int64 // offset the file was cut at (-1: nothing cut)
 	CutBytes int64 // bytes removed
@@ -184,14 +184,14 @@ type FsckReport struct {
 	Problem  string
 }
 
-// Fsck repairs a file whose last write was interrupted: it keeps every
+// Repair repairs a file whose last write was interrupted: it keeps every
 // complete entry, cuts the torn tail and restores the terminator. Only the
 // entry that was being written is lost. As with mmappickle, a file cut by
 // up to 12 bytes (the terminator and the last byte of the last entry) comes
 // back whole; cut by 13, the last entry's flag is lost and it is kept
 // deleted.
-func (mf *File) Fsck() (FsckReport, error) {
-	rep := FsckReport{CutAt: -1}
+func (mf *File) Repair() (RepairReport, error) {
+	rep := RepairReport{CutAt: -1}
 	if !mf.writable {
 		return rep, mf.wrap(ErrReadOnly)
 	}

@@ -20,7 +20,7 @@ type config struct {
 	limits    Limits
 	profile   Encoding
 	align     int
-	allowTorn bool // open a torn file so that Fsck can repair it
+	allowTorn bool // open a torn file so that Repair can mend it
 	noIndex   bool // write no index (index.go)
 }
 
@@ -130,5 +130,5 @@ func (l Limits) withDefaults() Limits {
 }
 
 // AllowTorn lets OpenFile and NewFile open a file torn by an interrupted
-// write (reads then fail with ErrTorn) so that Fsck can repair it.
+// write (reads then fail with ErrTorn) so that Repair can mend it.
 func AllowTorn() Option { return func(c *config) error { c.allowTorn = true; return nil } }

@@ -170,7 +170,7 @@ func fsck(h int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep, err := f.Fsck()
+	rep, err := f.Repair()
 	if err != nil {
 		return nil, err
 	}
