@@ -139,7 +139,7 @@ func (r *Reader) analyze() error {
 		info := entryInfo{memoLen: a.owners.count}
 		m.reset(a.owners.count)
 		m.entry = int32(i)
-		root, err := m.run(e.ValueOff, e.ValueLen)
+		root, err := m.run(e.valueOff, e.valueLen)
 		var fe *FormatError
 		switch {
 		case err == nil:

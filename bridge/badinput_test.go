@@ -331,8 +331,8 @@ func checkBadInputErr(t *testing.T, c badInput, err error, e Entry) {
 	switch {
 	case c.off >= 0 && fe.Offset != c.off:
 		t.Errorf("%v: offset %d, want %d", err, fe.Offset, c.off)
-	case c.off < 0 && (fe.Offset < e.ValueOff || fe.Offset >= e.ValueOff+e.ValueLen):
-		t.Errorf("%v: offset %d outside the value [%d, %d)", err, fe.Offset, e.ValueOff, e.ValueOff+e.ValueLen)
+	case c.off < 0 && (fe.Offset < e.valueOff || fe.Offset >= e.valueOff+e.valueLen):
+		t.Errorf("%v: offset %d outside the value [%d, %d)", err, fe.Offset, e.valueOff, e.valueOff+e.valueLen)
 	}
 	if c.key != "" && fe.Key != c.key {
 		t.Errorf("%v: key %q, want %q", err, fe.Key, c.key)

@@ -61,9 +61,9 @@ type Entry struct {
 	Offset   int64 // file offset of the entry's FRAME opcode
 	Size     int64 // whole record, FRAME header included
 	Live     bool
-	MemoMax  int32 // the memo max index stored in the trailer
-	ValueOff int64 // first byte of the value's pickle
-	ValueLen int64
+	memoMax  int32 // the memo max index stored in the trailer
+	valueOff int64 // first byte of the value's pickle
+	valueLen int64
 }
 
 // End is the file offset just past the entry.
@@ -94,16 +94,16 @@ func parseEntryHead(head []byte, off, limit int64) (e Entry, keyLen int, err err
 	keyLen = int(head[10])
 	e.Offset = off
 	e.Size = int64(n) + entryFrameHeader
-	e.ValueOff = off + entryFrameHeader + 2 + int64(keyLen)
-	e.ValueLen = e.End() - entryTrailer - e.ValueOff
-	if e.ValueLen < 1 {
+	e.valueOff = off + entryFrameHeader + 2 + int64(keyLen)
+	e.valueLen = e.End() - entryTrailer - e.valueOff
+	if e.valueLen < 1 {
 		return e, 0, formatErr(off, "entry frame of %d bytes is too short for a %d-byte key and a value", n, keyLen)
 	}
 	return e, keyLen, nil
 }
 
 // parseEntryTrailer validates the 8 trailing bytes of an entry and fills
-// MemoMax and Live.
+// memoMax and Live.
 func parseEntryTrailer(e *Entry, t []byte) error {
 	off := e.End() - entryTrailer
 	if len(t) != entryTrailer || t[0] != opBinInt || t[5] != opPop || t[7] != opPop {
@@ -117,9 +117,9 @@ func parseEntryTrailer(e *Entry, t []byte) error {
 	default:
 		return formatErr(off+6, "entry flag is 0x%02x, want NEWTRUE (live) or POP (deleted)", t[6])
 	}
-	e.MemoMax = int32(binary.LittleEndian.Uint32(t[1:5]))
-	if e.MemoMax < 0 {
-		return formatErr(off+1, "negative memo index %d", e.MemoMax)
+	e.memoMax = int32(binary.LittleEndian.Uint32(t[1:5]))
+	if e.memoMax < 0 {
+		return formatErr(off+1, "negative memo index %d", e.memoMax)
 	}
 	return nil
 }

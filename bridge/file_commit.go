@@ -123,10 +123,10 @@ func (mf *File) appendValue(r *Reader, key string, build func(memoStart int64) (
 		dataOff := off + int64(len(head)) + int64(len(segs[0].b))
 		pad = paddingEntry(dataOff, int64(mf.cfg.align), int32(memoStart))
 	}
-	e := Entry{Key: key, Offset: off + int64(len(pad)), MemoMax: int32(memoEnd)}
+	e := Entry{Key: key, Offset: off + int64(len(pad)), memoMax: int32(memoEnd)}
 	e.Size = int64(len(head)) + valueLen + entryTrailer
-	e.ValueOff = e.Offset + int64(len(head))
-	e.ValueLen = valueLen
+	e.valueOff = e.Offset + int64(len(head))
+	e.valueLen = valueLen
 
 	if err := mf.writeEntry(off, pad, head, segs, int32(memoEnd)); err != nil {
 		mf.stale = true
@@ -137,8 +137,8 @@ func (mf *File) appendValue(r *Reader, key string, build func(memoStart int64) (
 		return Entry{}, withKey(err, key)
 	}
 	if len(pad) > 0 {
-		pe := Entry{Offset: off, Size: int64(len(pad)), MemoMax: int32(memoStart)}
-		pe.ValueOff, pe.ValueLen = off+entryFrameHeader+2, int64(len(pad))-entryFrameHeader-2-entryTrailer
+		pe := Entry{Offset: off, Size: int64(len(pad)), memoMax: int32(memoStart)}
+		pe.valueOff, pe.valueLen = off+entryFrameHeader+2, int64(len(pad))-entryFrameHeader-2-entryTrailer
 		r.entries = append(r.entries, pe)
 	}
 	r.entries = append(r.entries, e)

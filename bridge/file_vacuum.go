@@ -93,7 +93,7 @@ func (mf *File) Vacuum() error {
 			if mf.cfg.align > 1 {
 				if info, err := r.info(i); err == nil && info.array != nil {
 					first := info.array.(interface{ dataOffset() int64 }).dataOffset()
-					w.write(paddingEntry(w.off+first-e.Offset, int64(mf.cfg.align), e.MemoMax))
+					w.write(paddingEntry(w.off+first-e.Offset, int64(mf.cfg.align), e.memoMax))
 				}
 			}
 			w.copyFrom(io.NewSectionReader(mf.f, e.Offset, e.Size), e.Size)

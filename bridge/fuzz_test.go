@@ -101,7 +101,7 @@ func checkReader(t *testing.T, data []byte) {
 		t.Fatalf("Len %d, %d keys", r.Len(), len(keys))
 	}
 	for _, e := range r.Entries() {
-		if e.Offset < headerSize || e.End() > int64(len(data))-terminatorSize || e.ValueOff+e.ValueLen > e.End() || e.ValueLen < 1 {
+		if e.Offset < headerSize || e.End() > int64(len(data))-terminatorSize || e.valueOff+e.valueLen > e.End() || e.valueLen < 1 {
 			t.Fatalf("entry %+v outside the file of %d bytes", e, len(data))
 		}
 	}

@@ -161,10 +161,10 @@ func (r *Reader) hasPointer() bool {
 
 // isIndexEntry tells a deleted, keyless entry holding an index.
 func (r *Reader) isIndexEntry(e Entry) bool {
-	if e.Live || e.Key != "" || e.ValueLen < int64(len(indexMagic))+2 {
+	if e.Live || e.Key != "" || e.valueLen < int64(len(indexMagic))+2 {
 		return false
 	}
-	b, err := r.src.readAt(e.ValueOff, min(e.ValueLen, 9+int64(len(indexMagic))))
+	b, err := r.src.readAt(e.valueOff, min(e.valueLen, 9+int64(len(indexMagic))))
 	if err != nil || len(b) < 2 {
 		return false
 	}

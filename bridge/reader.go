@@ -118,7 +118,7 @@ func (r *Reader) parseEntries(off int64) error {
 		}
 		r.entries = append(r.entries, e)
 		off = e.End()
-		r.memoMax = max(r.memoMax, e.MemoMax)
+		r.memoMax = max(r.memoMax, e.memoMax)
 	}
 	r.tail = off
 	return nil
@@ -140,7 +140,7 @@ func (r *Reader) parseAfter(prev *Reader) (bool, error) {
 	r.entries = make([]Entry, len(prev.entries), max(len(prev.entries)+16, cap(prev.entries)))
 	for i, old := range prev.entries {
 		e, err := r.readEntry(old.Offset, r.end)
-		if err != nil || e.Key != old.Key || e.Size != old.Size || e.MemoMax != old.MemoMax || e.ValueOff != old.ValueOff {
+		if err != nil || e.Key != old.Key || e.Size != old.Size || e.memoMax != old.memoMax || e.valueOff != old.valueOff {
 			return false, nil
 		}
 		r.entries[i] = e
@@ -200,7 +200,7 @@ func (r *Reader) readEntry(off, limit int64) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
-	if e.ValueOff > e.End()-entryTrailer || int64(len(head)) < entryFrameHeader+2+int64(keyLen) {
+	if e.valueOff > e.End()-entryTrailer || int64(len(head)) < entryFrameHeader+2+int64(keyLen) {
 		return Entry{}, formatErr(off, "key of %d bytes overruns its entry", keyLen)
 	}
 	key := head[entryFrameHeader+2 : entryFrameHeader+2+keyLen]
@@ -294,7 +294,7 @@ func (r *Reader) getEntry(i int) (any, error) {
 	e := &r.entries[i]
 	m := newMachine(r.src, r.cfg.limits)
 	m.reset(info.memoLen)
-	root, err := m.run(e.ValueOff, e.ValueLen)
+	root, err := m.run(e.valueOff, e.valueLen)
 	if err != nil {
 		return nil, withKey(err, e.Key)
 	}
@@ -410,7 +410,7 @@ func (r *Reader) pickle(i int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	ops, _, err := renumberMemo(raw, e.ValueOff, info.memoLen, 0)
+	ops, _, err := renumberMemo(raw, e.valueOff, info.memoLen, 0)
 	if err != nil {
 		return nil, withKey(err, e.Key)
 	}
@@ -418,10 +418,10 @@ func (r *Reader) pickle(i int) ([]byte, error) {
 }
 
 func (r *Reader) rawValue(e *Entry) ([]byte, error) {
-	if e.ValueLen > r.cfg.limits.MaxValueBytes {
-		return nil, &FormatError{Offset: e.ValueOff, Key: e.Key, Msg: fmt.Sprintf("value of %d bytes exceeds the limit of %d", e.ValueLen, r.cfg.limits.MaxValueBytes), Err: ErrLimit}
+	if e.valueLen > r.cfg.limits.MaxValueBytes {
+		return nil, &FormatError{Offset: e.valueOff, Key: e.Key, Msg: fmt.Sprintf("value of %d bytes exceeds the limit of %d", e.valueLen, r.cfg.limits.MaxValueBytes), Err: ErrLimit}
 	}
-	b, err := r.src.readAt(e.ValueOff, e.ValueLen)
+	b, err := r.src.readAt(e.valueOff, e.valueLen)
 	return bytes.Clone(b), withKey(err, e.Key)
 }
 

@@ -368,7 +368,7 @@ func (v *verifier) entries() error {
 		m.reset(owners.count)
 		m.entry = int32(i)
 		v.copy = 0
-		if _, err := m.run(e.ValueOff, e.ValueLen); err != nil {
+		if _, err := m.run(e.valueOff, e.valueLen); err != nil {
 			if err := v.failed(err); err != nil {
 				return err
 			}
@@ -384,8 +384,8 @@ func (v *verifier) entries() error {
 // amplified reports a value that makes pickle.load copy much more than it
 // holds.
 func (v *verifier) amplified(e *Entry) {
-	if v.copy > e.ValueLen+amplificationSlack {
-		v.add(Finding{Kind: NotPlain, Offset: e.ValueOff, Msg: fmt.Sprintf("pickle.load copies %d bytes for a value of %d bytes (one object used many times through the memo)", v.copy, e.ValueLen)})
+	if v.copy > e.valueLen+amplificationSlack {
+		v.add(Finding{Kind: NotPlain, Offset: e.valueOff, Msg: fmt.Sprintf("pickle.load copies %d bytes for a value of %d bytes (one object used many times through the memo)", v.copy, e.valueLen)})
 	}
 }
 
@@ -414,7 +414,7 @@ func (r *Reader) Plain(key string, trust ...Global) (err error) {
 	m := newMachine(r.src, r.cfg.limits)
 	m.sink, m.trust = v, v.trust
 	m.reset(info.memoLen)
-	if _, err := m.run(e.ValueOff, e.ValueLen); err != nil {
+	if _, err := m.run(e.valueOff, e.valueLen); err != nil {
 		if err := v.failed(err); err != nil {
 			return err
 		}
