@@ -10,7 +10,9 @@ import (
 )
 
 // Reader reads an mmappickle file from an io.ReaderAt. When the ReaderAt is a
-// mapping (as with Open), arrays are views of it.
+// mapping (as with Open), arrays are views of it. A Reader is a snapshot: it
+// never changes once made, and is safe for use by several goroutines (as
+// File is); File.Reader gives a fresh one after edits.
 type Reader struct {
 	src     *source
 	cfg     config

@@ -141,3 +141,40 @@ func TestStructDTypeRefused(t *testing.T) {
 		t.Error("an array of a subarray dtype accepted")
 	}
 }
+
+// TestReaderConcurrent: one Reader serves many goroutines at once (run
+// with -race).
+func TestReaderConcurrent(t *testing.T) {
+	t.Parallel()
+	names, _ := filepath.Glob("../compat/testdata/*/*.mmpkl")
+	for _, name := range names {
+		f, err := Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := f.Reader()
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 8)
+		for range 8 {
+			go func() {
+				for _, k := range r.Keys() {
+					if _, err := r.Get(k); err != nil {
+						done <- err
+						return
+					}
+					r.KindOf(k)
+					r.Pickle(k)
+				}
+				done <- nil
+			}()
+		}
+		for range 8 {
+			if err := <-done; err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+		f.Close()
+	}
+}
