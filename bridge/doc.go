@@ -64,4 +64,11 @@
 //
 // Use [NewReader] to read from any io.ReaderAt, [Open] and [OpenFile] for a
 // file with its mapping and locking, [Create] to write a new one.
+//
+// # What it owns
+//
+// The mmappickle format and nothing else: the bridge knows no other file
+// format (convert's), no command line (cmd/mmpconv's), no cgo (cgo/'s) and
+// no wording of its results for people (internal/render's): it returns
+// data and typed errors. It must never import those packages.
 package bridge

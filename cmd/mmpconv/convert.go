@@ -12,8 +12,8 @@ import (
 // convertFlags are the options shared by convert and get.
 type convertFlags struct {
 	profile, from, to, layout string
-	quiet             bool
-	opt               convert.Options
+	quiet                     bool
+	opt                       convert.Options
 }
 
 func (c *convertFlags) add(cmd *cobra.Command) {
