@@ -127,3 +127,49 @@ func parseEntryTrailer(e *Entry, t []byte) error {
 func validKey(k []byte) bool {
 	return len(k) >= 1 && len(k) <= maxKeyLen && utf8.Valid(k)
 }
+
+// Building entries: the inverse of parseEntryHead and parseEntryTrailer,
+// kept beside them.
+
+func entryHead(key string, valueLen int64) []byte {
+	h := make([]byte, entryFrameHeader, entryFrameHeader+2+len(key))
+	h[0] = opFrame
+	binary.LittleEndian.PutUint64(h[1:], uint64(2+int64(len(key))+valueLen+entryTrailer))
+	h = append(h, opShortBinUni, byte(len(key)))
+	return append(h, key...)
+}
+
+func entryTail(memo int32, live bool) []byte {
+	t := []byte{opBinInt, 0, 0, 0, 0, opPop, opPop, opPop}
+	binary.LittleEndian.PutUint32(t[1:], uint32(memo))
+	if live {
+		t[6] = opNewTrue
+	}
+	return t
+}
+
+// paddingEntry returns a deleted entry that moves dataOff to a multiple of
+// align, or nil when it already is one. The smallest entry is 20 bytes.
+func paddingEntry(dataOff, align int64, memo int32) []byte {
+	pad := (align - dataOff%align) % align
+	if pad == 0 {
+		return nil
+	}
+	const minPad = entryFrameHeader + 2 + 1 + entryTrailer
+	for pad < minPad {
+		pad += align
+	}
+	v := pad - (entryFrameHeader + 2 + entryTrailer) // value bytes
+	var value []byte
+	switch {
+	case v == 1:
+		value = []byte{opNone}
+	case v <= 257:
+		value = append([]byte{opShortBinBytes, byte(v - 2)}, make([]byte, v-2)...)
+	default:
+		value = append(bytesOpHeader(v-5), make([]byte, v-5)...)
+	}
+	b := entryHead("", int64(len(value)))
+	b = append(b, value...)
+	return append(b, entryTail(memo, false)...)
+}
