@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"runtime/debug"
 	"slices"
+
+	"mmpbridge/internal/fault"
 )
 
 // Reader reads an mmappickle file from an io.ReaderAt. When the ReaderAt is a
@@ -432,15 +433,5 @@ func (r *Reader) rawValue(e *Entry) ([]byte, error) {
 // ErrShrank, any other panic an internal error — a last line of defence,
 // since every length is checked before use. Use: defer guard(&err, what)().
 func guard(err *error, what string) func() {
-	old := debug.SetPanicOnFault(true)
-	return func() {
-		debug.SetPanicOnFault(old)
-		if p := recover(); p != nil {
-			if _, fault := p.(interface{ Addr() uintptr }); fault {
-				*err = fmt.Errorf("%s: %w", what, ErrShrank)
-				return
-			}
-			*err = fmt.Errorf("%s: internal error: %v", what, p)
-		}
-	}
+	return fault.Guard(err, what, ErrShrank)
 }

@@ -12,10 +12,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
+
+	"mmpbridge/internal/fault"
 
 	"mmpbridge/bridge"
 )
@@ -79,16 +80,14 @@ func (t *table[T]) open() int {
 	return len(t.items)
 }
 
+// errFault: a memory fault on a mapping libmmp handed out or reads.
+var errFault = errors.New("memory fault on a mapping (the file shrank, or a read-only array was written)")
+
 // guard runs fn and turns a panic, or a memory fault while reading the
 // mapping (a file truncated under us gives SIGBUS), into an error: no Go
 // panic may unwind into C.
 func guard(fn func() error) (err error) {
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("internal error (recovered Go panic): %v", r)
-		}
-	}()
+	defer fault.Guard(&err, "libmmp", errFault)()
 	return fn()
 }
 

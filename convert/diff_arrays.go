@@ -10,9 +10,10 @@ import (
 	"math/big"
 	"reflect"
 	"runtime"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
+
+	"mmpbridge/internal/fault"
 
 	"mmpbridge/bridge"
 )
@@ -330,12 +331,7 @@ func blockOf(a *bridge.Array, m []byte, off, n int64, buf *[]byte) ([]byte, erro
 // first. A mapping cut short under it (the file truncated meanwhile) is an
 // error, not a crash.
 func compareBlock(x, y []byte, c *elemCmp) (count, first int64, err error) {
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("the file changed size while it was read (%v)", r)
-		}
-	}()
+	defer fault.Guard(&err, "comparing mapped data", bridge.ErrShrank)()
 	first = -1
 	isz := c.da.ItemSize
 	if c.exact() {

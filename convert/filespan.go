@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
+
+	"mmpbridge/bridge"
+	"mmpbridge/internal/fault"
 
 	"github.com/edsrzf/mmap-go"
 )
@@ -100,12 +102,7 @@ func mapRegion(f *os.File, off, n int64) (mmap.MMap, []byte, error) {
 // pieces. A fault reading the mapping (the file shrank under us) is an
 // error, not a crash.
 func writeFToC(ctx context.Context, w io.WriterAt, src []byte, shape []int, size int, p *progress) (err error) {
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("reading mapped data: %v", r)
-		}
-	}()
+	defer fault.Guard(&err, "reading mapped data", bridge.ErrShrank)()
 	nd := len(shape)
 	stride := make([]int, nd) // Fortran strides in bytes
 	s := size

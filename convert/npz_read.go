@@ -13,10 +13,11 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"unicode/utf8"
+
+	"mmpbridge/internal/fault"
 
 	"mmpbridge/bridge"
 	"mmpbridge/internal/atomicfile"
@@ -377,12 +378,7 @@ func (w *npzWorker) checkStoredCRC(m *npzMember, crc uint32) error {
 // crcMapped continues crc over mapped bytes; a fault (the file shrank) is
 // an error.
 func crcMapped(crc uint32, b []byte) (sum uint32, err error) {
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("reading mapped data: %v", r)
-		}
-	}()
+	defer fault.Guard(&err, "reading mapped data", bridge.ErrShrank)()
 	return crc32.Update(crc, crc32.IEEETable, b), nil
 }
 

@@ -10,8 +10,9 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
-	"runtime/debug"
 	"time"
+
+	"mmpbridge/internal/fault"
 
 	"mmpbridge/bridge"
 )
@@ -194,12 +195,7 @@ func writeArrayData(ctx context.Context, w io.Writer, a *bridge.Array, p *progre
 }
 
 func writeMapped(w io.Writer, b []byte) (err error) {
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("reading mapped data: %v", r)
-		}
-	}()
+	defer fault.Guard(&err, "reading mapped data", bridge.ErrShrank)()
 	_, err = w.Write(b)
 	return err
 }
