@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 
+	"mmpbridge/internal/corpus"
+
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
@@ -45,24 +47,10 @@ type vtEntry struct {
 func vtCorpus(t testing.TB) []vtEntry {
 	t.Helper()
 	var out []vtEntry
-	for _, profile := range []string{"mmappickle", "portable"} {
-		dir := filepath.Join("..", "compat", "testdata", profile)
-		b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	for _, profile := range corpus.Profiles {
+		dir := filepath.Join(corpus.Dir(), profile)
+		m, err := corpus.Load(profile)
 		if err != nil {
-			t.Fatal(err)
-		}
-		var m struct {
-			Files map[string]struct {
-				Keys map[string]struct {
-					Kind        string          `json:"kind"`
-					EntryOffset int64           `json:"entry_offset"`
-					EntrySize   int64           `json:"entry_size"`
-					JSON        json.RawMessage `json:"json"`
-					Repr        string          `json:"repr"`
-				} `json:"keys"`
-			} `json:"files"`
-		}
-		if err := json.Unmarshal(b, &m); err != nil {
 			t.Fatal(err)
 		}
 		for name, f := range m.Files {

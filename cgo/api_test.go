@@ -17,41 +17,19 @@ import (
 	"testing"
 
 	"mmpbridge/bridge"
+	"mmpbridge/internal/corpus"
 	"mmpbridge/internal/render"
 )
 
-const corpus = "../compat/testdata"
+var corpusDir = corpus.Dir()
 
-type manifestArray struct {
-	DType      string `json:"dtype"`
-	Shape      []int  `json:"shape"`
-	NBytes     int64  `json:"nbytes"`
-	SHA256     string `json:"sha256"`
-	DataOffset int64  `json:"data_offset"`
-}
-
-type manifestKey struct {
-	Kind string `json:"kind"`
-	manifestArray
-	Data manifestArray `json:"data"`
-	Mask manifestArray `json:"mask"`
-}
-
-func loadManifest(t *testing.T, profile string) map[string]map[string]manifestKey {
+func loadManifest(t *testing.T, profile string) map[string]map[string]corpus.Entry {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(corpus, profile, "manifest.json"))
+	m, err := corpus.Load(profile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m struct {
-		Files map[string]struct {
-			Keys map[string]manifestKey `json:"keys"`
-		} `json:"files"`
-	}
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]map[string]manifestKey{}
+	out := map[string]map[string]corpus.Entry{}
 	for f, v := range m.Files {
 		out[f] = v.Keys
 	}
@@ -92,7 +70,7 @@ func sha(b []byte) string {
 
 func TestHandles(t *testing.T) {
 	before := handles.open()
-	path := filepath.Join(corpus, "portable", "shapes.mmpkl")
+	path := filepath.Join(corpusDir, "portable", "shapes.mmpkl")
 	h1, err := openFile(path, false)
 	if err != nil {
 		t.Fatal(err)
@@ -162,7 +140,7 @@ func TestOpenErrors(t *testing.T) {
 func TestCorpus(t *testing.T) {
 	for _, profile := range []string{"portable", "mmappickle"} {
 		for file, keys := range loadManifest(t, profile) {
-			path := filepath.Join(corpus, profile, file)
+			path := filepath.Join(corpusDir, profile, file)
 			h := mustOpen(t, path, false)
 
 			f, err := bridge.Open(path)
@@ -208,7 +186,7 @@ func TestCorpus(t *testing.T) {
 					if err == nil || !strings.Contains(err.Error(), "mmp_masked_data") {
 						t.Errorf("%s: arrayData(%q) of a masked array: %v, want a pointer to mmp_masked_data", path, key, err)
 					}
-					for which, ma := range []manifestArray{mk.Data, mk.Mask} {
+					for which, ma := range []*corpus.Array{mk.Data, mk.Mask} {
 						b, err := maskedData(h, key, which)
 						if err != nil || int64(len(b)) != ma.NBytes || sha(b) != ma.SHA256 {
 							t.Errorf("%s: maskedData(%q, %d): %d bytes, %v; want %d", path, key, which, len(b), err, ma.NBytes)
@@ -225,7 +203,7 @@ func TestCorpus(t *testing.T) {
 }
 
 func TestArrayDataErrors(t *testing.T) {
-	h := mustOpen(t, filepath.Join(corpus, "portable", "masked.mmpkl"), false)
+	h := mustOpen(t, filepath.Join(corpusDir, "portable", "masked.mmpkl"), false)
 	if _, err := arrayData(h, "nope"); !errors.Is(err, bridge.ErrKeyNotFound) {
 		t.Errorf("missing key: %v", err)
 	}
@@ -238,11 +216,11 @@ func TestArrayDataErrors(t *testing.T) {
 	if _, err := entryJSON(h, "nope"); !errors.Is(err, bridge.ErrKeyNotFound) {
 		t.Errorf("entry of a missing key: %v", err)
 	}
-	empty := mustOpen(t, filepath.Join(corpus, "portable", "empty_dict.mmpkl"), false)
+	empty := mustOpen(t, filepath.Join(corpusDir, "portable", "empty_dict.mmpkl"), false)
 	if kj, err := keysJSON(empty); err != nil || string(kj) != "[]" {
 		t.Errorf("keys of an empty file: %s, %v; want []", kj, err)
 	}
-	shapes := mustOpen(t, filepath.Join(corpus, "portable", "shapes.mmpkl"), false)
+	shapes := mustOpen(t, filepath.Join(corpusDir, "portable", "shapes.mmpkl"), false)
 	if b, err := arrayData(shapes, "empty2d"); err != nil || len(b) != 0 {
 		t.Errorf("empty array: %d bytes, %v", len(b), err)
 	}
@@ -251,7 +229,7 @@ func TestArrayDataErrors(t *testing.T) {
 // TestWritableMapping writes through the bytes of a writable handle and
 // reads the change back through a separate open of the file.
 func TestWritableMapping(t *testing.T) {
-	path := copyFile(t, filepath.Join(corpus, "portable", "dtypes.mmpkl"))
+	path := copyFile(t, filepath.Join(corpusDir, "portable", "dtypes.mmpkl"))
 	h := mustOpen(t, path, true)
 	data, err := arrayData(h, "uint8")
 	if err != nil {
@@ -372,7 +350,7 @@ func TestConvertOptions(t *testing.T) {
 
 func TestConvert(t *testing.T) {
 	dir := t.TempDir()
-	src := filepath.Join(corpus, "mmappickle", "dtypes.mmpkl")
+	src := filepath.Join(corpusDir, "mmappickle", "dtypes.mmpkl")
 	dst := filepath.Join(dir, "out.mmpkl")
 	if st, err := convertFile(src, dst, `{"profile": "portable"}`); st != convertOK || err != nil {
 		t.Fatalf("convert: %d, %v", st, err)
@@ -406,7 +384,7 @@ func TestConvert(t *testing.T) {
 // TestConcurrent uses the handle table from many goroutines at once (run
 // with -race to check it).
 func TestConcurrent(t *testing.T) {
-	path := filepath.Join(corpus, "portable", "shapes.mmpkl")
+	path := filepath.Join(corpusDir, "portable", "shapes.mmpkl")
 	shared := mustOpen(t, path, false)
 	var wg sync.WaitGroup
 	errs := make(chan error, 1000)

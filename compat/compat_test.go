@@ -11,6 +11,8 @@ import (
 	"sort"
 	"testing"
 
+	"mmpbridge/internal/corpus"
+
 	"github.com/google/go-cmp/cmp"
 
 	"mmpbridge/bridge"
@@ -19,54 +21,20 @@ import (
 
 var profiles = []string{"mmappickle", "portable"}
 
-type manifest struct {
-	Profile string                  `json:"profile"`
-	Files   map[string]manifestFile `json:"files"`
-}
-
-type manifestFile struct {
-	Size         int64                    `json:"size"`
-	SHA256       string                   `json:"sha256"`
-	CommitNumber int32                    `json:"commit_number"`
-	Replayable   bool                     `json:"replayable"`
-	Keys         map[string]manifestEntry `json:"keys"`
-}
-
-type manifestArray struct {
-	DType       string `json:"dtype"`
-	StoredDType string `json:"stored_dtype"`
-	Shape       []int  `json:"shape"`
-	NBytes      int64  `json:"nbytes"`
-	SHA256      string `json:"sha256"`
-	DataOffset  int64  `json:"data_offset"`
-}
-
-type manifestEntry struct {
-	Kind string `json:"kind"`
-	manifestArray
-	Data        *manifestArray  `json:"data"`
-	Mask        *manifestArray  `json:"mask"`
-	Repr        string          `json:"repr"`
-	JSON        json.RawMessage `json:"json"`
-	EntryOffset int64           `json:"entry_offset"`
-	EntrySize   int64           `json:"entry_size"`
-	ReadError   string          `json:"mmappickle_read_error"`
-}
+type (
+	manifest      = corpus.Manifest
+	manifestFile  = corpus.File
+	manifestArray = corpus.Array
+	manifestEntry = corpus.Entry
+)
 
 func loadManifest(t *testing.T, profile string) manifest {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", profile, "manifest.json"))
+	m, err := corpus.Load(profile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m manifest
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	if len(m.Files) == 0 {
-		t.Fatal("empty manifest")
-	}
-	return m
+	return *m
 }
 
 func path(profile, name string) string { return filepath.Join("testdata", profile, name) }
@@ -170,7 +138,7 @@ func TestManifest(t *testing.T) {
 							t.Errorf("%s: got %T, want an array", k, v)
 							continue
 						}
-						checkArray(t, k, a, me.manifestArray)
+						checkArray(t, k, a, me.Array)
 						if want := map[string]bridge.Encoding{"mmappickle": bridge.Mmappickle, "portable": bridge.Portable}[p]; a.Encoding != want {
 							t.Errorf("%s: encoding %s, want %s", k, a.Encoding, want)
 						}

@@ -47,12 +47,12 @@ func TestVersion(t *testing.T) {
 
 func TestInspectTable(t *testing.T) {
 	t.Parallel()
-	code, out, errs := mmpconv(t, "inspect", filepath.Join(corpus, "portable", "masked.mmpkl"))
+	code, out, errs := mmpconv(t, "inspect", filepath.Join(corpusDir, "portable", "masked.mmpkl"))
 	if code != 0 {
 		t.Fatal(errs)
 	}
 	golden(t, "inspect_table_portable_masked.mmpkl.txt", out)
-	code, out, _ = mmpconv(t, "inspect", "--hash", filepath.Join(corpus, "portable", "masked.mmpkl"))
+	code, out, _ = mmpconv(t, "inspect", "--hash", filepath.Join(corpusDir, "portable", "masked.mmpkl"))
 	if code != 0 || !strings.Contains(strings.SplitN(out, "\n", 2)[0], "SHA256") || strings.Count(out, "\n") != 6 {
 		t.Errorf("--hash: exit %d:\n%s", code, out)
 	}

@@ -69,7 +69,7 @@ func writeTemp(t *testing.T, name string, b []byte) string {
 // TestVerifyCorpus: every reference file passes; the mmappickle-profile
 // files holding arrays get the numpy >= 2.3 warning, portable ones none.
 func TestVerifyCorpus(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join(corpus, "*", "*.mmpkl"))
+	files, err := filepath.Glob(filepath.Join(corpusDir, "*", "*.mmpkl"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no corpus files: %v", err)
 	}
@@ -271,7 +271,7 @@ func TestVerifyConverterOutputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	var sources []string
-	corpusFiles, err := filepath.Glob(filepath.Join(corpus, "*", "*.mmpkl"))
+	corpusFiles, err := filepath.Glob(filepath.Join(corpusDir, "*", "*.mmpkl"))
 	if err != nil || len(corpusFiles) == 0 {
 		t.Fatalf("no corpus files: %v", err)
 	}
