@@ -86,6 +86,12 @@ func (mf *File) Vacuum() error {
 			w.write(pointerEntry(1))
 			mf.whole = true // its index is written on Close
 		}
+		var done, total int64
+		for _, e := range r.entries {
+			if e.Live {
+				total += e.Size
+			}
+		}
 		for i, e := range r.entries {
 			if !e.Live {
 				continue
@@ -96,7 +102,16 @@ func (mf *File) Vacuum() error {
 					w.write(paddingEntry(w.off+first-e.Offset, int64(mf.cfg.align), e.memoMax))
 				}
 			}
-			w.copyFrom(io.NewSectionReader(mf.f, e.Offset, e.Size), e.Size)
+			// In pieces, so that progress moves through a big array.
+			const piece = 64 << 20
+			for off := int64(0); off < e.Size && w.err == nil; off += piece {
+				n := min(piece, e.Size-off)
+				w.copyFrom(io.NewSectionReader(mf.f, e.Offset+off, n), n)
+				done += n
+				if mf.cfg.progress != nil {
+					mf.cfg.progress(done, total)
+				}
+			}
 		}
 		w.write(terminator)
 		if w.err != nil {

@@ -22,6 +22,7 @@ type config struct {
 	align     int
 	allowTorn bool // open a torn file so that Repair can mend it
 	noIndex   bool // write no index (index.go)
+	progress  func(done, total int64)
 }
 
 func newConfig(opts []Option) (config, error) {
@@ -36,6 +37,15 @@ func newConfig(opts []Option) (config, error) {
 	}
 	c.limits = c.limits.withDefaults()
 	return c, nil
+}
+
+// WithProgress has Vacuum report the bytes it has copied so far and the
+// total, as it goes (for a progress bar).
+func WithProgress(fn func(done, total int64)) Option {
+	return func(c *config) error {
+		c.progress = fn
+		return nil
+	}
 }
 
 // WithoutIndex makes a File write no index for remote readers (index.go):

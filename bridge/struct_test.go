@@ -178,3 +178,29 @@ func TestReaderConcurrent(t *testing.T) {
 		f.Close()
 	}
 }
+
+// TestVacuumProgress: WithProgress sees Vacuum's copy reach its total.
+func TestVacuumProgress(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "v.mmpkl")
+	var calls int
+	var done, total int64
+	f, err := Create(path, WithProgress(func(d, tot int64) { calls++; done, total = d, tot }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := ArrayHeader{DType: mustDType(t, "<f8"), Shape: []int{20 << 20 / 8}}
+	for _, k := range []string{"a", "b", "c"} {
+		if err := f.PutArray(k, h, bytes.NewReader(make([]byte, 20<<20))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Delete("b")
+	if err := f.Vacuum(); err != nil {
+		t.Fatal(err)
+	}
+	if calls < 2 || done != total || total < 40<<20 {
+		t.Errorf("progress: %d calls, ended at %d of %d", calls, done, total)
+	}
+}

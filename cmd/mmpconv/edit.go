@@ -145,7 +145,7 @@ func rmCmd(e *env) *cobra.Command {
 
 func vacuumCmd(e *env) *cobra.Command {
 	var align int
-	var force bool
+	var force, quiet bool
 	cmd := &cobra.Command{
 		Use:   "vacuum [--force] FILE",
 		Short: "Remove deleted entries (rewrites FILE; no other process may have it open)",
@@ -160,7 +160,9 @@ and the link kept.`,
 			if err := checkAlign(align); err != nil {
 				return err
 			}
-			f, err := bridge.OpenFile(args[0], os.O_RDWR, 0, bridge.WithAlign(align))
+			bar := newProgress(e.stderr, quiet, "vacuuming")
+			defer bar.finish()
+			f, err := bridge.OpenFile(args[0], os.O_RDWR, 0, bridge.WithAlign(align), bridge.WithProgress(bar.callback()))
 			if err != nil {
 				return err
 			}
@@ -191,6 +193,7 @@ and the link kept.`,
 	}
 	cmd.Flags().IntVar(&align, "align", 64, "re-align array data to this many bytes (1: pack as mmappickle does)")
 	cmd.Flags().BoolVar(&force, "force", false, "rewrite FILE even when nothing is deleted")
+	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress bar")
 	return cmd
 }
 
