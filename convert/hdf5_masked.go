@@ -32,7 +32,7 @@ func (r *h5reader) maskedPairs() h5masks {
 	for i := range r.datasets {
 		d := &r.datasets[i]
 		m := byKey[d.key+".mask"]
-		if m == nil || ms.ofData[d.key] || m.h.DType.Kind != 'b' || m.h.DType.ItemSize != 1 ||
+		if m == nil || d.empty != "" || d.asList || m.empty != "" || ms.ofData[d.key] || m.h.DType.Kind != 'b' || m.h.DType.ItemSize != 1 ||
 			!slices.Equal(m.h.Shape, d.h.Shape) || m.h.Fortran != d.h.Fortran {
 			continue
 		}

@@ -56,6 +56,7 @@ type h5dsDesc struct {
 	Shape  []int
 	Sha256 string
 	Chunks []int
+	Layout []any // compression, compression_opts, shuffle, fletcher32
 }
 
 type h5attrDesc struct {
@@ -153,17 +154,41 @@ func flatten(v any, shape []int) ([]any, error) {
 	return out, nil
 }
 
-// checkAttr compares a value of __attrs__ with what h5py read.
+// checkAttr compares a value of __attrs__ with what h5py read: numpy
+// scalars and arrays of h5py's dtype, str and lists of str.
 func checkAttr(t *testing.T, where string, got any, want h5attrDesc) {
 	t.Helper()
 	shape := want.Shape
 	if shape == nil {
 		shape = []int{}
 	}
-	leaves, err := flatten(got, shape)
-	if err != nil {
-		t.Errorf("%s: %v", where, err)
-		return
+	var leaves []any
+	var err error
+	switch x := got.(type) {
+	case bridge.Scalar:
+		if want.Dtype == nil || x.DType.String() != *want.Dtype || len(shape) != 0 {
+			t.Errorf("%s: a numpy scalar of %s, h5py reads %+v", where, x.DType, want)
+			return
+		}
+		leaves = []any{x.Value()}
+	case *bridge.Array:
+		if want.Dtype == nil || x.DType.String() != *want.Dtype || !slices.Equal(x.Shape, shape) {
+			t.Errorf("%s: an array of %s %v, h5py reads %+v", where, x.DType, x.Shape, want)
+			return
+		}
+		b := make([]byte, x.NBytes)
+		if _, err := x.Reader().ReadAt(b, 0); err != nil {
+			t.Fatal(err)
+		}
+		for o := 0; o < len(b); o += x.DType.ItemSize {
+			s := bridge.Scalar{DType: x.DType, Raw: b[o : o+x.DType.ItemSize]}
+			leaves = append(leaves, s.Value())
+		}
+	default:
+		if leaves, err = flatten(got, shape); err != nil {
+			t.Errorf("%s: %v", where, err)
+			return
+		}
 	}
 	for i, g := range leaves {
 		ok := false
@@ -260,13 +285,50 @@ func TestHDF5RoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			attrs, ok := v.(bridge.Dict)
-			if !ok || len(attrs) != len(want.Attrs) {
-				t.Fatalf("__attrs__ is %s, want %d objects", render.Repr(v, 0), len(want.Attrs))
+			if !ok {
+				t.Fatalf("__attrs__ is %s", render.Repr(v, 0))
 			}
+			// The layouts of the chunked datasets, as h5py names them.
+			layouts := map[string]string{}
+			for _, d := range want.Datasets {
+				if d.Chunks == nil {
+					continue
+				}
+				chunks := make([]any, len(d.Chunks))
+				for i, c := range d.Chunks {
+					chunks[i] = int64(c)
+				}
+				opts := d.Layout[1]
+				if f, ok := opts.(float64); ok {
+					opts = int64(f)
+				}
+				layouts[d.Path] = render.Repr(bridge.Dict{{Key: "chunks", Value: chunks}, {Key: "compression", Value: d.Layout[0]},
+					{Key: "compression_opts", Value: opts}, {Key: "shuffle", Value: d.Layout[2]}, {Key: "fletcher32", Value: d.Layout[3]}}, 0)
+			}
+			if len(layouts) != 11 {
+				t.Errorf("%d chunked datasets in good.h5, want 11", len(layouts))
+			}
+			nobj := 0
 			for _, o := range attrs {
 				path, _ := o.Key.(string)
+				all, _ := o.Value.(bridge.Dict)
+				var items bridge.Dict
+				for _, it := range all {
+					if it.Key == "__layout__" {
+						if got := render.Repr(it.Value, 0); got != layouts[path] {
+							t.Errorf("%s __layout__ = %s, h5py reads %s", path, got, layouts[path])
+						}
+						delete(layouts, path)
+						continue
+					}
+					items = append(items, it)
+				}
+				if len(items) == 0 {
+					continue
+				}
+				nobj++
 				wo, ok := want.Attrs[path]
-				items, ok2 := o.Value.(bridge.Dict)
+				ok2 := true
 				if !ok || !ok2 || len(items) != len(wo) {
 					t.Errorf("__attrs__[%s] = %s, want %d attributes", render.Repr(o.Key, 0), render.Repr(o.Value, 0), len(wo))
 					continue
@@ -280,6 +342,12 @@ func TestHDF5RoundTrip(t *testing.T) {
 					}
 					checkAttr(t, fmt.Sprintf("attribute %q of %q", name, path), it.Value, wa)
 				}
+			}
+			if nobj != len(want.Attrs) {
+				t.Errorf("__attrs__ has the attributes of %d objects, h5py reads %d", nobj, len(want.Attrs))
+			}
+			if len(layouts) != 0 {
+				t.Errorf("no __layout__ for %v", layouts)
 			}
 
 			// Back to HDF5: h5py must read the same datasets and attributes.
@@ -296,18 +364,34 @@ func TestHDF5RoundTrip(t *testing.T) {
 			if len(skipped.names) != 0 {
 				t.Errorf("mmpkl -> HDF5 skipped %q", skipped.names)
 			}
+			// Chunks and filters as in the source (LayoutKeep).
 			var cmp struct {
 				Diffs   []string
 				Chunked []string
 			}
-			if err := json.Unmarshal(h5tool(t, "compare", src, back), &cmp); err != nil {
+			if err := json.Unmarshal(h5tool(t, "compare", src, back, "keep"), &cmp); err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range cmp.Diffs {
+				t.Error(d)
+			}
+			if len(cmp.Chunked) != 11 {
+				t.Errorf("%d datasets written chunked, want the 11 of the source", len(cmp.Chunked))
+			}
+			// LayoutContiguous: everything contiguous.
+			flat := filepath.Join(dir, p.String()+"-contiguous.h5")
+			if err := File(context.Background(), mid, flat, "", "", Options{Layout: LayoutContiguous}); err != nil {
+				t.Fatal(err)
+			}
+			cmp.Diffs, cmp.Chunked = nil, nil
+			if err := json.Unmarshal(h5tool(t, "compare", src, flat), &cmp); err != nil {
 				t.Fatal(err)
 			}
 			for _, d := range cmp.Diffs {
 				t.Error(d)
 			}
 			if len(cmp.Chunked) > 0 {
-				t.Errorf("datasets written chunked, want contiguous: %q", cmp.Chunked)
+				t.Errorf("datasets written chunked with LayoutContiguous: %q", cmp.Chunked)
 			}
 			noTemp(t, dir)
 		})
@@ -348,8 +432,8 @@ func TestHDF5Unsupported(t *testing.T) {
 	if done != total || total == 0 {
 		t.Errorf("progress ended at %d of %d with items skipped", done, total)
 	}
-	wantSkipped := []string{`dataset "/compound"`, fmt.Sprintf("dataset %q", long), `attribute "cattr" of "/ok"`, `dataset "/ref"`, `dataset "/vlen_str"`}
-	wantReasons := []string{"compound", "255 bytes", "compound", "reference", "variable-length strings"}
+	wantSkipped := []string{`dataset "/compound"`, fmt.Sprintf("dataset %q", long), `attribute "cattr" of "/ok"`, `dataset "/ref"`}
+	wantReasons := []string{"compound", "255 bytes", "compound", "reference"}
 	if !slices.Equal(skipped.names, wantSkipped) {
 		t.Errorf("skipped %q, want %q", skipped.names, wantSkipped)
 	}
@@ -364,11 +448,11 @@ func TestHDF5Unsupported(t *testing.T) {
 	}
 	defer f.Close()
 	keys, _ := f.Keys()
-	if !slices.Equal(keys, []string{"ok", "__attrs__"}) {
+	if !slices.Equal(keys, []string{"ok", "vlen_str", "__attrs__"}) {
 		t.Errorf("keys %q", keys)
 	}
 	v, _ := f.Get("__attrs__")
-	if got, want := render.Repr(v, 0), render.Repr(bridge.Dict{{Key: "/", Value: bridge.Dict{{Key: "good", Value: int64(1)}}}, {Key: "/ok", Value: bridge.Dict{{Key: "fine", Value: "yes"}}}}, 0); got != want {
+	if got, want := render.Repr(v, 0), render.Repr(bridge.Dict{{Key: "/", Value: bridge.Dict{{Key: "good", Value: bridge.Scalar{DType: mustDType(t, "<i8"), Raw: []byte{1, 0, 0, 0, 0, 0, 0, 0}}}}}, {Key: "/ok", Value: bridge.Dict{{Key: "fine", Value: "yes"}}}}, 0); got != want {
 		t.Errorf("__attrs__ = %s, want %s", got, want)
 	}
 	a, err := f.Array("ok")
