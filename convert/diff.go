@@ -26,6 +26,10 @@ type DiffOptions struct {
 	// ScratchDir is where inputs that are not mmappickle files are read
 	// into (default os.TempDir()).
 	ScratchDir string
+	// Layout compares the HDF5 storage records of __attrs__ too (chunks and
+	// filters, "__layout__"): by default they are how data is stored, not
+	// what it holds, and a file without attributes left has none.
+	Layout bool
 }
 
 // validate checks the options where they are made.
@@ -196,7 +200,7 @@ func (d *differ) report(x Difference) {
 }
 
 func (d *differ) run() (int, error) {
-	ka, kb := d.a.Keys(), d.b.Keys()
+	ka, kb := d.withoutAttrs(d.a.Keys()), d.withoutAttrs(d.b.Keys())
 	inB := make(map[string]bool, len(kb))
 	for _, k := range kb {
 		inB[k] = true
@@ -234,7 +238,62 @@ func (d *differ) run() (int, error) {
 			d.report(Difference{Key: k, Kind: OnlyInB})
 		}
 	}
+	if err := d.attrs(); err != nil {
+		return d.n, err
+	}
 	return d.n, nil
+}
+
+// withoutAttrs is keys without attrsKey, compared apart (attrs).
+func (d *differ) withoutAttrs(keys []string) []string {
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if k != attrsKey {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// attrs compares the files' __attrs__ (the HDF5 attributes), storage
+// records left out unless opt.Layout: a side whose attributes are only
+// such records has none.
+func (d *differ) attrs() error {
+	get := func(r *bridge.Reader, name string) (any, error) {
+		if _, err := r.Entry(attrsKey); err != nil {
+			return nil, nil
+		}
+		v, err := r.Get(attrsKey)
+		if err != nil {
+			return nil, wrapFile(name, err)
+		}
+		if !d.opt.Layout {
+			v = withoutLayoutRecords(v)
+		}
+		return v, nil
+	}
+	va, err := get(d.a, d.an)
+	if err != nil {
+		return err
+	}
+	vb, err := get(d.b, d.bn)
+	if err != nil {
+		return err
+	}
+	switch {
+	case va == nil && vb == nil:
+		return nil
+	case vb == nil:
+		d.report(Difference{Key: attrsKey, Kind: OnlyInA})
+		return nil
+	case va == nil:
+		d.report(Difference{Key: attrsKey, Kind: OnlyInB})
+		return nil
+	}
+	if kindOfValue(va) != bridge.KindValue || kindOfValue(vb) != bridge.KindValue {
+		return d.key(attrsKey)
+	}
+	return d.values(attrsKey, nil, va, vb)
 }
 
 // key compares one key both files have.

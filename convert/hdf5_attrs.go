@@ -158,6 +158,9 @@ func readAttr(aid C.hid_t) (name string, v any, empty, reason string, err error)
 	if err != nil || reason != "" {
 		return name, nil, "", reason, err
 	}
+	if dt.Fields() != nil {
+		return name, nil, "", "compound (structured) attribute values are not kept (compound datasets are)", nil
+	}
 	if n*int64(dt.ItemSize) > maxAttrBytes {
 		return name, nil, "", fmt.Sprintf("attribute of %d bytes is too large (over %d)", n*int64(dt.ItemSize), maxAttrBytes), nil
 	}

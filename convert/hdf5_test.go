@@ -433,7 +433,7 @@ func TestHDF5Unsupported(t *testing.T) {
 		t.Errorf("progress ended at %d of %d with items skipped", done, total)
 	}
 	wantSkipped := []string{`dataset "/compound"`, fmt.Sprintf("dataset %q", long), `attribute "cattr" of "/ok"`, `dataset "/ref"`}
-	wantReasons := []string{"compound", "255 bytes", "compound", "reference"}
+	wantReasons := []string{"compound member", "255 bytes", "compound", "reference"}
 	if !slices.Equal(skipped.names, wantSkipped) {
 		t.Errorf("skipped %q, want %q", skipped.names, wantSkipped)
 	}

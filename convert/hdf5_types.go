@@ -170,7 +170,7 @@ func h5typeOf(t C.hid_t) (d bridge.DType, reason string, err error) {
 		if be, ok, err := h5isComplex(t); err != nil || ok {
 			return numericDType('c', size, be), "", err
 		}
-		return d, "compound (structured) type; only h5py's complex {r, i} compound is supported", nil
+		return h5compoundOf(t, 0) // a structured dtype (hdf5_compound.go)
 	case C.H5T_ENUM:
 		if ok, err := h5isBool(t); err != nil || ok {
 			return bridge.DType{ByteOrder: '|', Kind: 'b', ItemSize: 1}, "", err
@@ -366,6 +366,12 @@ func h5newType(d bridge.DType) (t C.hid_t, reason string, err error) {
 	case 'S':
 		t = C.h5_fixed_str(C.size_t(d.ItemSize))
 	case 'V':
+		if d.Fields() != nil {
+			return h5newCompound(d) // hdf5_compound.go
+		}
+		if _, _, sub := d.SubArray(); sub {
+			return h5newCompound(d)
+		}
 		tag, free := cstr("")
 		defer free()
 		t = C.h5_opaque(C.size_t(d.ItemSize), tag)

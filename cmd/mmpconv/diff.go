@@ -108,6 +108,7 @@ space for their arrays.`,
 	f.StringVar(&formatA, "format-a", "", "format of A: mmpkl, npy, npz or hdf5 (default: from its extension)")
 	f.StringVar(&formatB, "format-b", "", "format of B (default: from its extension)")
 	f.StringVar(&opt.ScratchDir, "tmpdir", "", "directory for the scratch files of inputs that are not mmappickle (default $TMPDIR or /tmp)")
+	f.BoolVar(&opt.Layout, "layout", false, "compare the HDF5 storage records too (chunks, filters: __layout__ in __attrs__)")
 	f.BoolVar(&quiet, "quiet", false, "no progress bar")
 	return cmd
 }

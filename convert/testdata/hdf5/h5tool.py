@@ -75,7 +75,7 @@ def gen(d):
         f.create_dataset("vlen_str", data=["a", "bb"], dtype=h5py.string_dtype())
         r = f.create_dataset("ref", (1,), dtype=h5py.ref_dtype)
         r[0] = ok.ref
-        f.create_dataset("compound", data=np.zeros(3, dtype=[("a", "i4"), ("b", "f8")]))
+        f.create_dataset("compound", data=np.array([(1, "x"), (2, "yy")], dtype=[("a", "i4"), ("s", h5py.string_dtype())]))
         f.create_dataset("g" * 100 + "/" + "h" * 100 + "/" + "x" * 60, data=np.arange(2))
     print(json.dumps(describe(f"{d}/good.h5")))
 
