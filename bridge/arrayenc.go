@@ -397,6 +397,18 @@ func (e *emitter) structState(d DType) {
 	e.raw(opSetItems)
 }
 
+// scalarPickle emits numpy's pickle of a numpy scalar:
+// numpy.core.multiarray.scalar(dtype, raw).
+func (e *emitter) scalarPickle(d DType, raw []byte) {
+	e.global("numpy.core.multiarray", "scalar")
+	e.dtypePickle(d, "")
+	e.bytesObj(raw)
+	e.raw(opTuple2)
+	e.memoized("", func() {})
+	e.raw(opReduce)
+	e.memoized("", func() {})
+}
+
 // ndarrayPickle emits numpy's pickle of an ndarray, with the data marked,
 // or written inline when inline is not nil. dtypeKey is the identity of its
 // dtype object (see dtypePickle).

@@ -29,7 +29,8 @@ const batchSize = 1000
 // containers []any (any other slice or array but []byte too), Tuple, Dict,
 // maps with string or integer keys (written in sorted key order), Set and
 // FrozenSet (in the order given, CPython writes its iteration order),
-// ByteArray, and Object (its pickle copied with its memo renumbered, see
+// ByteArray, Scalar and NDArray (numpy's own pickles of them), and Object
+// (its pickle copied with its memo renumbered, see
 // renumberMemo). Plain Go values share nothing, so nothing else uses the
 // memo; where CPython's pickle shares an object (the same str twice, say)
 // it writes BINGET where encodeValue repeats the value, which unpickles the
@@ -137,6 +138,14 @@ func (e *valueEncoder) encode(v any, depth int, key bool) error {
 		return e.object(v)
 	case *Object:
 		return e.object(*v)
+	case Scalar:
+		return e.scalar(&v)
+	case *Scalar:
+		return e.scalar(v)
+	case NDArray:
+		return e.ndarray(&v, key)
+	case *NDArray:
+		return e.ndarray(v, key)
 	default:
 		return e.reflect(reflect.ValueOf(v), depth, key)
 	}
@@ -442,5 +451,60 @@ func (e *valueEncoder) object(o Object) error {
 	}
 	e.buf.Write(out)
 	e.memo = end
+	return nil
+}
+
+// NDArray is an array held in memory, to store inside a value with
+// File.Put (an attribute's array, say): Data holds its elements in the
+// order Fortran says, in DType's byte order. Put writes numpy's own pickle
+// of it, which the bridge reads back as an *Array and numpy as an ndarray.
+// Arrays of their own keys are stored with PutArray, which streams them.
+type NDArray struct {
+	DType   DType
+	Shape   []int
+	Fortran bool
+	Data    []byte
+}
+
+// numpy writes a numpy object's pickle, made by emit, with the memo
+// numbered on from the value's.
+func (e *valueEncoder) numpy(emit func(*emitter)) {
+	em := newEmitter()
+	emit(em)
+	segs, end := em.finish(e.memo)
+	for _, s := range segs {
+		e.buf.Write(s)
+	}
+	e.memo = end
+}
+
+func (e *valueEncoder) scalar(s *Scalar) error {
+	if err := s.DType.validate(); err != nil {
+		return fmt.Errorf("%w: numpy scalar: %v", ErrUnsupported, err)
+	}
+	if len(s.Raw) != s.DType.ItemSize {
+		return fmt.Errorf("%w: numpy scalar of dtype %s from %d bytes", ErrUnsupported, s.DType, len(s.Raw))
+	}
+	e.numpy(func(em *emitter) { em.scalarPickle(s.DType, s.Raw) })
+	return nil
+}
+
+func (e *valueEncoder) ndarray(a *NDArray, key bool) error {
+	if key {
+		return errUnhashable("numpy.ndarray")
+	}
+	h := ArrayHeader{DType: a.DType, Shape: a.Shape, Fortran: a.Fortran}
+	n, err := h.NBytes()
+	if err != nil {
+		return fmt.Errorf("%w: array: %v", ErrUnsupported, err)
+	}
+	if int64(len(a.Data)) != n {
+		return fmt.Errorf("%w: array of dtype %s and shape %v from %d bytes (it needs %d)", ErrUnsupported, a.DType, a.Shape, len(a.Data), n)
+	}
+	data := a.Data
+	if data == nil {
+		data = []byte{}
+	}
+	e.numpy(func(em *emitter) { em.ndarrayPickle(h, n, data, "") })
 	return nil
 }

@@ -204,3 +204,52 @@ func TestVacuumProgress(t *testing.T) {
 		t.Errorf("progress: %d calls, ended at %d of %d", calls, done, total)
 	}
 }
+
+// TestPutNumpyValues: numpy scalars and in-memory arrays inside a value are
+// written as numpy pickles them: read back with their dtype, verified,
+// and loaded by plain pickle.load.
+func TestPutNumpyValues(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "v.mmpkl")
+	f, err := Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i16 := mustDType(t, "<i2")
+	s11 := mustDType(t, "|S11")
+	v := Dict{
+		{Key: "i16", Value: &Scalar{DType: i16, Raw: []byte{0xfd, 0xff}}},
+		{Key: "fixed", Value: Scalar{DType: s11, Raw: []byte("hello world")}},
+		{Key: "arr", Value: NDArray{DType: mustDType(t, ">i4"), Shape: []int{3}, Data: []byte{0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3}}},
+		{Key: "f2d", Value: &NDArray{DType: mustDType(t, "<f4"), Shape: []int{2, 2}, Fortran: true, Data: make([]byte, 16)}},
+		{Key: "empty", Value: NDArray{DType: i16, Shape: []int{0}}},
+	}
+	if err := f.Put("attrs", v); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Put("bad", NDArray{DType: i16, Shape: []int{3}, Data: []byte{1}}); err == nil {
+		t.Error("an array with too few bytes was written")
+	}
+	got, err := f.Get("attrs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := got.(Dict)
+	if s, ok := d[0].Value.(Scalar); !ok || s.DType != i16 || s.Value() != int64(-3) {
+		t.Errorf("i16: %#v", d[0].Value)
+	}
+	if a, ok := d[2].Value.(*Array); !ok || a.DType.String() != ">i4" || a.Size() != 3 {
+		t.Errorf("arr: %#v", d[2].Value)
+	}
+	f.Close()
+	if rep, err := VerifyFile(path, nil); err != nil || !rep.OK() {
+		t.Fatalf("verify: %v %+v", err, rep)
+	}
+	for _, env := range pyrun.Numpys(t) {
+		for p, r := range pmCheck(t, env, []pmCase{pmRead(t, path)}) {
+			if r.Status != "loaded" || len(r.Mismatches) > 0 {
+				t.Errorf("%s: %s: %s %s %v", env, p, r.Status, r.Error, r.Mismatches)
+			}
+		}
+	}
+}

@@ -189,7 +189,7 @@ func readAttr(aid C.hid_t) (name string, v any, empty, reason string, err error)
 	if len(shape) == 0 {
 		return name, &bridge.Scalar{DType: dt, Raw: raw}, "", "", nil
 	}
-	return name, &attrArray{dt: dt, shape: shape, raw: raw}, "", "", nil
+	return name, &bridge.NDArray{DType: dt, Shape: shape, Data: raw}, "", "", nil
 }
 
 // emptyTypeName names the type of a null dataspace's attribute or dataset

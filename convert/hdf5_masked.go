@@ -79,6 +79,11 @@ func fillBytes(v any, dt bridge.DType) []byte {
 			return nil
 		}
 		return normalizeOrder(x.Raw, x.DType, dt.ByteOrder)
+	case *bridge.NDArray:
+		if len(x.Shape) != 0 || x.DType.Kind != dt.Kind || x.DType.ItemSize != dt.ItemSize {
+			return nil
+		}
+		return normalizeOrder(x.Data, x.DType, dt.ByteOrder)
 	case *bridge.Array:
 		if len(x.Shape) != 0 || x.DType.Kind != dt.Kind || x.DType.ItemSize != dt.ItemSize {
 			return nil

@@ -189,11 +189,9 @@ func hdf5ToMmpkl(ctx context.Context, src string, out *bridge.File, opt *Options
 		}
 	}
 	if len(r.attrs) > 0 {
-		v, err := pickleAttrValues(r.attrs)
-		if err != nil {
-			return fmt.Errorf("%s: %s: %w", src, attrsKey, err)
-		}
-		if err := out.Put(attrsKey, v); err != nil {
+		// Numpy scalars and arrays among them are written as numpy
+		// pickles them (bridge.Scalar, bridge.NDArray).
+		if err := out.Put(attrsKey, r.attrs); err != nil {
 			return err
 		}
 	}
