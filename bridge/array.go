@@ -8,31 +8,31 @@ import (
 	"unsafe"
 )
 
-// Encoding says how an array is pickled in the file.
-type Encoding int
+// Profile says how an array is pickled in the file.
+type Profile int
 
 const (
 	// Portable is numpy's own pickle of the array (_reconstruct + BUILD):
 	// plain pickle.load works on numpy 1.x and 2.x.
-	Portable Encoding = iota
+	Portable Profile = iota
 	// Mmappickle is mmappickle's encoding:
 	// reshape(fromstring(bytes, dtype), shape). numpy >= 2.3 cannot load it
 	// with plain pickle.load.
 	Mmappickle
 )
 
-func (e Encoding) String() string {
+func (e Profile) String() string {
 	switch e {
 	case Portable:
 		return "portable"
 	case Mmappickle:
 		return "mmappickle"
 	}
-	return fmt.Sprintf("Encoding(%d)", int(e))
+	return fmt.Sprintf("Profile(%d)", int(e))
 }
 
-// ParseEncoding parses "portable" or "mmappickle".
-func ParseEncoding(s string) (Encoding, error) {
+// ParseProfile parses "portable" or "mmappickle".
+func ParseProfile(s string) (Profile, error) {
 	switch s {
 	case "portable":
 		return Portable, nil
@@ -48,8 +48,8 @@ type Array struct {
 	DType DType
 	Shape []int
 	// Fortran is true when the bytes are in Fortran (column-major) order.
-	Fortran  bool
-	Encoding Encoding
+	Fortran bool
+	Profile Profile
 	// Offset and NBytes locate the raw bytes in the file.
 	Offset int64
 	NBytes int64

@@ -513,7 +513,7 @@ func (e *emitter) mmappickleArray(h ArrayHeader, nbytes int64) {
 
 // encodeArray returns the pickle of an array split around its data, and the
 // memo end to store in the entry trailer.
-func encodeArray(p Encoding, h ArrayHeader, memoStart int64) ([][]byte, int64, error) {
+func encodeArray(p Profile, h ArrayHeader, memoStart int64) ([][]byte, int64, error) {
 	n, err := h.NBytes()
 	if err != nil {
 		return nil, 0, err
@@ -534,7 +534,7 @@ func encodeArray(p Encoding, h ArrayHeader, memoStart int64) ([][]byte, int64, e
 
 // encodeMasked returns the pickle of a masked array split around its data
 // and its mask (three segments). mmappickle's encoding drops the fill value.
-func encodeMasked(p Encoding, h ArrayHeader, fill []byte, memoStart int64) ([][]byte, int64, error) {
+func encodeMasked(p Profile, h ArrayHeader, fill []byte, memoStart int64) ([][]byte, int64, error) {
 	n, err := h.NBytes()
 	if err != nil {
 		return nil, 0, err

@@ -589,7 +589,7 @@ func TestEncodeArrayMmappickleHeader(t *testing.T) {
 func TestEncodeArrayParsesBack(t *testing.T) {
 	for _, c := range aencCases(t) {
 		aencEncode(t, c)
-		for _, p := range []Encoding{Portable, Mmappickle} {
+		for _, p := range []Profile{Portable, Mmappickle} {
 			b, data, fortran, segs := c.GoPortable, c.Data, c.Fortran, c.portSegs
 			if p == Mmappickle {
 				b, data, fortran, segs = c.GoMmappickle, aencC(t, c, c.Data, c.dt.ItemSize), false, c.mmpSegs
@@ -622,7 +622,7 @@ func TestEncodeArrayParsesBack(t *testing.T) {
 					t.Errorf("%s: fill %x, want %x", c.Name, fill, wantFill)
 				}
 			}
-			if !ok || a.DType != c.dt || !slices.Equal(a.Shape, c.Shape) || a.Encoding != p {
+			if !ok || a.DType != c.dt || !slices.Equal(a.Shape, c.Shape) || a.Profile != p {
 				t.Errorf("%s %s: parsed as %#v", c.Name, p, v)
 				continue
 			}

@@ -61,7 +61,7 @@ func (mf *File) PutArray(key string, h ArrayHeader, data io.Reader) error {
 	})
 }
 
-func arrayBuilder(p Encoding, h ArrayHeader, data io.Reader) func(int64) ([]segment, int64, error) {
+func arrayBuilder(p Profile, h ArrayHeader, data io.Reader) func(int64) ([]segment, int64, error) {
 	return func(memoStart int64) ([]segment, int64, error) {
 		n, err := h.NBytes()
 		if err != nil {

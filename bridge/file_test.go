@@ -68,7 +68,7 @@ func newFile(t testing.TB, opts ...Option) (*File, string) {
 }
 
 func TestEditCycle(t *testing.T) {
-	for _, p := range []Encoding{Portable, Mmappickle} {
+	for _, p := range []Profile{Portable, Mmappickle} {
 		t.Run(p.String(), func(t *testing.T) {
 			f, name := newFile(t, WithProfile(p))
 			putI64(t, f, "a", 1, 2, 3)

@@ -193,7 +193,7 @@ func checkKey(t *testing.T, r *Reader, k string, size int64, mapped bool) string
 }
 
 func arraySummary(a *Array) string {
-	return fmt.Sprintf("%s %v %c %s @%d+%d", a.DType, a.Shape, a.Order(), a.Encoding, a.Offset, a.NBytes)
+	return fmt.Sprintf("%s %v %c %s @%d+%d", a.DType, a.Shape, a.Order(), a.Profile, a.Offset, a.NBytes)
 }
 
 // checkArrayValue checks an array's description against the file and reads

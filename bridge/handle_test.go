@@ -117,7 +117,7 @@ func TestOptionsChecked(t *testing.T) {
 		{"align 2^28", WithAlign(1 << 28), false},
 		{"negative limits", WithLimits(Limits{MaxOps: -1}), false},
 		{"zero limits", WithLimits(Limits{}), true},
-		{"profile 7", WithProfile(Encoding(7)), false},
+		{"profile 7", WithProfile(Profile(7)), false},
 	} {
 		name := filepath.Join(dir, c.name+".mmpkl")
 		f, err := Create(name, c.opt)

@@ -253,7 +253,7 @@ func (m *machine) buildArray(o op, inst, state ref, masked bool) error {
 		return fail(o.Off, "%s BUILD: buffer size %d does not match array size %d", what, data.n, nbytes)
 	}
 	m.copied(nbytes)
-	a := &Array{DType: d, Shape: shape, Fortran: fortran, Encoding: Portable, Offset: data.i, NBytes: nbytes}
+	a := &Array{DType: d, Shape: shape, Fortran: fortran, Profile: Portable, Offset: data.i, NBytes: nbytes}
 	if !masked {
 		*m.at(inst) = node{kind: kArray, off: m.at(inst).off, x: a}
 		return nil
@@ -271,7 +271,7 @@ func (m *machine) buildArray(o op, inst, state ref, masked bool) error {
 		return fail(o.Off, "%s BUILD: mask buffer size %d does not match array size %d", what, mask.n, count)
 	}
 	m.copied(count)
-	k := &Array{DType: boolDType, Shape: shape, Fortran: fortran, Encoding: Portable, Offset: mask.i, NBytes: count}
+	k := &Array{DType: boolDType, Shape: shape, Fortran: fortran, Profile: Portable, Offset: mask.i, NBytes: count}
 	mk := &Masked{Data: a, Mask: k}
 	switch f := m.at(it[6]); {
 	case f.kind == kNone:

@@ -396,7 +396,7 @@ func (m *machine) callFromString(o op, fn ref, args []ref) (ref, error) {
 		return 0, fail(o.Off, "fromstring: string size must be a multiple of element size")
 	}
 	m.copied(b.n)
-	a := &Array{DType: d, Shape: []int{int(b.n / int64(d.ItemSize))}, Encoding: Mmappickle, Offset: b.i, NBytes: b.n}
+	a := &Array{DType: d, Shape: []int{int(b.n / int64(d.ItemSize))}, Profile: Mmappickle, Offset: b.i, NBytes: b.n}
 	return m.newNode(node{kind: kFromString, off: o.Off, x: a})
 }
 
@@ -437,7 +437,7 @@ func (m *machine) callFromBuffer(o op, fn ref, args []ref) (ref, error) {
 	if b.n == 0 {
 		off = o.Off // nothing to map
 	}
-	a := &Array{DType: d, Shape: shape, Fortran: order == "F", Encoding: Portable, Offset: off, NBytes: b.n}
+	a := &Array{DType: d, Shape: shape, Fortran: order == "F", Profile: Portable, Offset: off, NBytes: b.n}
 	return m.newNode(node{kind: kArray, off: o.Off, x: a})
 }
 

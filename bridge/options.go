@@ -18,7 +18,7 @@ const MaxAlign = 1 << 20
 
 type config struct {
 	limits    Limits
-	profile   Encoding
+	profile   Profile
 	align     int
 	allowTorn bool // open a torn file so that Repair can mend it
 	noIndex   bool // write no index (index.go)
@@ -72,7 +72,7 @@ func WithLimits(l Limits) Option {
 
 // WithProfile sets the array encoding new entries are written in (default
 // Portable).
-func WithProfile(p Encoding) Option {
+func WithProfile(p Profile) Option {
 	return func(c *config) error {
 		if p != Portable && p != Mmappickle {
 			return fmt.Errorf("%w: unknown profile %d", ErrInvalidOption, int(p))

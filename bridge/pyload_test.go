@@ -116,7 +116,7 @@ type pylFile struct {
 
 // pylWrite writes the cases into a new file. In the mmappickle profile
 // Fortran-ordered arrays are written in C order (it stores C order only).
-func pylWrite(t testing.TB, path string, p Encoding, align int, cases []*pylCase) {
+func pylWrite(t testing.TB, path string, p Profile, align int, cases []*pylCase) {
 	f, err := Create(path, WithProfile(p), WithAlign(align))
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +143,7 @@ func pylWrite(t testing.TB, path string, p Encoding, align int, cases []*pylCase
 }
 
 // pylStored returns the header and bytes a case is stored with in profile p.
-func pylStored(t testing.TB, p Encoding, c *pylCase) (ArrayHeader, []byte, []byte) {
+func pylStored(t testing.TB, p Profile, c *pylCase) (ArrayHeader, []byte, []byte) {
 	h := c.header()
 	if p != Mmappickle || !h.isFortranFlag() {
 		return h, c.Data, c.Mask
@@ -205,7 +205,7 @@ func pylViewBytes(a *Array) (b []byte, ok bool, err error) {
 // pylCheckGo reads a file back with the bridge: kinds, bytes, alignment of
 // the data, and View on native-endian arrays.
 func pylCheckGo(t *testing.T, pf *pylFile) {
-	p, _ := ParseEncoding(pf.Profile)
+	p, _ := ParseProfile(pf.Profile)
 	f, err := Open(pf.path)
 	if err != nil {
 		t.Fatal(err)
@@ -242,7 +242,7 @@ func pylCheckGo(t *testing.T, pf *pylFile) {
 			t.Errorf("%s: got %T", c.Key, v)
 			continue
 		}
-		if c.Masked != (a != v) || a.DType != c.dt || !slices.Equal(a.Shape, c.Shape) || a.Encoding != p {
+		if c.Masked != (a != v) || a.DType != c.dt || !slices.Equal(a.Shape, c.Shape) || a.Profile != p {
 			t.Errorf("%s: read back as %#v", c.Key, v)
 			continue
 		}
@@ -394,7 +394,7 @@ func TestPyLoad(t *testing.T) {
 	cases := pylCases(t, generic)
 	dir := t.TempDir()
 	var files []*pylFile
-	for _, p := range []Encoding{Portable, Mmappickle} {
+	for _, p := range []Profile{Portable, Mmappickle} {
 		for _, align := range []int{64, 1} {
 			pf := &pylFile{Profile: p.String(), Align: align, Cases: cases,
 				path: filepath.Join(dir, fmt.Sprintf("%s-align%d.mmpkl", p, align))}

@@ -477,9 +477,9 @@ func TestVerifyReferenceFiles(t *testing.T) {
 			var mmp bool
 			switch a := info.array.(type) {
 			case *Array:
-				mmp = a.Encoding == Mmappickle
+				mmp = a.Profile == Mmappickle
 			case *Masked:
-				mmp = a.Data.Encoding == Mmappickle
+				mmp = a.Data.Profile == Mmappickle
 			}
 			if mmp != warned[e.Offset] {
 				t.Errorf("%s: entry %q at %d: mmappickle array %v, warned %v", p, e.Key, e.Offset, mmp, warned[e.Offset])
@@ -507,7 +507,7 @@ func TestVerifyMatchesPython(t *testing.T) {
 	dir := t.TempDir()
 	// Files written by the bridge: both profiles, aligned (deleted padding
 	// entries), generic values, replaced and deleted keys.
-	for _, p := range []Encoding{Portable, Mmappickle} {
+	for _, p := range []Profile{Portable, Mmappickle} {
 		path := filepath.Join(dir, p.String()+".mmpkl")
 		writeVerifyMixed(t, path, p)
 		files = append(files, path)
@@ -542,7 +542,7 @@ func TestVerifyMatchesPython(t *testing.T) {
 // writeVerifyMixed writes a file with the bridge: arrays (one Fortran, one
 // masked), generic values using every allowed builtin the encoder writes,
 // a replaced and a deleted key, 64-byte alignment.
-func writeVerifyMixed(t *testing.T, path string, p Encoding) {
+func writeVerifyMixed(t *testing.T, path string, p Profile) {
 	t.Helper()
 	f, err := Create(path, WithProfile(p))
 	if err != nil {
@@ -588,7 +588,7 @@ func writeVerifyMixed(t *testing.T, path string, p Encoding) {
 
 // TestVerifyBridgeOutput: files the bridge writes pass in both profiles.
 func TestVerifyBridgeOutput(t *testing.T) {
-	for _, p := range []Encoding{Portable, Mmappickle} {
+	for _, p := range []Profile{Portable, Mmappickle} {
 		path := filepath.Join(t.TempDir(), "x.mmpkl")
 		writeVerifyMixed(t, path, p)
 		b, err := os.ReadFile(path)

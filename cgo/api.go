@@ -130,7 +130,7 @@ func openEx(path string, fd int, flags int, options string) (int64, error) {
 	}
 	var opts []bridge.Option
 	if o.Profile != "" {
-		p, err := bridge.ParseEncoding(o.Profile)
+		p, err := bridge.ParseProfile(o.Profile)
 		if err != nil {
 			return 0, fmt.Errorf("options: %w", err)
 		}

@@ -51,7 +51,7 @@ func parseConvertOptions(s string) (convert.Options, convert.Format, convert.For
 	}
 	opt.Profile = bridge.Portable
 	if o.Profile != "" {
-		p, err := bridge.ParseEncoding(o.Profile)
+		p, err := bridge.ParseProfile(o.Profile)
 		if err != nil {
 			return opt, "", "", fmt.Errorf("options: %w", err)
 		}

@@ -367,7 +367,7 @@ func TestConvert(t *testing.T) {
 	}
 	defer f.Close()
 	a, err := f.Array("float64")
-	if err != nil || a.Encoding != bridge.Portable {
+	if err != nil || a.Profile != bridge.Portable {
 		t.Errorf("converted array: %+v, %v", a, err)
 	}
 	if st, err := convertFile(src, filepath.Join(dir, "out.txt"), ""); st != convertUsage || err == nil {

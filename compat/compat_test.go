@@ -74,7 +74,7 @@ func checkArray(t *testing.T, key string, a *bridge.Array, want manifestArray) {
 	if got := cSHA(t, a); got != want.SHA256 {
 		t.Errorf("%s: sha256 %s, manifest %s", key, got, want.SHA256)
 	}
-	if want.StoredDType != "" && a.Encoding == bridge.Mmappickle && a.DType.Name() != want.StoredDType {
+	if want.StoredDType != "" && a.Profile == bridge.Mmappickle && a.DType.Name() != want.StoredDType {
 		t.Errorf("%s: dtype name %s, stored %s", key, a.DType.Name(), want.StoredDType)
 	}
 	if b := a.Bytes(); int64(len(b)) != a.NBytes {
@@ -139,8 +139,8 @@ func TestManifest(t *testing.T) {
 							continue
 						}
 						checkArray(t, k, a, me.Array)
-						if want := map[string]bridge.Encoding{"mmappickle": bridge.Mmappickle, "portable": bridge.Portable}[p]; a.Encoding != want {
-							t.Errorf("%s: encoding %s, want %s", k, a.Encoding, want)
+						if want := map[string]bridge.Profile{"mmappickle": bridge.Mmappickle, "portable": bridge.Portable}[p]; a.Profile != want {
+							t.Errorf("%s: encoding %s, want %s", k, a.Profile, want)
 						}
 					case "masked":
 						ma, ok := v.(*bridge.Masked)
@@ -242,7 +242,7 @@ func liveKeysInFileOrder(t *testing.T, f *bridge.File) []string {
 	return keys
 }
 
-func rewrite(t *testing.T, srcPath string, profile bridge.Encoding) []byte {
+func rewrite(t *testing.T, srcPath string, profile bridge.Profile) []byte {
 	t.Helper()
 	src, err := bridge.Open(srcPath)
 	if err != nil {
@@ -271,7 +271,7 @@ func rewrite(t *testing.T, srcPath string, profile bridge.Encoding) []byte {
 // in order, with alignment 1: the result is byte-identical, in both profiles.
 func TestReplay(t *testing.T) {
 	for _, p := range profiles {
-		enc, _ := bridge.ParseEncoding(p)
+		enc, _ := bridge.ParseProfile(p)
 		for name, mfile := range loadManifest(t, p).Files {
 			if !mfile.Replayable {
 				continue

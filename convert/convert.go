@@ -20,7 +20,7 @@ import (
 // Options control a conversion.
 type Options struct {
 	// Profile is the array encoding of mmappickle outputs (default portable).
-	Profile bridge.Encoding
+	Profile bridge.Profile
 	// Align is the alignment of array data in mmappickle outputs: a power
 	// of two from 1 (none) to bridge.MaxAlign; 0 means the default, 64.
 	Align int

@@ -29,7 +29,7 @@ func noTemp(t *testing.T, dir string) {
 func TestMmpklToMmpkl(t *testing.T) {
 	dir := t.TempDir()
 	for _, name := range []string{"dtypes.mmpkl", "masked.mmpkl", "values.mmpkl", "shapes.mmpkl", "deleted.mmpkl"} {
-		for _, p := range []bridge.Encoding{bridge.Portable, bridge.Mmappickle} {
+		for _, p := range []bridge.Profile{bridge.Portable, bridge.Mmappickle} {
 			src := filepath.Join(corpus, "mmappickle", name)
 			dst := filepath.Join(dir, p.String()+"-"+name)
 			var calls int
@@ -59,7 +59,7 @@ func TestMmpklToMmpkl(t *testing.T) {
 				}
 				if aa, ok := a.(*bridge.Array); ok {
 					ba := b.(*bridge.Array)
-					if ba.Encoding != p || string(aa.Bytes()) != string(ba.Bytes()) {
+					if ba.Profile != p || string(aa.Bytes()) != string(ba.Bytes()) {
 						t.Errorf("%s %s: data or encoding differ", name, k)
 					}
 				}

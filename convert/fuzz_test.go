@@ -162,7 +162,7 @@ func FuzzNpz(f *testing.F) {
 // checkNpzConverted compares the converted file with the archive's
 // members: each key holds the data of a member of its name, the last one if
 // the conversion completed.
-func checkNpzConverted(t *testing.T, data []byte, dst string, p bridge.Encoding, complete bool) {
+func checkNpzConverted(t *testing.T, data []byte, dst string, p bridge.Profile, complete bool) {
 	t.Helper()
 	out, err := bridge.Open(dst)
 	if err != nil {
@@ -229,7 +229,7 @@ func checkNpzConverted(t *testing.T, data []byte, dst string, p bridge.Encoding,
 // against the central directory's, as numpy's zipfile does: archive/zip
 // also checks a data descriptor, which zipfile and the converter's stored
 // path ignore.
-func memberDiff(m *zip.File, a *bridge.Array, p bridge.Encoding) string {
+func memberDiff(m *zip.File, a *bridge.Array, p bridge.Profile) string {
 	if m.Flags&0x20 != 0 {
 		// numpy cannot load it either (zipfile: NotImplementedError).
 		return "converted from a member of patched data (zip flag bit 5): the bytes are a patch, not the member"

@@ -233,7 +233,7 @@ func TestHDF5RoundTrip(t *testing.T) {
 		total += n
 	}
 	keys = append(keys, "__attrs__")
-	for _, p := range []bridge.Encoding{bridge.Portable, bridge.Mmappickle} {
+	for _, p := range []bridge.Profile{bridge.Portable, bridge.Mmappickle} {
 		t.Run(p.String(), func(t *testing.T) {
 			if p == bridge.Mmappickle {
 				// Tiny blocks: hyperslabs within rows, across chunks.
@@ -273,8 +273,8 @@ func TestHDF5RoundTrip(t *testing.T) {
 					t.Errorf("%s: %v", d.Path, err)
 					continue
 				}
-				if a.DType.String() != d.Dtype || !slices.Equal(a.Shape, d.Shape) || a.Encoding != p || a.Fortran {
-					t.Errorf("%s: %s %v %s, h5py reads %s %v", d.Path, a.DType, a.Shape, a.Encoding, d.Dtype, d.Shape)
+				if a.DType.String() != d.Dtype || !slices.Equal(a.Shape, d.Shape) || a.Profile != p || a.Fortran {
+					t.Errorf("%s: %s %v %s, h5py reads %s %v", d.Path, a.DType, a.Shape, a.Profile, d.Dtype, d.Shape)
 				}
 				if sha(a.Bytes()) != d.Sha256 {
 					t.Errorf("%s: data differ from what h5py reads", d.Path)

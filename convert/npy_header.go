@@ -32,7 +32,7 @@ func (h npyHeader) array() bridge.ArrayHeader {
 // needsTranspose tells whether the data must be transposed to C order to be
 // stored in the given profile (the mmappickle encoding holds only C-order
 // data).
-func (h npyHeader) needsTranspose(p bridge.Encoding) bool {
+func (h npyHeader) needsTranspose(p bridge.Profile) bool {
 	return p == bridge.Mmappickle && fortranFlag(h.Shape, h.Fortran)
 }
 

@@ -97,7 +97,7 @@ func hexSHA(b []byte) string {
 
 // inProfile is the description of an array once stored in profile p: the
 // mmappickle encoding holds C-order data.
-func inProfile(d arrayDesc, p bridge.Encoding) arrayDesc {
+func inProfile(d arrayDesc, p bridge.Profile) arrayDesc {
 	if p == bridge.Mmappickle && d.Fortran {
 		d.Fortran, d.SHA = false, d.SHAC
 	}
@@ -119,7 +119,7 @@ func checkArray(t *testing.T, where string, a *bridge.Array, want arrayDesc) {
 	}
 }
 
-var profiles = []bridge.Encoding{bridge.Portable, bridge.Mmappickle}
+var profiles = []bridge.Profile{bridge.Portable, bridge.Mmappickle}
 
 // progressCheck records progress calls, which may come from several
 // goroutines at once: last is the most done reported.
@@ -161,8 +161,8 @@ func TestNpyToMmpklAndBack(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s %s: %v", prof, name, err)
 			}
-			if a.Encoding != prof {
-				t.Errorf("%s %s: encoding %s", prof, name, a.Encoding)
+			if a.Profile != prof {
+				t.Errorf("%s %s: encoding %s", prof, name, a.Profile)
 			}
 			checkArray(t, prof.String()+" "+name, a, inProfile(want, prof))
 			f.Close()

@@ -80,7 +80,7 @@ func npzToMmpkl(ctx context.Context, src string, out *bridge.File, opt *Options,
 }
 
 // npzReadMember checks a member and reads its npy header.
-func npzReadMember(src string, fd *os.File, size int64, f *zip.File, profile bridge.Encoding) (*npzMember, error) {
+func npzReadMember(src string, fd *os.File, size int64, f *zip.File, profile bridge.Profile) (*npzMember, error) {
 	m := &npzMember{f: f, name: fmt.Sprintf("member %q", f.Name)}
 	unsupported := func(reason string) error {
 		return &UnsupportedError{File: src, Member: m.name, Reason: reason}

@@ -164,7 +164,7 @@ func TestNpzCorrupt(t *testing.T) {
 	ctx := context.Background()
 	for _, c := range []struct {
 		archive, member string
-		prof            bridge.Encoding
+		prof            bridge.Profile
 		at              int64 // offset in the member's data
 	}{
 		{"stored", "large.npy", bridge.Portable, 5 << 20},

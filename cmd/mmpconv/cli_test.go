@@ -89,8 +89,8 @@ func TestInspectMatchesManifest(t *testing.T) {
 			var got struct {
 				CommitNumber int32 `json:"commit_number"`
 				Keys         map[string]struct {
-					Kind     string `json:"kind"`
-					Encoding string `json:"encoding"`
+					Kind    string `json:"kind"`
+					Profile string `json:"encoding"`
 					arr
 				} `json:"keys"`
 			}
@@ -103,7 +103,7 @@ func TestInspectMatchesManifest(t *testing.T) {
 			for k, want := range mf.Keys {
 				g := got.Keys[k]
 				w := arr{DType: want.DType, NBytes: want.NBytes, SHA256: want.SHA256, DataOffset: want.DataOffset}
-				if g.Kind != want.Kind || (want.Kind == "array" && (g.arr != w || g.Encoding != p)) {
+				if g.Kind != want.Kind || (want.Kind == "array" && (g.arr != w || g.Profile != p)) {
 					t.Errorf("%s/%s %s: %+v, manifest %+v", p, name, k, g, want)
 				}
 			}

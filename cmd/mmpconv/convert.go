@@ -42,7 +42,7 @@ func checkAlign(n int) error {
 // options validates the flags into convert options.
 func (c *convertFlags) options(e *env, src string) (convert.Options, convert.Format, convert.Format, error) {
 	opt := c.opt
-	p, err := bridge.ParseEncoding(c.profile)
+	p, err := bridge.ParseProfile(c.profile)
 	if err != nil {
 		return opt, "", "", usageError{err}
 	}

@@ -75,7 +75,7 @@ func putCmd(e *env) *cobra.Command {
 			return exactArgs(3, "FILE, KEY and SRC.npy (or --json VALUE)")(cmd, args)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := bridge.ParseEncoding(profile)
+			p, err := bridge.ParseProfile(profile)
 			if err != nil {
 				return usageError{err}
 			}

@@ -66,7 +66,7 @@ func inspectTable(ctx context.Context, r *bridge.Reader, hash bool) ([]byte, err
 		if err != nil {
 			return fmt.Errorf("key %q: %w", k, err)
 		}
-		cells := []string{k, kind, info.DType, shapeStr(info.Shape), info.Order, info.Encoding,
+		cells := []string{k, kind, info.DType, shapeStr(info.Shape), info.Order, info.Profile,
 			strconv.FormatInt(info.DataOffset, 10), strconv.FormatInt(info.NBytes, 10)}
 		if hash {
 			cells = append(cells, info.SHA256)

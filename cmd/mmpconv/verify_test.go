@@ -311,7 +311,7 @@ func TestVerifyConverterOutputs(t *testing.T) {
 
 	outs := 0
 	for i, src := range sources {
-		for _, p := range []bridge.Encoding{bridge.Portable, bridge.Mmappickle} {
+		for _, p := range []bridge.Profile{bridge.Portable, bridge.Mmappickle} {
 			for _, align := range []int{64, 1} {
 				dst := filepath.Join(dir, fmt.Sprintf("o%03d-%s-%d.mmpkl", i, p, align))
 				opt := convert.Options{Profile: p, Align: align, SkipUnsupported: true, Skipped: func(string, string) {}}

@@ -21,7 +21,7 @@ type ArrayInfo struct {
 	DType      string `json:"dtype"`
 	Shape      []int  `json:"shape"`
 	Order      string `json:"order"`
-	Encoding   string `json:"encoding"`
+	Profile    string `json:"encoding"`
 	DataOffset int64  `json:"data_offset"`
 	NBytes     int64  `json:"nbytes"`
 	SHA256     string `json:"sha256,omitempty"`
@@ -33,7 +33,7 @@ type ArrayInfo struct {
 func Info(ctx context.Context, a *bridge.Array, hash bool) (ArrayInfo, error) {
 	info := ArrayInfo{
 		DType: a.DType.String(), Shape: append([]int{}, a.Shape...), Order: string(a.Order()),
-		Encoding: a.Encoding.String(), DataOffset: a.Offset, NBytes: a.NBytes,
+		Profile: a.Profile.String(), DataOffset: a.Offset, NBytes: a.NBytes,
 	}
 	if hash {
 		h := sha256.New()
