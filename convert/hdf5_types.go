@@ -381,7 +381,7 @@ func h5newType(d bridge.DType) (t C.hid_t, reason string, err error) {
 		defer free()
 		t = C.h5_opaque(C.size_t(d.ItemSize), tag)
 	case 'U':
-		return -1, fmt.Sprintf("dtype %s: numpy unicode strings have no exact HDF5 type (h5py refuses them too)", d), nil
+		return -1, fmt.Sprintf("dtype %s: numpy unicode strings have no fixed-size HDF5 type (only whole datasets are written, as variable-length strings)", d), nil
 	default:
 		return -1, fmt.Sprintf("dtype %s has no HDF5 type", d), nil
 	}

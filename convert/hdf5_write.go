@@ -206,7 +206,13 @@ func (w *h5writer) plan(in *bridge.Reader) (items []h5item, attrs []h5attr, tota
 			// The mask goes to KEY.mask, as h5py's booleans, the fill
 			// value (when kept) to the attribute fill_value of KEY.
 			arrs = []h5item{{key: k, path: "/" + k, arr: m.Data}, {key: k, path: "/" + k + ".mask", arr: m.Mask}}
-			if fa, ok := m.Fill.(*bridge.Array); ok && len(fa.Shape) == 0 && fa.DType == m.Data.DType {
+			fa, ok := m.Fill.(*bridge.Array)
+			if isUnicode(m.Data.DType) && m.Fill != nil {
+				// Attributes have no numpy unicode form (h5newType).
+				if w.opt.Skipped != nil {
+					w.opt.Skipped(member, "its fill value: a numpy unicode fill value is not written (the data and mask are)")
+				}
+			} else if ok && len(fa.Shape) == 0 && fa.DType == m.Data.DType {
 				b := make([]byte, fa.NBytes)
 				if _, err := fa.Reader().ReadAt(b, 0); err != nil {
 					return nil, nil, 0, fmt.Errorf("%s: key %q: fill value: %w", w.src, k, err)
@@ -220,6 +226,11 @@ func (w *h5writer) plan(in *bridge.Reader) (items []h5item, attrs []h5attr, tota
 				reason = checkArrayForHDF5(it.arr)
 				if reason == "" {
 					reason = w.checkMeta(it)
+				}
+				if reason == "" && isUnicode(it.arr.DType) {
+					if reason, err = w.checkUnicode(it.arr); err != nil {
+						return nil, nil, 0, fmt.Errorf("%s: %w", member, err)
+					}
 				}
 			} else if m := w.meta[it.path]; m.enum != nil {
 				t, r, err := newEmptyType(m.empty, m.enum)
@@ -277,6 +288,9 @@ const fillAttr = "fill_value"
 func checkArrayForHDF5(a *bridge.Array) string {
 	if len(a.Shape) > 32 {
 		return fmt.Sprintf("%d dimensions (HDF5 allows 32)", len(a.Shape))
+	}
+	if isUnicode(a.DType) {
+		return "" // variable-length UTF-8 strings (hdf5_vlen_write.go)
 	}
 	t, reason, err := h5newType(a.DType)
 	if err != nil {
@@ -429,13 +443,22 @@ func (w *h5writer) writeArray(it h5item, p *progress) error {
 				return fmt.Errorf("%s: %s: %w", w.src, member, err)
 			}
 		}
-		if C.H5Dwrite(did, ft, C.H5S_ALL, C.H5S_ALL, C.H5P_DEFAULT, unsafe.Pointer(&b[0])) < 0 {
+		if isUnicode(a.DType) {
+			if err := writeStrings(did, ft, C.H5S_ALL, C.H5S_ALL, b, a.DType, nil, 0, it.path); err != nil {
+				return err
+			}
+		} else if C.H5Dwrite(did, ft, C.H5S_ALL, C.H5S_ALL, C.H5P_DEFAULT, unsafe.Pointer(&b[0])) < 0 {
 			return h5err("writing dataset %q", it.path)
 		}
 		p.add(a.NBytes)
 		return nil
 	}
 	bw := &blockWriter{ctx: w.ctx, did: did, mt: ft, plan: planBlocks(a.Shape, a.DType.ItemSize, nil), path: it.path, p: p}
+	if isUnicode(a.DType) {
+		// C strings built block by block (hdf5_vlen_write.go).
+		bw.str = &a.DType
+		bw.plan = planBlocksOf(a.Shape, a.DType.ItemSize, nil, unicodeBlockTarget(a.DType))
+	}
 	bw.fs = C.H5Dget_space(did)
 	if bw.fs < 0 {
 		return h5err("H5Dget_space")
@@ -443,7 +466,7 @@ func (w *h5writer) writeArray(it h5item, p *progress) error {
 	ids.add(bw.fs, closeSpace)
 	bw.start, bw.count = make([]C.hsize_t, len(a.Shape)), make([]C.hsize_t, len(a.Shape))
 	b := a.Bytes()
-	if b != nil && !a.Fortran && layout != nil {
+	if b != nil && !a.Fortran && layout != nil && bw.str == nil {
 		// Chunked: blocks of whole chunks, each selected in the file and
 		// in the whole mapped array, so that every chunk is written (and
 		// compressed) once.
@@ -456,8 +479,18 @@ func (w *h5writer) writeArray(it h5item, p *progress) error {
 		for _, d := range a.Shape[1:] {
 			row *= int64(d)
 		}
-		if row <= maxChunkRowBytes {
-			bw.plan = planBlocksOf(a.Shape, a.DType.ItemSize, nil, max(row, hdf5BlockBytes)/row*row)
+		target := max(row, hdf5BlockBytes) / row * row
+		if bw.str != nil {
+			// Strings: rows of chunks as long as a row is not more
+			// strings than a block of them, else plain blocks (HDF5's
+			// chunk cache completes the chunks).
+			target = max(row, unicodeBlockTarget(a.DType)) / row * row
+			if row > unicodeBlockTarget(a.DType) {
+				target = 0
+			}
+		}
+		if row <= maxChunkRowBytes && target > 0 {
+			bw.plan = planBlocksOf(a.Shape, a.DType.ItemSize, nil, target)
 		}
 	}
 	if b != nil && !a.Fortran {
@@ -467,6 +500,7 @@ func (w *h5writer) writeArray(it h5item, p *progress) error {
 				return err
 			}
 			off, n := bw.plan.block(i, bw.start, bw.count)
+			bw.off = off
 			if err := bw.write(b[off : off+n]); err != nil {
 				return err
 			}
@@ -495,8 +529,9 @@ type blockWriter struct {
 	p            *progress
 	start, count []C.hsize_t
 	buf          []byte
-	i            int64 // next block
-	want         int64 // bytes of block i
+	i            int64         // next block
+	off, want    int64         // C-order byte offset and bytes of block i
+	str          *bridge.DType // numpy unicode, written as C strings
 }
 
 // maxBytes is the size of the largest block.
@@ -517,6 +552,15 @@ func (bw *blockWriter) write(b []byte) error {
 	ms := C.H5Screate_simple(1, &elems, nil)
 	if ms < 0 {
 		return h5err("H5Screate_simple")
+	}
+	if bw.str != nil {
+		err := writeStrings(bw.did, bw.mt, ms, bw.fs, b, *bw.str, bw.plan.dims, bw.off/bw.plan.item, bw.path)
+		C.H5Sclose(ms)
+		if err != nil {
+			return err
+		}
+		bw.p.add(int64(len(b)))
+		return nil
 	}
 	rc := C.H5Dwrite(bw.did, bw.mt, ms, bw.fs, C.H5P_DEFAULT, unsafe.Pointer(&b[0]))
 	if rc < 0 {
@@ -574,6 +618,10 @@ func (w *h5writer) newType(it h5item) (C.hid_t, string, error) {
 	if m := w.meta[it.path]; m != nil && m.enum != nil {
 		return h5newEnum(it.arr.DType, m.enum)
 	}
+	if isUnicode(it.arr.DType) {
+		t, err := h5newVlenStr()
+		return t, "", err
+	}
 	return h5newType(it.arr.DType)
 }
 
@@ -589,7 +637,11 @@ func (w *h5writer) layoutOf(it h5item) *h5layout {
 // checkMeta tells why an array cannot be written as __attrs__ records it.
 func (w *h5writer) checkMeta(it h5item) string {
 	if l := w.layoutOf(it); l != nil {
-		if r := l.fits(it.arr.Shape, it.arr.DType.ItemSize); r != "" {
+		item := it.arr.DType.ItemSize
+		if isUnicode(it.arr.DType) {
+			item = vlenFileItem
+		}
+		if r := l.fits(it.arr.Shape, item); r != "" {
 			return fmt.Sprintf("its %s record: %s (--layout contiguous ignores it)", metaLayout, r)
 		}
 	}
@@ -617,7 +669,7 @@ func (bw *blockWriter) Write(b []byte) (int, error) {
 			if err := bw.ctx.Err(); err != nil {
 				return done, err
 			}
-			_, bw.want = bw.plan.block(bw.i, bw.start, bw.count)
+			bw.off, bw.want = bw.plan.block(bw.i, bw.start, bw.count)
 		}
 		n := min(int64(len(b)), bw.want-int64(len(bw.buf)))
 		bw.buf = append(bw.buf, b[:n]...)
