@@ -366,7 +366,11 @@ func TestHostileInspectPython(t *testing.T) {
 		if len(files) < 10 {
 			t.Fatalf("%s: %d files", dir, len(files))
 		}
-		for _, f := range files {
+		for i, f := range files {
+			// -short: one file in three (the test command runs them all).
+			if testing.Short() && i%3 != 0 {
+				continue
+			}
 			want := 0
 			if dir == "hostile" {
 				want = 1
