@@ -413,7 +413,7 @@ func (f *HTTPFile) request(p []byte, off int64) (n int, retry bool, err error) {
 	}
 	// The body is counted as it is: a transparently decompressed body
 	// would not be the file's bytes.
-	req.Header.Set("Accept-Profile", "identity")
+	req.Header.Set("Accept-Encoding", "identity")
 	f.requests.Add(1)
 	resp, err := f.client.Do(req)
 	if err != nil {
@@ -442,8 +442,8 @@ func (f *HTTPFile) request(p []byte, off int64) (n int, retry bool, err error) {
 	default:
 		return 0, false, fmt.Errorf("%s: %s", f.url, resp.Status)
 	}
-	if ce := resp.Header.Get("Content-Profile"); ce != "" && ce != "identity" {
-		return 0, false, fmt.Errorf("%s: the server sent the range with Content-Profile %q: %w", f.url, ce, ErrNoRange)
+	if ce := resp.Header.Get("Content-Encoding"); ce != "" && ce != "identity" {
+		return 0, false, fmt.Errorf("%s: the server sent the range with Content-Encoding %q: %w", f.url, ce, ErrNoRange)
 	}
 	start, last, total, ok := parseContentRange(resp.Header.Get("Content-Range"))
 	if !ok || start != off || last < start || last > end || total < 0 || last >= total {

@@ -341,3 +341,37 @@ func TestHTTPOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPAsksIdentity: range requests ask for the bytes as stored
+// (Accept-Encoding: identity), and a compressed answer is refused.
+func TestHTTPAsksIdentity(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("../compat/testdata/portable/dtypes.mmpkl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bad atomic.Int64
+	gzipped := atomic.Bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Accept-Encoding") != "identity" {
+			bad.Add(1)
+		}
+		if gzipped.Load() {
+			w.Header().Set("Content-Encoding", "gzip")
+		}
+		http.ServeContent(w, r, "f.mmpkl", time.Time{}, bytes.NewReader(data))
+	}))
+	defer srv.Close()
+	r, c, err := OpenReader(context.Background(), srv.URL+"/f.mmpkl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if bad.Load() != 0 || r.Len() == 0 {
+		t.Errorf("%d requests without Accept-Encoding: identity", bad.Load())
+	}
+	gzipped.Store(true)
+	if _, _, err := OpenReader(context.Background(), srv.URL+"/g.mmpkl"); !errors.Is(err, ErrNoRange) || !strings.Contains(err.Error(), "Content-Encoding") {
+		t.Errorf("a compressed range: %v", err)
+	}
+}
