@@ -127,11 +127,15 @@ def test_unsupported_npy(tmp_path, mmpconv):
     r = mmpconv("convert", "--quiet", tmp_path / "obj.npy", tmp_path / "out.mmpkl", status=1)
     assert "object" in r.stderr
     assert not (tmp_path / "out.mmpkl").exists()
-    np.savez(tmp_path / "mixed.npz", good=np.arange(3), rec=np.zeros(2, dtype=[("a", "<i4"), ("b", "<f8")]))
-    mmpconv("convert", "--quiet", tmp_path / "mixed.npz", tmp_path / "out.mmpkl", status=1)
+    table = np.zeros(2, dtype=[("a", "<i4"), ("b", "<f8")])
+    np.savez(tmp_path / "mixed.npz", good=np.arange(3), table=table, rec=np.zeros(2, dtype=[("a", "<i4"), ("o", "O")]))
+    r = mmpconv("convert", "--quiet", tmp_path / "mixed.npz", tmp_path / "out.mmpkl", status=1)
+    assert "object fields" in r.stderr and "--skip-unsupported" in r.stderr
     r = mmpconv("convert", "--quiet", "--skip-unsupported", tmp_path / "mixed.npz", tmp_path / "out.mmpkl")
     assert "skipped" in r.stderr and "rec" in r.stderr
-    check_loaded(plain_load(tmp_path / "out.mmpkl"), {"good": np.arange(3)})
+    got = plain_load(tmp_path / "out.mmpkl")
+    assert set(got) == {"good", "table"}
+    assert got["table"].dtype == table.dtype and np.array_equal(got["table"], table)  # structured: converted
 
 
 def write_h5(path):
@@ -159,7 +163,9 @@ def test_hdf5(tmp_path, mmpconv, lib):
     mmpconv("convert", "--quiet", tmp_path / "in.h5", tmp_path / "out.mmpkl")
     d = plain_load(tmp_path / "out.mmpkl")
     attrs = d.pop("__attrs__")
-    assert attrs == {"/": {"title": "h5py file", "version": 3}, "/chunked": {"units": "m"}}
+    layout = {"chunks": [7, 8], "compression": "gzip", "compression_opts": 4, "shuffle": True, "fletcher32": False}
+    assert attrs == {"/": {"title": "h5py file", "version": 3}, "/chunked": {"units": "m", "__layout__": layout}}
+    assert type(attrs["/"]["version"]) is np.int64  # attributes keep their numpy types
     assert sorted(d) == list(want)
     check_loaded({k: d[k] for k in want}, want)
     check_libmmp(lib, tmp_path / "out.mmpkl", {k: want[k] for k in d})
@@ -169,12 +175,14 @@ def test_hdf5(tmp_path, mmpconv, lib):
 def test_hdf5_unsupported(tmp_path, mmpconv):
     with h5py.File(tmp_path / "in.h5", "w") as f:
         f["ok"] = np.arange(4)
-        f["vlen"] = ["a", "bb"]
+        f["vlen"] = ["a", "bb"]  # converted: a '<U2' array
+        r = f.create_dataset("ref", (1,), dtype=h5py.ref_dtype)
+        r[0] = f["ok"].ref
     r = mmpconv("convert", "--quiet", tmp_path / "in.h5", tmp_path / "out.mmpkl", status=1)
-    assert "/vlen" in r.stderr
+    assert "/ref" in r.stderr and "--skip-unsupported" in r.stderr
     r = mmpconv("convert", "--quiet", "--skip-unsupported", tmp_path / "in.h5", tmp_path / "out.mmpkl")
     assert "skipped" in r.stderr
-    check_loaded(plain_load(tmp_path / "out.mmpkl"), {"ok": np.arange(4)})
+    check_loaded(plain_load(tmp_path / "out.mmpkl"), {"ok": np.arange(4), "vlen": np.array(["a", "bb"])})
 
 
 def test_pickle_load_is_plain(tmp_path, mmpconv):
