@@ -199,9 +199,6 @@ func OpenHTTP(ctx context.Context, url string, opts ...HTTPOption) (*HTTPFile, e
 // Size is the file's size, as the server gave it when the file was opened.
 func (f *HTTPFile) Size() int64 { return f.size }
 
-// URL is the file's address.
-func (f *HTTPFile) URL() string { return f.url }
-
 // Stats tells how many requests were sent and how many body bytes they
 // moved.
 func (f *HTTPFile) Stats() (requests, bytes int64) { return f.requests.Load(), f.moved.Load() }

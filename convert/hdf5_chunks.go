@@ -81,10 +81,11 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"unsafe"
+
+	"mmpbridge/internal/fault"
 
 	"github.com/klauspost/compress/zlib"
 )
@@ -460,16 +461,15 @@ func unshuffle(dst, src []byte, size int) {
 	copy(dst[n*size:], src[n*size:])
 }
 
+// errMappedWrite: a memory fault writing an output's mapping, which is how
+// a full disk shows through a mapping.
+var errMappedWrite = errors.New("a memory fault writing the output's mapping (is the disk full?)")
+
 // scatter copies the part of a decoded chunk (C order, full chunk shape)
 // that lies inside the dataset into the array's bytes; it returns the bytes
 // placed. A fault writing the mapping (the disk is full) is an error.
 func (w *chunkWorker) scatter(data []byte, start []int) (n int64, err error) {
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("writing the array: %v (is the disk full?)", r)
-		}
-	}()
+	defer fault.Guard(&err, "writing the array", errMappedWrite)()
 	dims, chunk := w.d.h.Shape, w.d.chunk
 	nd := len(dims)
 	item := int64(w.d.h.DType.ItemSize)
