@@ -98,8 +98,9 @@ var Missing any = missing{}
 // mmappickle files (and URLs of them) are compared in place, through their
 // mappings, block by block on all cores.
 //
-// Diff calls opt.Report for each difference, in key order of a then the
-// keys only b has, and returns the number of differences. An error means
+// Diff calls opt.Report for each difference, in key order of a, then the
+// keys only b has, then the HDF5 attributes (__attrs__, compared dict by
+// dict), and returns the number of differences. An error means
 // the comparison could not be made (an unreadable input, an item a
 // conversion would refuse).
 //

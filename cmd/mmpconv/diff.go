@@ -186,8 +186,9 @@ func elemText(s bridge.Scalar) string {
 	switch x := v.(type) {
 	case float64:
 		bits := 64
-		if s.DType.ItemSize == 4 {
-			bits = 32
+		switch s.DType.ItemSize {
+		case 2, 4:
+			bits = 8 * s.DType.ItemSize // numpy prints float16/32 elements shortest for their size
 		}
 		return render.PyFloatBits(x, bits)
 	case bool:
