@@ -70,5 +70,6 @@
 // The mmappickle format and nothing else: the bridge knows no other file
 // format (convert's), no command line (cmd/mmpconv's), no cgo (cgo/'s) and
 // no wording of its results for people (internal/render's): it returns
-// data and typed errors. It must never import those packages.
+// data and typed errors. It must never import those packages; it reads
+// remote files through mmpbridge/remote, which knows nothing of it.
 package bridge

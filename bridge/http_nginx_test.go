@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"mmpbridge/remote"
+
 	"mmpbridge/internal/nginxtest"
 )
 
@@ -34,7 +36,7 @@ func TestHTTPNginxFaults(t *testing.T) {
 	for _, c := range []struct {
 		name  string
 		fault fault
-		opts  []HTTPOption
+		opts  []remote.Option
 		want  error // nil: must succeed
 		msg   string
 	}{
@@ -45,7 +47,7 @@ func TestHTTPNginxFaults(t *testing.T) {
 			}
 			next.ServeHTTP(&cutWriter{ResponseWriter: w, left: 1000}, r)
 			return true
-		}, []HTTPOption{fastRetries()}, nil, ""},
+		}, []remote.Option{fastRetries()}, nil, ""},
 		{"200 instead of 206", func(n int64, w http.ResponseWriter, r *http.Request, next http.Handler) bool {
 			if n != 3 {
 				return false
@@ -53,7 +55,7 @@ func TestHTTPNginxFaults(t *testing.T) {
 			r.Header.Del("Range")
 			next.ServeHTTP(w, r)
 			return true
-		}, nil, ErrNoRange, ""},
+		}, nil, remote.ErrNoRange, ""},
 		{"stall past the timeout", func(n int64, w http.ResponseWriter, r *http.Request, next http.Handler) bool {
 			if n < 2 {
 				return false
@@ -63,7 +65,7 @@ func TestHTTPNginxFaults(t *testing.T) {
 			case <-r.Context().Done():
 			}
 			return true
-		}, []HTTPOption{WithTimeout(200 * time.Millisecond), WithRetries(1, time.Millisecond)}, context.DeadlineExceeded, ""},
+		}, []remote.Option{remote.WithTimeout(200 * time.Millisecond), remote.WithRetries(1, time.Millisecond)}, context.DeadlineExceeded, ""},
 		{"truncated body", func(n int64, w http.ResponseWriter, r *http.Request, next http.Handler) bool {
 			if n%4 != 3 {
 				return false
@@ -80,14 +82,14 @@ func TestHTTPNginxFaults(t *testing.T) {
 			body := rec.Body.Bytes()
 			w.Write(body[:len(body)/2])
 			return true
-		}, []HTTPOption{fastRetries()}, nil, ""},
+		}, []remote.Option{fastRetries()}, nil, ""},
 		{"5xx once", func(n int64, w http.ResponseWriter, r *http.Request, next http.Handler) bool {
 			if n != 2 {
 				return false
 			}
 			http.Error(w, "bad gateway", http.StatusBadGateway)
 			return true
-		}, []HTTPOption{fastRetries()}, nil, ""},
+		}, []remote.Option{fastRetries()}, nil, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			proxy := httputil.NewSingleHostReverseProxy(target)
@@ -101,7 +103,7 @@ func TestHTTPNginxFaults(t *testing.T) {
 			}))
 			defer srv.Close()
 			u := srv.URL + "/f.mmpkl"
-			f, err := OpenHTTP(context.Background(), u, append([]HTTPOption{WithBlockSize(4096)}, c.opts...)...)
+			f, err := remote.Open(context.Background(), u, append([]remote.Option{remote.WithBlockSize(4096)}, c.opts...)...)
 			if err == nil {
 				var r *Reader
 				if r, err = NewReader(f, f.Size()); err == nil {
@@ -129,7 +131,7 @@ func TestHTTPNginxReplaced(t *testing.T) {
 	name := filepath.Join(dir, "f.mmpkl")
 	os.WriteFile(name, data, 0o644)
 	ng := nginxtest.Start(t, dir)
-	f, err := OpenHTTP(context.Background(), ng.URL+"/f.mmpkl", WithCacheSize(0))
+	f, err := remote.Open(context.Background(), ng.URL+"/f.mmpkl", remote.WithCacheSize(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,8 +152,8 @@ func TestHTTPNginxReplaced(t *testing.T) {
 	if err == nil {
 		_, err = io.ReadAll(a.Reader())
 	}
-	if !errors.Is(err, ErrRemoteChanged) {
-		t.Errorf("read after nginx's file was replaced: %v, want ErrRemoteChanged", err)
+	if !errors.Is(err, remote.ErrRemoteChanged) {
+		t.Errorf("read after nginx's file was replaced: %v, want remote.ErrRemoteChanged", err)
 	}
 }
 

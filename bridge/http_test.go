@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"mmpbridge/remote"
 )
 
 // served is a file behind an httptest server that serves it as static
@@ -99,7 +101,7 @@ func httpTestFile(t *testing.T, n int, big int) []byte {
 	return data
 }
 
-func fastRetries() HTTPOption { return WithRetries(3, time.Millisecond) }
+func fastRetries() remote.Option { return remote.WithRetries(3, time.Millisecond) }
 
 // sameAsLocal reads every key of r and of the same bytes held locally.
 func sameAsLocal(t *testing.T, r *Reader, data []byte) {
@@ -139,7 +141,7 @@ func TestHTTPReadsAsLocal(t *testing.T) {
 	t.Parallel()
 	data := httpTestFile(t, 2000, 20<<20)
 	s := serve(t, data)
-	f, err := OpenHTTP(context.Background(), s.url())
+	f, err := remote.Open(context.Background(), s.url())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +172,7 @@ func TestHTTPOneArray(t *testing.T) {
 	t.Parallel()
 	data := httpTestFile(t, 3, 8<<20)
 	s := serve(t, data)
-	f, err := OpenHTTP(context.Background(), s.url())
+	f, err := remote.Open(context.Background(), s.url())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +200,7 @@ func TestHTTPFaults(t *testing.T) {
 	for _, c := range []struct {
 		name  string
 		fault func(n int64) func(w http.ResponseWriter, r *http.Request) bool
-		opts  []HTTPOption
+		opts  []remote.Option
 		want  error  // nil: the read must succeed (retried)
 		msg   string // in the error
 	}{
@@ -207,7 +209,7 @@ func TestHTTPFaults(t *testing.T) {
 		}, nil, nil, "404 Not Found"},
 		{"no range", func(int64) func(http.ResponseWriter, *http.Request) bool {
 			return func(w http.ResponseWriter, r *http.Request) bool { w.Write(data); return true }
-		}, nil, ErrNoRange, ""},
+		}, nil, remote.ErrNoRange, ""},
 		{"wrong content-range", func(int64) func(http.ResponseWriter, *http.Request) bool {
 			return func(w http.ResponseWriter, r *http.Request) bool {
 				w.Header().Set("Content-Range", fmt.Sprintf("bytes 1-10/%d", len(data)))
@@ -215,10 +217,10 @@ func TestHTTPFaults(t *testing.T) {
 				w.Write(data[1:11])
 				return true
 			}
-		}, nil, ErrNoRange, ""},
+		}, nil, remote.ErrNoRange, ""},
 		{"503 then fine", failFirst(2, func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "busy", http.StatusServiceUnavailable)
-		}), []HTTPOption{fastRetries()}, nil, ""},
+		}), []remote.Option{fastRetries()}, nil, ""},
 		{"dropped mid-body then fine", failFirst(2, func(w http.ResponseWriter, r *http.Request) {
 			var a, b int
 			fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-%d", &a, &b)
@@ -227,7 +229,7 @@ func TestHTTPFaults(t *testing.T) {
 			w.Header().Set("Content-Length", fmt.Sprint(b-a+1))
 			w.WriteHeader(http.StatusPartialContent)
 			w.Write(data[a : a+10]) // then the handler returns: the connection is cut
-		}), []HTTPOption{fastRetries()}, nil, ""},
+		}), []remote.Option{fastRetries()}, nil, ""},
 		{"truncated then fine", failFirst(1, func(w http.ResponseWriter, r *http.Request) {
 			var a, b int
 			fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-%d", &a, &b)
@@ -235,13 +237,13 @@ func TestHTTPFaults(t *testing.T) {
 			w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", a, b, len(data)))
 			w.WriteHeader(http.StatusPartialContent) // no Content-Length: the body just ends
 			w.Write(data[a : a+100])
-		}), []HTTPOption{fastRetries()}, nil, ""},
+		}), []remote.Option{fastRetries()}, nil, ""},
 		{"always 503", func(int64) func(http.ResponseWriter, *http.Request) bool {
 			return func(w http.ResponseWriter, r *http.Request) bool {
 				http.Error(w, "busy", http.StatusServiceUnavailable)
 				return true
 			}
-		}, []HTTPOption{fastRetries()}, nil, "503 Service Unavailable"},
+		}, []remote.Option{fastRetries()}, nil, "503 Service Unavailable"},
 		{"stall past the timeout", func(int64) func(http.ResponseWriter, *http.Request) bool {
 			return func(w http.ResponseWriter, r *http.Request) bool {
 				select {
@@ -250,13 +252,13 @@ func TestHTTPFaults(t *testing.T) {
 				}
 				return true
 			}
-		}, []HTTPOption{WithTimeout(100 * time.Millisecond), WithRetries(1, time.Millisecond)}, context.DeadlineExceeded, ""},
+		}, []remote.Option{remote.WithTimeout(100 * time.Millisecond), remote.WithRetries(1, time.Millisecond)}, context.DeadlineExceeded, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			s := serve(t, data)
 			s.setFault(c.fault(0))
-			f, err := OpenHTTP(context.Background(), s.url(), c.opts...)
+			f, err := remote.Open(context.Background(), s.url(), c.opts...)
 			if err == nil {
 				var r *Reader
 				if r, err = NewReader(f, f.Size()); err == nil {
@@ -294,7 +296,7 @@ func failFirst(n int64, bad func(w http.ResponseWriter, r *http.Request)) func(i
 }
 
 // TestHTTPReplaced: a file replaced on the server between two reads fails
-// the second with ErrRemoteChanged, never mixing the versions.
+// the second with remote.ErrRemoteChanged, never mixing the versions.
 func TestHTTPReplaced(t *testing.T) {
 	t.Parallel()
 	data := httpTestFile(t, 20, 2<<20)
@@ -310,7 +312,7 @@ func TestHTTPReplaced(t *testing.T) {
 				return true
 			})
 		}
-		f, err := OpenHTTP(context.Background(), s.url(), WithCacheSize(0))
+		f, err := remote.Open(context.Background(), s.url(), remote.WithCacheSize(0))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -327,16 +329,16 @@ func TestHTTPReplaced(t *testing.T) {
 		if err == nil {
 			_, err = io.ReadAll(a.Reader())
 		}
-		if !errors.Is(err, ErrRemoteChanged) {
-			t.Errorf("etag %v: read after the file was replaced: %v, want ErrRemoteChanged", etag, err)
+		if !errors.Is(err, remote.ErrRemoteChanged) {
+			t.Errorf("etag %v: read after the file was replaced: %v, want remote.ErrRemoteChanged", etag, err)
 		}
 	}
 }
 
 func TestHTTPOptions(t *testing.T) {
 	t.Parallel()
-	for _, o := range []HTTPOption{WithBlockSize(1000), WithBlockSize(1 << 30), WithCacheSize(-1), WithRetries(-1, 0), WithTimeout(0), WithHTTPClient(nil)} {
-		if _, err := OpenHTTP(context.Background(), "http://127.0.0.1:1/x", o); !errors.Is(err, ErrInvalidOption) {
+	for _, o := range []remote.Option{remote.WithBlockSize(1000), remote.WithBlockSize(1 << 30), remote.WithCacheSize(-1), remote.WithRetries(-1, 0), remote.WithTimeout(0), remote.WithHTTPClient(nil)} {
+		if _, err := remote.Open(context.Background(), "http://127.0.0.1:1/x", o); !errors.Is(err, ErrInvalidOption) {
 			t.Errorf("got %v, want ErrInvalidOption", err)
 		}
 	}
@@ -371,7 +373,7 @@ func TestHTTPAsksIdentity(t *testing.T) {
 		t.Errorf("%d requests without Accept-Encoding: identity", bad.Load())
 	}
 	gzipped.Store(true)
-	if _, _, err := OpenReader(context.Background(), srv.URL+"/g.mmpkl"); !errors.Is(err, ErrNoRange) || !strings.Contains(err.Error(), "Content-Encoding") {
+	if _, _, err := OpenReader(context.Background(), srv.URL+"/g.mmpkl"); !errors.Is(err, remote.ErrNoRange) || !strings.Contains(err.Error(), "Content-Encoding") {
 		t.Errorf("a compressed range: %v", err)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"mmpbridge/remote"
 )
 
 // indexedFile writes n small arrays and big arrays of size big through
@@ -62,7 +64,7 @@ func TestIndexListsInFewRequests(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			reqs, moved := c2.(*HTTPFile).Stats()
+			reqs, moved := c2.(*remote.File).Stats()
 			if reqs > c.maxReqs || float64(moved) > c.maxMovedMB*(1<<20) {
 				t.Errorf("listing took %d requests, %d bytes (file %d bytes); want <= %d, <= %.1f MiB", reqs, moved, len(data), c.maxReqs, c.maxMovedMB)
 			}

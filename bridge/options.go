@@ -1,8 +1,9 @@
 package bridge
 
 import (
-	"errors"
 	"fmt"
+
+	"mmpbridge/remote"
 )
 
 // Option configures a Reader or a File. Options are checked when they are
@@ -11,7 +12,7 @@ import (
 type Option func(*config) error
 
 // ErrInvalidOption: an option's value is out of its range.
-var ErrInvalidOption = errors.New("invalid option")
+var ErrInvalidOption = remote.ErrInvalidOption
 
 // MaxAlign is the largest alignment WithAlign accepts.
 const MaxAlign = 1 << 20

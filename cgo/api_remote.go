@@ -10,25 +10,26 @@ import (
 
 	"mmpbridge/bridge"
 	"mmpbridge/internal/render"
+	"mmpbridge/remote"
 )
 
-type remote struct {
+type remoteHandle struct {
 	url string
-	hf  *bridge.HTTPFile
+	hf  *remote.File
 	r   *bridge.Reader
 }
 
-var remotes = newTable[*remote]("remote handle")
+var remotes = newTable[*remoteHandle]("remote handle")
 
 func openRemote(url string) (int64, error) {
-	if !bridge.IsURL(url) {
+	if !remote.IsURL(url) {
 		return 0, fmt.Errorf("%q: not an http:// or https:// URL", url)
 	}
 	r, c, err := bridge.OpenReader(context.Background(), url)
 	if err != nil {
 		return 0, err
 	}
-	return remotes.add(&remote{url: url, hf: c.(*bridge.HTTPFile), r: r}), nil
+	return remotes.add(&remoteHandle{url: url, hf: c.(*remote.File), r: r}), nil
 }
 
 func closeRemote(h int64) error {

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"mmpbridge/remote"
+
 	"mmpbridge/bridge"
 	"mmpbridge/internal/atomicfile"
 )
@@ -68,7 +70,7 @@ func (o *Options) inputPath(src string) string {
 	if o.inFile != nil {
 		return *o.inFile
 	}
-	if bridge.IsURL(src) {
+	if remote.IsURL(src) {
 		return ""
 	}
 	return src
@@ -160,7 +162,7 @@ const (
 // FormatOf guesses a format from a file name's extension.
 func FormatOf(name string) (Format, error) {
 	ext := filepath.Ext(name)
-	if bridge.IsURL(name) {
+	if remote.IsURL(name) {
 		// The path's extension: not the query's (a presigned URL's
 		// signature) nor the fragment's.
 		if u, err := url.Parse(name); err == nil {

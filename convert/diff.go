@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 
+	"mmpbridge/remote"
+
 	"mmpbridge/bridge"
 )
 
@@ -161,7 +163,7 @@ func openLogical(ctx context.Context, name string, f Format, dir, key string, p 
 	if !ok {
 		return nil, nil, &UsageError{Msg: fmt.Sprintf("%s: this build cannot read %s files", name, f)}
 	}
-	if bridge.IsURL(name) {
+	if remote.IsURL(name) {
 		return nil, nil, &UsageError{Msg: fmt.Sprintf("%s: only mmappickle files are read over HTTP", name)}
 	}
 	if dir == "" {

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"mmpbridge/remote"
+
 	"github.com/spf13/cobra"
 
 	"mmpbridge/bridge"
@@ -94,10 +96,10 @@ numpy 2 module names, which older numpy lacks) do not change the exit status.`,
 // parseAllow splits "module.name" (at the last dot) or "module:name" (for
 // a dotted name, "mod:Outer.Inner").
 func verifyFile(ctx context.Context, name string, trust []bridge.Global) (*bridge.VerifyReport, error) {
-	if !bridge.IsURL(name) {
+	if !remote.IsURL(name) {
 		return bridge.VerifyFile(name, trust)
 	}
-	hf, err := bridge.OpenHTTP(ctx, name)
+	hf, err := remote.Open(ctx, name)
 	if err != nil {
 		return nil, err
 	}

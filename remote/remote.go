@@ -1,4 +1,10 @@
-package bridge
+// Package remote reads files on HTTP(S) servers that honour Range
+// requests as an io.ReaderAt (File), with a block cache, readahead for
+// sequential walks, concurrent fetches of large reads, retries and a pinned
+// identity. It knows nothing of mmappickle: bridge.OpenReader and
+// bridge.NewReader read through it, and it must not import the project's
+// other packages.
+package remote
 
 import (
 	"container/list"
@@ -15,10 +21,10 @@ import (
 	"time"
 )
 
-// HTTPFile is a file on an HTTP(S) server that honours Range requests
+// File is a file on an HTTP(S) server that honours Range requests
 // (nginx, Apache, object stores, presigned URLs), read as an io.ReaderAt:
-// NewReader(f, f.Size()) and Verify read it as they read a local file, and
-// the same limits apply.
+// bridge.NewReader(f, f.Size()) and bridge.Verify read it as they read a
+// local file, and the same limits apply.
 //
 // Reads go through a cache of fixed-size blocks; a sequential walk (the
 // entries of a file, one after another) fetches ever more blocks ahead in
@@ -29,11 +35,11 @@ import (
 // fail with ErrRemoteChanged instead of mixing two versions. Connection
 // errors, truncated bodies and 5xx answers are retried with backoff.
 //
-// An HTTPFile is safe for concurrent use.
-type HTTPFile struct {
+// An File is safe for concurrent use.
+type File struct {
 	url     string
 	ctx     context.Context
-	cfg     httpConfig
+	cfg     config
 	client  *http.Client
 	size    int64
 	etag    string // strong ETag, or ""
@@ -58,14 +64,18 @@ type httpBlock struct {
 // opened.
 var ErrRemoteChanged = errors.New("remote file changed while reading")
 
+// ErrInvalidOption: an option's value is out of its range (bridge's
+// ErrInvalidOption is this error too).
+var ErrInvalidOption = errors.New("invalid option")
+
 // ErrNoRange: the server does not honour Range requests (it answered a
 // ranged request with the whole file), or answered one inconsistently.
 var ErrNoRange = errors.New("the server does not honour Range requests")
 
-// HTTPOption configures OpenHTTP; each is checked where it is made.
-type HTTPOption func(*httpConfig) error
+// Option configures Open; each is checked where it is made.
+type Option func(*config) error
 
-type httpConfig struct {
+type config struct {
 	block    int64
 	cache    int64
 	maxAhead int64
@@ -78,8 +88,8 @@ type httpConfig struct {
 	headers  http.Header
 }
 
-func defaultHTTPConfig() httpConfig {
-	return httpConfig{
+func defaultConfig() config {
+	return config{
 		block:    64 << 10,
 		cache:    32 << 20,
 		maxAhead: 4 << 20,
@@ -93,8 +103,8 @@ func defaultHTTPConfig() httpConfig {
 
 // WithBlockSize sets the cache's block length: a power of two from 4 KiB
 // to 16 MiB (default 64 KiB).
-func WithBlockSize(n int) HTTPOption {
-	return func(c *httpConfig) error {
+func WithBlockSize(n int) Option {
+	return func(c *config) error {
 		if n < 4<<10 || n > 16<<20 || n&(n-1) != 0 {
 			return fmt.Errorf("%w: block size %d (want a power of two from 4 KiB to 16 MiB)", ErrInvalidOption, n)
 		}
@@ -105,8 +115,8 @@ func WithBlockSize(n int) HTTPOption {
 
 // WithCacheSize bounds the bytes the block cache holds (default 32 MiB;
 // at least one block).
-func WithCacheSize(n int64) HTTPOption {
-	return func(c *httpConfig) error {
+func WithCacheSize(n int64) Option {
+	return func(c *config) error {
 		if n < 0 || n > 1<<34 {
 			return fmt.Errorf("%w: cache size %d", ErrInvalidOption, n)
 		}
@@ -117,8 +127,8 @@ func WithCacheSize(n int64) HTTPOption {
 
 // WithRetries sets how many times a failed request is retried (default 4;
 // 0 to 10), with a backoff starting at d and doubling.
-func WithRetries(n int, d time.Duration) HTTPOption {
-	return func(c *httpConfig) error {
+func WithRetries(n int, d time.Duration) Option {
+	return func(c *config) error {
 		if n < 0 || n > 10 || d < 0 || d > time.Minute {
 			return fmt.Errorf("%w: %d retries, backoff %v", ErrInvalidOption, n, d)
 		}
@@ -129,8 +139,8 @@ func WithRetries(n int, d time.Duration) HTTPOption {
 
 // WithTimeout bounds each request, from sending it to the end of its body
 // (default 30 s).
-func WithTimeout(d time.Duration) HTTPOption {
-	return func(c *httpConfig) error {
+func WithTimeout(d time.Duration) Option {
+	return func(c *config) error {
 		if d <= 0 || d > time.Hour {
 			return fmt.Errorf("%w: timeout %v", ErrInvalidOption, d)
 		}
@@ -141,8 +151,8 @@ func WithTimeout(d time.Duration) HTTPOption {
 
 // WithHTTPClient sends the requests with client (default: a client of
 // its own with connection and header timeouts).
-func WithHTTPClient(client *http.Client) HTTPOption {
-	return func(c *httpConfig) error {
+func WithHTTPClient(client *http.Client) Option {
+	return func(c *config) error {
 		if client == nil {
 			return fmt.Errorf("%w: nil HTTP client", ErrInvalidOption)
 		}
@@ -152,8 +162,8 @@ func WithHTTPClient(client *http.Client) HTTPOption {
 }
 
 // WithHeader adds a header to every request (an Authorization, say).
-func WithHeader(key, value string) HTTPOption {
-	return func(c *httpConfig) error {
+func WithHeader(key, value string) Option {
+	return func(c *config) error {
 		if c.headers == nil {
 			c.headers = http.Header{}
 		}
@@ -162,11 +172,11 @@ func WithHeader(key, value string) HTTPOption {
 	}
 }
 
-// OpenHTTP opens the file at url. ctx bounds every later read too (cancel
+// Open opens the file at url. ctx bounds every later read too (cancel
 // it to abandon them). The first request fetches the first block and pins
 // the file's identity and size.
-func OpenHTTP(ctx context.Context, url string, opts ...HTTPOption) (*HTTPFile, error) {
-	cfg := defaultHTTPConfig()
+func Open(ctx context.Context, url string, opts ...Option) (*File, error) {
+	cfg := defaultConfig()
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
 			return nil, err
@@ -184,7 +194,7 @@ func OpenHTTP(ctx context.Context, url string, opts ...HTTPOption) (*HTTPFile, e
 			ForceAttemptHTTP2:     true,
 		}}
 	}
-	f := &HTTPFile{url: url, ctx: ctx, cfg: cfg, client: client, size: -1, lru: list.New(), index: map[int64]*list.Element{}}
+	f := &File{url: url, ctx: ctx, cfg: cfg, client: client, size: -1, lru: list.New(), index: map[int64]*list.Element{}}
 	b, err := f.fetch(0, cfg.block)
 	if err != nil {
 		return nil, err
@@ -197,14 +207,14 @@ func OpenHTTP(ctx context.Context, url string, opts ...HTTPOption) (*HTTPFile, e
 }
 
 // Size is the file's size, as the server gave it when the file was opened.
-func (f *HTTPFile) Size() int64 { return f.size }
+func (f *File) Size() int64 { return f.size }
 
 // Stats tells how many requests were sent and how many body bytes they
 // moved.
-func (f *HTTPFile) Stats() (requests, bytes int64) { return f.requests.Load(), f.moved.Load() }
+func (f *File) Stats() (requests, bytes int64) { return f.requests.Load(), f.moved.Load() }
 
 // Close drops the cache and the idle connections of its own client.
-func (f *HTTPFile) Close() error {
+func (f *File) Close() error {
 	f.mu.Lock()
 	f.lru.Init()
 	f.index = map[int64]*list.Element{}
@@ -217,7 +227,7 @@ func (f *HTTPFile) Close() error {
 
 // ReadAt reads len(p) bytes at off; at the end of the file it returns
 // fewer and io.EOF.
-func (f *HTTPFile) ReadAt(p []byte, off int64) (int, error) {
+func (f *File) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("%s: read at negative offset %d", f.url, off)
 	}
@@ -248,7 +258,7 @@ func (f *HTTPFile) ReadAt(p []byte, off int64) (int, error) {
 
 // readCached serves a small read from the block cache, fetching the
 // missing blocks (and, on a sequential walk, more ahead) in one request.
-func (f *HTTPFile) readCached(p []byte, off int64) error {
+func (f *File) readCached(p []byte, off int64) error {
 	bs := f.cfg.block
 	first, last := off/bs, (off+int64(len(p))-1)/bs
 	// A read that starts where the previous one ended (or in the next
@@ -309,7 +319,7 @@ func (f *HTTPFile) readCached(p []byte, off int64) error {
 	return nil
 }
 
-func (f *HTTPFile) get(n int64) []byte {
+func (f *File) get(n int64) []byte {
 	if e := f.index[n]; e != nil {
 		f.lru.MoveToFront(e)
 		return e.Value.(*httpBlock).data
@@ -317,7 +327,7 @@ func (f *HTTPFile) get(n int64) []byte {
 	return nil
 }
 
-func (f *HTTPFile) put(n int64, data []byte) {
+func (f *File) put(n int64, data []byte) {
 	if f.index[n] != nil || int64(len(data)) > f.cfg.cache {
 		return
 	}
@@ -330,7 +340,7 @@ func (f *HTTPFile) put(n int64, data []byte) {
 }
 
 // readLarge fetches p in pieces, a few requests at a time, past the cache.
-func (f *HTTPFile) readLarge(p []byte, off int64) error {
+func (f *File) readLarge(p []byte, off int64) error {
 	piece := f.cfg.piece
 	sem := make(chan struct{}, f.cfg.parallel)
 	var wg sync.WaitGroup
@@ -351,7 +361,7 @@ func (f *HTTPFile) readLarge(p []byte, off int64) error {
 	return first
 }
 
-func (f *HTTPFile) fetch(off, n int64) ([]byte, error) {
+func (f *File) fetch(off, n int64) ([]byte, error) {
 	if f.size >= 0 {
 		n = min(n, f.size-off)
 	}
@@ -360,7 +370,7 @@ func (f *HTTPFile) fetch(off, n int64) ([]byte, error) {
 	return buf[:got], err
 }
 
-func (f *HTTPFile) fetchInto(p []byte, off int64) error {
+func (f *File) fetchInto(p []byte, off int64) error {
 	n, err := f.fetchN(p, off)
 	if err == nil && n != len(p) {
 		err = fmt.Errorf("%s: %d of %d bytes at offset %d: %w", f.url, n, len(p), off, ErrRemoteChanged)
@@ -370,7 +380,7 @@ func (f *HTTPFile) fetchInto(p []byte, off int64) error {
 
 // fetchN fills p from off with one ranged request (retried), returning the
 // bytes read: len(p) but at the end of the file.
-func (f *HTTPFile) fetchN(p []byte, off int64) (int, error) {
+func (f *File) fetchN(p []byte, off int64) (int, error) {
 	var err error
 	for attempt := 0; ; attempt++ {
 		var n int
@@ -389,7 +399,7 @@ func (f *HTTPFile) fetchN(p []byte, off int64) (int, error) {
 
 // request sends one ranged GET; retry tells whether a failure is worth
 // another attempt (a dropped connection, a truncated body, a 5xx).
-func (f *HTTPFile) request(p []byte, off int64) (n int, retry bool, err error) {
+func (f *File) request(p []byte, off int64) (n int, retry bool, err error) {
 	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.url, nil)
@@ -468,7 +478,7 @@ func (f *HTTPFile) request(p []byte, off int64) (n int, retry bool, err error) {
 }
 
 // pin records the file's identity from its first answer.
-func (f *HTTPFile) pin(resp *http.Response) {
+func (f *File) pin(resp *http.Response) {
 	if et := resp.Header.Get("ETag"); et != "" && !strings.HasPrefix(et, "W/") {
 		f.etag = et
 	}
@@ -476,7 +486,7 @@ func (f *HTTPFile) pin(resp *http.Response) {
 }
 
 // same tells whether an answer is of the pinned file.
-func (f *HTTPFile) same(resp *http.Response) bool {
+func (f *File) same(resp *http.Response) bool {
 	if et := resp.Header.Get("ETag"); f.etag != "" && et != "" && et != f.etag {
 		return false
 	}
@@ -522,73 +532,21 @@ func IsURL(name string) bool {
 	return strings.HasPrefix(name, "http://") || strings.HasPrefix(name, "https://")
 }
 
-// OpenReader opens name for reading: a local path (mapped, as Open) or an
-// http(s) URL (OpenHTTP). It returns a snapshot of the file and what to
-// close when done with it and its arrays.
-func OpenReader(ctx context.Context, name string, opts ...Option) (*Reader, io.Closer, error) {
-	if !IsURL(name) {
-		f, err := Open(name, opts...)
-		if err != nil {
-			return nil, nil, err
-		}
-		r, err := f.Reader()
-		if err != nil {
-			f.Close()
-			return nil, nil, err
-		}
-		return r, f, nil
-	}
-	hf, err := OpenHTTP(ctx, name)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := hf.prefetchIndexed(); err != nil {
-		hf.Close()
-		return nil, nil, err
-	}
-	r, err := NewReader(hf, hf.Size(), opts...)
-	if err != nil {
-		hf.Close()
-		return nil, nil, fmt.Errorf("%s: %w", name, err)
-	}
-	return r, hf, nil
-}
-
-// prefetchIndexed fetches, in as few requests as it can, the ranges the
-// file's index (index.go) says a reader needs: the index itself (one
-// request, unless it is in the first block), then its ranges, merged and
-// cut to the cache's size. A file without a valid index is left to the
-// walk; errors are the fetches' (a failed request), never the index's.
-func (f *HTTPFile) prefetchIndexed() error {
-	head := make([]byte, min(f.size, int64(headerSize+pointerSize)))
-	if _, err := f.ReadAt(head, 0); err != nil && err != io.EOF {
-		return err
-	}
-	p, ok := parsePointer(head)
-	if !ok || p.off > f.size || p.n > f.size-p.off {
-		return nil
-	}
-	// The index and the terminator after it, in one request (an index
-	// that is not the file's last bytes is not one this package wrote).
-	if f.size-p.off > maxIndexPayload+64 {
-		return nil
-	}
-	tail := make([]byte, f.size-p.off)
-	if err := f.readCachedOrLarge(tail, p.off); err != nil {
-		return err
-	}
-	spans, err := decodeIndex(tail[:p.n], f.size)
-	if err != nil {
-		return nil
-	}
-	// The missing blocks of the ranges, as runs of consecutive blocks,
-	// within half the cache; fetched a few requests at a time.
+// Prefetch fetches into the cache, in as few requests as it can, the
+// blocks of the given byte ranges (offset, length) that it lacks: runs of
+// consecutive blocks within half the cache, a few requests at a time. A
+// reader that knows what it will read (an index) saves a round trip per
+// block.
+func (f *File) Prefetch(spans [][2]int64) error {
 	bs := f.cfg.block
 	budget := f.cfg.cache / 2
 	var runs [][2]int64
 	f.mu.Lock()
 	for _, s := range spans {
-		for lo, hi := s.off/bs*bs, min((s.off+s.n+bs-1)/bs*bs, f.size); lo < hi && budget > 0; lo += bs {
+		if s[0] < 0 || s[1] < 0 || s[0] > f.size {
+			continue
+		}
+		for lo, hi := s[0]/bs*bs, min((s[0]+s[1]+bs-1)/bs*bs, f.size); lo < hi && budget > 0; lo += bs {
 			if f.index[lo/bs] != nil {
 				continue
 			}
@@ -624,13 +582,4 @@ func (f *HTTPFile) prefetchIndexed() error {
 	}
 	wg.Wait()
 	return first
-}
-
-// readCachedOrLarge is ReadAt without its end-of-file EOF.
-func (f *HTTPFile) readCachedOrLarge(p []byte, off int64) error {
-	n, err := f.ReadAt(p, off)
-	if n == len(p) {
-		return nil
-	}
-	return err
 }
