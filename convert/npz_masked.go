@@ -67,9 +67,14 @@ func isMaskFor(mask, data *npzMember) bool {
 		!data.transpose && !mask.transpose
 }
 
+// isFillFor: one element of the data's dtype, small enough to read into
+// memory (the header's item size is the file's word: a forged one must not
+// make the reader allocate it).
 func isFillFor(fill, data *npzMember) bool {
-	return len(fill.h.Shape) == 0 && fill.h.DType == data.h.DType
+	return len(fill.h.Shape) == 0 && fill.h.DType == data.h.DType && fill.h.NBytes <= maxFillBytes
 }
+
+const maxFillBytes = 1 << 16
 
 // npzPut stores the units in archive order: runs of plain members through
 // npzFill (on all cores), masked arrays one at a time.
