@@ -43,7 +43,7 @@ func ParseProfile(s string) (Profile, error) {
 }
 
 // Array is a numpy array stored in the file. Its bytes are not read when it
-// is parsed: Bytes gives a view of the mapping, Reader streams them.
+// is parsed: Bytes gives a view of the mapping, Section reads them.
 type Array struct {
 	DType DType
 	Shape []int
@@ -83,9 +83,14 @@ func (a *Array) Bytes() []byte {
 	return a.src.data[a.Offset : a.Offset+a.NBytes : a.Offset+a.NBytes]
 }
 
-// Reader streams the array's raw bytes (in storage order).
-func (a *Array) Reader() *io.SectionReader {
+// Section reads the array's raw bytes (in storage order) from the file.
+func (a *Array) Section() *io.SectionReader {
 	return io.NewSectionReader(a.src.ra, a.Offset, a.NBytes)
+}
+
+// header is what PutArray needs to store the array again.
+func (a *Array) header() ArrayHeader {
+	return ArrayHeader{DType: a.DType, Shape: a.Shape, Fortran: a.Fortran}
 }
 
 // Element is a Go type an array can be viewed as.

@@ -320,7 +320,7 @@ func (e *emitter) dtypePickle(d DType, key string) {
 	switch {
 	case d.layout != "":
 		e.structState(d)
-		elsize, align, flags = int64(d.ItemSize), int64(d.Alignment()), dtypeFlags(d)
+		elsize, align, flags = int64(d.ItemSize), int64(d.alignment()), dtypeFlags(d)
 		if d.structured() && !d.Aligned() {
 			align = 1
 		}

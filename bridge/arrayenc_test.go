@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"mmpbridge/internal/pyrun"
+	"mmpbridge/internal/transpose"
 )
 
 // This file checks encodeArray and encodeMasked byte for byte against what
@@ -305,7 +306,7 @@ func aencC(t testing.TB, c *aencCase, b []byte, size int) []byte {
 		return b
 	}
 	var buf bytes.Buffer
-	if err := transposeFToC(&buf, b, c.Shape, size); err != nil {
+	if err := transpose.FToC(&buf, b, c.Shape, size); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"mmpbridge/pyval"
 )
 
 // Builders of hand-made files.
@@ -254,7 +256,7 @@ func TestBadInput(t *testing.T) {
 				var r *Reader
 				var err error
 				if mapped {
-					r, err = NewReaderBytes(c.data, WithLimits(fuzzLimits))
+					r, err = newReaderBytes(c.data, WithLimits(fuzzLimits))
 				} else {
 					r, err = NewReader(bytes.NewReader(c.data), int64(len(c.data)), WithLimits(fuzzLimits))
 				}
@@ -284,7 +286,7 @@ func TestBadInput(t *testing.T) {
 					t.Fatalf("mapped %v: open: %v", mapped, err)
 				}
 				v, err := r.Get(c.key)
-				if o, ok := v.(Object); !ok || err != nil || o.Why == "" || o.Pickle == nil {
+				if o, ok := v.(pyval.Object); !ok || err != nil || o.Why == "" || o.Pickle == nil {
 					t.Fatalf("mapped %v: Get(%q) = %#v, %v; want an undecoded Object saying why", mapped, c.key, v, err)
 				}
 				if k, err := r.KindOf(c.key); k != KindValue || err != nil {
@@ -293,7 +295,7 @@ func TestBadInput(t *testing.T) {
 				if _, err := r.Array(c.key); !errors.Is(err, ErrNotArray) {
 					t.Errorf("mapped %v: Array: %v", mapped, err)
 				}
-				t.Logf("%s.%s: %s", v.(Object).Module, v.(Object).Name, v.(Object).Why)
+				t.Logf("%s.%s: %s", v.(pyval.Object).Module, v.(pyval.Object).Name, v.(pyval.Object).Why)
 			}
 		})
 	}
@@ -381,7 +383,7 @@ func TestArrayMemoAfterBuild(t *testing.T) {
 		order     string
 		fillDType bool
 	}{{"<", false}, {">", false}, {"<", true}, {">", true}} {
-		r, err := NewReaderBytes(testFile(testEntry("m", portableMaskedFill(c.order, c.fillDType), true)))
+		r, err := newReaderBytes(testFile(testEntry("m", portableMaskedFill(c.order, c.fillDType), true)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -414,7 +416,7 @@ func TestNumpy2Masked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := NewReaderBytes(testFile(testEntry("m", v, true)))
+	r, err := newReaderBytes(testFile(testEntry("m", v, true)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -435,4 +437,9 @@ func TestNumpy2Masked(t *testing.T) {
 		f.DType.String() != "<f8" || len(fill) != 1 || fill[0] != 7.5 {
 		t.Errorf("data %s %v, mask %v, fill %s %v", m.Data.DType, m.Data.Shape, m.Mask.Bytes(), f.DType, fill)
 	}
+}
+
+// newReaderBytes reads a file held in memory, its arrays views of b.
+func newReaderBytes(b []byte, opts ...Option) (*Reader, error) {
+	return NewReader(bytesReaderAt(b), int64(len(b)), opts...)
 }

@@ -66,10 +66,10 @@ type Entry struct {
 	valueLen int64
 }
 
-// End is the file offset just past the entry.
-func (e *Entry) End() int64 { return e.Offset + e.Size }
+// end is the file offset just past the entry.
+func (e *Entry) end() int64 { return e.Offset + e.Size }
 
-func (e *Entry) flagOffset() int64 { return e.End() - 2 }
+func (e *Entry) flagOffset() int64 { return e.end() - 2 }
 
 // parseEntryHead validates an entry's frame header and key; head holds the
 // first bytes of the entry (at least 11, up to 11+255). limit is the offset
@@ -95,7 +95,7 @@ func parseEntryHead(head []byte, off, limit int64) (e Entry, keyLen int, err err
 	e.Offset = off
 	e.Size = int64(n) + entryFrameHeader
 	e.valueOff = off + entryFrameHeader + 2 + int64(keyLen)
-	e.valueLen = e.End() - entryTrailer - e.valueOff
+	e.valueLen = e.end() - entryTrailer - e.valueOff
 	if e.valueLen < 1 {
 		return e, 0, formatErr(off, "entry frame of %d bytes is too short for a %d-byte key and a value", n, keyLen)
 	}
@@ -105,7 +105,7 @@ func parseEntryHead(head []byte, off, limit int64) (e Entry, keyLen int, err err
 // parseEntryTrailer validates the 8 trailing bytes of an entry and fills
 // memoMax and Live.
 func parseEntryTrailer(e *Entry, t []byte) error {
-	off := e.End() - entryTrailer
+	off := e.end() - entryTrailer
 	if len(t) != entryTrailer || t[0] != opBinInt || t[5] != opPop || t[7] != opPop {
 		return formatErr(off, "bad entry trailer (want BININT <memo> POP, NEWTRUE|POP, POP)")
 	}

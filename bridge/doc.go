@@ -34,13 +34,16 @@
 //
 // # Other values
 //
-// Any other value is decoded into plain Go values (nil, bool, int64 or
-// *big.Int, float64, complex128, string, []byte, []any, [Tuple], [Dict],
-// [OrderedDict], [Set], [FrozenSet], [ByteArray], [Scalar], [DType]).
-// Decoding never imports or runs anything: a value that names a class
-// outside a small allow-list, or calls an allowed one with arguments numpy
-// never writes, comes back as an [Object]; a whole value's Object holds its
-// pickle bytes, which a rewrite copies verbatim.
+// Any other value is decoded into Go's own types (nil, bool, int64 or
+// *big.Int, float64, complex128, string, []byte, []any), the types of
+// package mmpbridge/pyval for the Python values Go has none for
+// (pyval.Tuple, pyval.Dict, pyval.OrderedDict, pyval.Set, pyval.FrozenSet,
+// pyval.ByteArray), and numpy's: [Scalar], [DType], an array inside a value
+// as an *[Array] or *[Masked]. Decoding never imports or runs anything: a
+// value that names a class outside a small allow-list, or calls an allowed
+// one with arguments numpy never writes, comes back as a pyval.Object; a
+// whole value's Object holds its pickle bytes, which a rewrite copies
+// verbatim. [File.Put] writes all of these back as Python pickles them.
 //
 // # One model of pickle.load
 //

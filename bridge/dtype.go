@@ -101,9 +101,9 @@ func (d DType) Name() string {
 // (little-endian) machine.
 func (d DType) NativeEndian() bool { return d.ByteOrder != '>' }
 
-// Alignment is the alignment numpy gives the type (the item size for
+// alignment is the alignment numpy gives the type (the item size for
 // numbers, 4 for U, 1 for S and V; complex aligns on its parts).
-func (d DType) Alignment() int {
+func (d DType) alignment() int {
 	if d.layout != "" {
 		return d.structAlignment()
 	}

@@ -76,8 +76,8 @@ func StructDType(fields []Field, itemSize int, aligned bool) (DType, error) {
 		if f.Offset < 0 || f.Offset > itemSize || f.DType.ItemSize > itemSize-f.Offset {
 			return DType{}, fmt.Errorf("structured dtype: field %q (%d bytes at offset %d) is outside the %d-byte item", f.Name, f.DType.ItemSize, f.Offset, itemSize)
 		}
-		if aligned && f.Offset%f.DType.Alignment() != 0 {
-			return DType{}, fmt.Errorf("aligned structured dtype: field %q at offset %d is not aligned to %d", f.Name, f.Offset, f.DType.Alignment())
+		if aligned && f.Offset%f.DType.alignment() != 0 {
+			return DType{}, fmt.Errorf("aligned structured dtype: field %q at offset %d is not aligned to %d", f.Name, f.Offset, f.DType.alignment())
 		}
 		sub := f.DType.code()
 		fmt.Fprintf(&b, "%d:%s%d:%d:%s", len(f.Name), f.Name, f.Offset, len(sub), sub)
@@ -86,8 +86,8 @@ func StructDType(fields []Field, itemSize int, aligned bool) (DType, error) {
 		}
 	}
 	d := DType{ByteOrder: '|', Kind: 'V', ItemSize: itemSize, layout: b.String()}
-	if aligned && itemSize%d.Alignment() != 0 {
-		return DType{}, fmt.Errorf("aligned structured dtype of %d bytes: not a multiple of its alignment %d", itemSize, d.Alignment())
+	if aligned && itemSize%d.alignment() != 0 {
+		return DType{}, fmt.Errorf("aligned structured dtype of %d bytes: not a multiple of its alignment %d", itemSize, d.alignment())
 	}
 	return d, nil
 }
@@ -285,14 +285,14 @@ func decodeCode(c string) (DType, error) {
 // fields' when aligned, else 1.
 func (d DType) structAlignment() int {
 	if base, _, ok := d.SubArray(); ok {
-		return base.Alignment()
+		return base.alignment()
 	}
 	if !d.Aligned() {
 		return 1
 	}
 	a := 1
 	for _, f := range d.Fields() {
-		a = max(a, f.DType.Alignment())
+		a = max(a, f.DType.alignment())
 	}
 	return a
 }

@@ -13,6 +13,8 @@ import (
 	"slices"
 	"sync"
 
+	"mmpbridge/pyval"
+
 	mmap "github.com/edsrzf/mmap-go"
 )
 
@@ -92,6 +94,11 @@ func (mf *File) init() error {
 	st, err := mf.f.Stat()
 	if err != nil {
 		return err
+	}
+	if st.Size() == 0 && mf.writable && mf.cfg.allowTorn {
+		// Opened to be repaired: an empty file is none yet, and must not
+		// become one.
+		return &FormatError{Offset: 0, Msg: "the file is empty", Err: ErrNotMmappickle}
 	}
 	if st.Size() == 0 && mf.writable {
 		b := header(0)
@@ -292,16 +299,16 @@ func holdsArray(v any, depth int) bool {
 		return true
 	case []any:
 		return slices.ContainsFunc(v, func(x any) bool { return holdsArray(x, depth+1) })
-	case Tuple:
+	case pyval.Tuple:
 		return slices.ContainsFunc(v, func(x any) bool { return holdsArray(x, depth+1) })
-	case Set:
+	case pyval.Set:
 		return slices.ContainsFunc(v, func(x any) bool { return holdsArray(x, depth+1) })
-	case FrozenSet:
+	case pyval.FrozenSet:
 		return slices.ContainsFunc(v, func(x any) bool { return holdsArray(x, depth+1) })
-	case Dict:
-		return slices.ContainsFunc(v, func(it DictItem) bool { return holdsArray(it.Key, depth+1) || holdsArray(it.Value, depth+1) })
-	case OrderedDict:
-		return holdsArray(Dict(v), depth)
+	case pyval.Dict:
+		return slices.ContainsFunc(v, func(it pyval.DictItem) bool { return holdsArray(it.Key, depth+1) || holdsArray(it.Value, depth+1) })
+	case pyval.OrderedDict:
+		return holdsArray(pyval.Dict(v), depth)
 	}
 	return false
 }
@@ -334,7 +341,7 @@ func (mf *File) Pickle(key string) (p []byte, err error) {
 }
 
 // Plain tells whether key's value is plain data (see Reader.Plain).
-func (mf *File) Plain(key string, trust ...Global) error {
+func (mf *File) Plain(key string, trust ...pyval.Global) error {
 	return mf.read(func(r *Reader) error { return r.Plain(key, trust...) })
 }
 

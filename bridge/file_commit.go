@@ -142,7 +142,7 @@ func (mf *File) appendValue(r *Reader, key string, build func(memoStart int64) (
 		r.entries = append(r.entries, pe)
 	}
 	r.entries = append(r.entries, e)
-	r.tail = e.End()
+	r.tail = e.end()
 	r.memoMax = max(r.memoMax, int32(memoStart), int32(memoEnd))
 	// The index stays current; the next read maps the grown file.
 	r.src = &source{ra: mf.f, size: r.tail + terminatorSize}

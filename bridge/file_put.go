@@ -7,19 +7,35 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+
+	"mmpbridge/pyval"
 )
 
-// Put stores v under key, replacing any previous value. v may be an *Array
-// or *Masked (from any file: the data is copied), an Object (its pickle is
-// copied verbatim), or a plain Go value (see encodeValue).
+// Put stores v under key, replacing any previous value. v may be
+//
+//   - an *Array or *Masked from any file or Reader: the data is copied
+//     (and reported to WithProgress's callback);
+//   - a pyval.Object with its Pickle, a complete pickle (what Python's
+//     pickle.dumps gives, protocol 2 to 5, or Reader.Pickle): stored
+//     verbatim but for its framing and memo indices, renumbered to follow
+//     the file's. Nothing of it is run or checked: Verify tells what
+//     pickle.load of it would do;
+//   - any other value the bridge decodes to (see the package doc), a Go
+//     map with string or integer keys, an NDArray or a Scalar: written as
+//     CPython and numpy pickle it.
+//
+// Arrays of their own keys are best stored with PutArray, which streams
+// them.
 func (mf *File) Put(key string, v any) error {
 	switch v := v.(type) {
 	case *Array:
-		return mf.PutArrayFrom(key, v, nil)
+		return mf.putArrayFrom(key, v)
 	case *Masked:
-		return mf.PutMaskedFrom(key, v, nil)
-	case Object:
-		return mf.PutPickle(key, v.Pickle)
+		return mf.putMaskedFrom(key, v)
+	case pyval.Object:
+		if v.Pickle != nil {
+			return mf.putPickle(key, v.Pickle)
+		}
 	}
 	return mf.write(func(r *Reader) error {
 		_, err := mf.appendValue(r, key, func(memoStart int64) ([]segment, int64, error) {
@@ -31,11 +47,8 @@ func (mf *File) Put(key string, v any) error {
 	})
 }
 
-// PutPickle stores a value given as a complete pickle (what Python's
-// pickle.dumps returns, protocol 2 to 5, or Reader.Pickle), verbatim but for
-// its framing and memo indices, renumbered to follow the file's. Nothing of
-// it is run or checked: Verify tells what pickle.load of it would do.
-func (mf *File) PutPickle(key string, pickle []byte) error {
+// putPickle stores a value given as a complete pickle (see Put).
+func (mf *File) putPickle(key string, pickle []byte) error {
 	ops, err := unframe(pickle)
 	if err != nil {
 		return mf.wrap(fmt.Errorf("key %q: %w", key, err))
@@ -99,40 +112,83 @@ func (mf *File) PutMasked(key string, h ArrayHeader, data, mask io.Reader, fill 
 	})
 }
 
-// PutArrayFrom copies an array from any file under key, re-encoded in this
-// file's profile (Fortran data transposed for the mmappickle profile). wrap,
-// if not nil, wraps the data reader (to count progress or cancel).
-func (mf *File) PutArrayFrom(key string, a *Array, wrap func(io.Reader) io.Reader) error {
-	h := ArrayHeader{DType: a.DType, Shape: a.Shape, Fortran: a.Fortran}
-	r := io.Reader(a.Reader())
+// putArrayFrom copies an array from any file under key, re-encoded in
+// this file's profile (Fortran data transposed for the mmappickle profile),
+// telling the progress callback.
+func (mf *File) putArrayFrom(key string, a *Array) error {
+	h := a.header()
+	r := io.Reader(a.Section())
 	if mf.cfg.profile == Mmappickle && h.isFortranFlag() {
-		h.Fortran, r = false, a.cReader()
+		cr := a.cReader()
+		defer cr.Close()
+		h.Fortran, r = false, cr
 	}
-	return mf.PutArray(key, h, wrapReader(wrap, r))
+	rs, err := mf.cfg.progressReaders(a.NBytes, r)
+	if err != nil {
+		return err
+	}
+	return mf.PutArray(key, h, rs[0])
 }
 
-// PutMaskedFrom copies a masked array from any file under key (see
-// PutArrayFrom).
-func (mf *File) PutMaskedFrom(key string, m *Masked, wrap func(io.Reader) io.Reader) error {
-	h := ArrayHeader{DType: m.Data.DType, Shape: m.Data.Shape, Fortran: m.Data.Fortran}
+// putMaskedFrom copies a masked array from any file under key (see
+// putArrayFrom).
+func (mf *File) putMaskedFrom(key string, m *Masked) error {
+	h := m.Data.header()
 	var fill []byte
 	if fa, ok := m.Fill.(*Array); ok && fa.NBytes == int64(fa.DType.ItemSize) && fa.DType == m.Data.DType {
 		fill = make([]byte, fa.NBytes)
-		if _, err := fa.Reader().ReadAt(fill, 0); err != nil {
+		if _, err := fa.Section().ReadAt(fill, 0); err != nil {
 			return mf.wrap(fmt.Errorf("key %q: reading fill value: %w", key, err))
 		}
 	}
-	data, mask := io.Reader(m.Data.Reader()), io.Reader(m.Mask.Reader())
+	data, mask := io.Reader(m.Data.Section()), io.Reader(m.Mask.Section())
 	if mf.cfg.profile == Mmappickle && h.isFortranFlag() {
 		h.Fortran = false
-		data, mask = m.Data.cReader(), m.Mask.cReader()
+		cd, cm := m.Data.cReader(), m.Mask.cReader()
+		defer cd.Close()
+		defer cm.Close()
+		data, mask = cd, cm
 	}
-	return mf.PutMasked(key, h, wrapReader(wrap, data), wrapReader(wrap, mask), fill)
+	rs, err := mf.cfg.progressReaders(m.Data.NBytes+m.Mask.NBytes, data, mask)
+	if err != nil {
+		return err
+	}
+	return mf.PutMasked(key, h, rs[0], rs[1], fill)
 }
 
-func wrapReader(wrap func(io.Reader) io.Reader, r io.Reader) io.Reader {
-	if wrap == nil {
-		return r
+// progressReaders wraps the readers of one operation of total bytes so
+// that what is read through them goes to the progress callback, whose
+// error ends the read. It reports the start (0 bytes done).
+func (c *config) progressReaders(total int64, rs ...io.Reader) ([]io.Reader, error) {
+	if c.progress == nil {
+		return rs, nil
 	}
-	return wrap(r)
+	if err := c.report(0, total); err != nil {
+		return nil, err
+	}
+	done := new(int64)
+	out := make([]io.Reader, len(rs))
+	for i, r := range rs {
+		out[i] = &progressReader{r: r, c: c, done: done, total: total}
+	}
+	return out, nil
+}
+
+// progressReader counts what is read through it into done.
+type progressReader struct {
+	r     io.Reader
+	c     *config
+	done  *int64
+	total int64
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		*p.done += int64(n)
+		if perr := p.c.report(*p.done, p.total); perr != nil {
+			return n, perr
+		}
+	}
+	return n, err
 }

@@ -38,7 +38,7 @@ func (mf *File) Reserve(key string, h ArrayHeader) (*Slot, error) {
 			return err
 		}
 		n, _ := h.NBytes()
-		a, err := standaloneArray(&source{ra: mf.f, size: e.End() + terminatorSize}, e.valueOff, e.valueLen, mf.cfg.limits)
+		a, err := standaloneArray(&source{ra: mf.f, size: e.end() + terminatorSize}, e.valueOff, e.valueLen, mf.cfg.limits)
 		if err != nil {
 			return err
 		}

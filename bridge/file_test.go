@@ -43,7 +43,7 @@ func getI64(t testing.TB, f *File, key string) []int64 {
 		t.Fatal(err)
 	}
 	b := make([]byte, a.NBytes)
-	if _, err := a.Reader().ReadAt(b, 0); err != nil {
+	if _, err := a.Section().ReadAt(b, 0); err != nil {
 		t.Fatal(err)
 	}
 	out := make([]int64, len(b)/8)
@@ -195,7 +195,7 @@ func TestShortData(t *testing.T) {
 	if keys, _ := f.Keys(); !cmp.Equal(keys, []string{"a"}) {
 		t.Errorf("keys %q", keys)
 	}
-	if _, err := NewReaderBytes(mustRead(t, name)); err != nil {
+	if _, err := newReaderBytes(mustRead(t, name)); err != nil {
 		t.Errorf("file invalid after failed put: %v", err)
 	}
 }
@@ -224,14 +224,14 @@ func TestFsck(t *testing.T) {
 		if err := os.WriteFile(torn, full[:cut], 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := NewReaderBytes(full[:cut]); !errors.Is(err, ErrTorn) {
+		if _, err := newReaderBytes(full[:cut]); !errors.Is(err, ErrTorn) {
 			t.Fatalf("cut at %d: reader says %v, want ErrTorn", cut, err)
 		}
 		g, err := OpenFile(torn, os.O_RDWR, 0)
 		if err == nil {
 			t.Fatalf("cut at %d: opened a torn file", cut)
 		}
-		rep, err := Repair(torn)
+		rep, err := repairFile(torn)
 		if err != nil || !rep.Repaired {
 			t.Fatalf("cut at %d: %+v %v", cut, rep, err)
 		}
@@ -242,13 +242,13 @@ func TestFsck(t *testing.T) {
 		// final POP), the file comes back whole, as with mmappickle; by
 		// 13, the entry's flag is gone and it is kept deleted.
 		want := []string{"a"}
-		if cut >= es[len(es)-1].End()-1 {
+		if cut >= es[len(es)-1].end()-1 {
 			want = []string{"a", "b"}
 			if got := mustRead(t, torn); !bytes.Equal(got, full) {
 				t.Errorf("cut at %d: repaired file differs from the original (%d bytes, want %d)", cut, len(got), len(full))
 			}
 		}
-		if cut == es[len(es)-1].End()-2 && rep.Restored != 2 {
+		if cut == es[len(es)-1].end()-2 && rep.Restored != 2 {
 			t.Errorf("cut at %d: %+v, want 2 bytes restored", cut, rep)
 		}
 		if keys, _ := g.Keys(); !cmp.Equal(keys, want) {
@@ -432,4 +432,14 @@ print("ok")
 	if err != nil {
 		t.Fatalf("mmappickle cannot read the result: %v\n%s", err, out)
 	}
+}
+
+// repairFile opens name as torn and repairs it, as mmpconv fsck does.
+func repairFile(name string) (RepairReport, error) {
+	f, err := OpenFile(name, os.O_RDWR, 0, AllowTorn())
+	if err != nil {
+		return RepairReport{}, err
+	}
+	defer f.Close()
+	return f.Repair()
 }

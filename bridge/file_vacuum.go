@@ -6,31 +6,12 @@ package bridge
 import (
 	"bytes"
 	"encoding/binary"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 
 	"mmpbridge/internal/atomicfile"
 )
-
-// Repair opens name, which may be torn by an interrupted write, and runs
-// File.Repair on it.
-func Repair(name string, opts ...Option) (RepairReport, error) {
-	if st, err := os.Stat(name); err == nil && st.Size() == 0 {
-		// A writable open would make it a new file: it is none yet.
-		return RepairReport{CutAt: -1}, fmt.Errorf("%s: %w", name, &FormatError{Offset: 0, Msg: "the file is empty", Err: ErrNotMmappickle})
-	}
-	f, err := OpenFile(name, os.O_RDWR, 0, append(opts, AllowTorn())...)
-	if err != nil {
-		return RepairReport{CutAt: -1}, err
-	}
-	rep, err := f.Repair()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return rep, err
-}
 
 // Vacuum removes deleted entries, rewriting the file to a temporary file
 // beside it and renaming it into place (so a crash leaves the old file).
@@ -92,6 +73,9 @@ func (mf *File) Vacuum() error {
 				total += e.Size
 			}
 		}
+		if err := mf.cfg.report(0, total); err != nil {
+			return err
+		}
 		for i, e := range r.entries {
 			if !e.Live {
 				continue
@@ -108,8 +92,8 @@ func (mf *File) Vacuum() error {
 				n := min(piece, e.Size-off)
 				w.copyFrom(io.NewSectionReader(mf.f, e.Offset+off, n), n)
 				done += n
-				if mf.cfg.progress != nil {
-					mf.cfg.progress(done, total)
+				if err := mf.cfg.report(done, total); err != nil {
+					return err
 				}
 			}
 		}
@@ -252,7 +236,7 @@ func (mf *File) Repair() (RepairReport, error) {
 			break
 		}
 		rep.Entries++
-		off = e.End()
+		off = e.end()
 	}
 	if off+terminatorSize == size && rep.Problem == "" {
 		return rep, nil // intact

@@ -11,6 +11,8 @@ import (
 	"runtime/metrics"
 	"strings"
 	"testing"
+
+	"mmpbridge/pyval"
 )
 
 // referenceFiles returns the reference files written by mmappickle 1.0.1.
@@ -81,7 +83,7 @@ var fuzzLimits = Limits{MaxValueBytes: 1 << 20, MaxKeys: 10000}
 // plain io.ReaderAt, and checks that the two agree and every result is
 // consistent.
 func checkReader(t *testing.T, data []byte) {
-	r, err := NewReaderBytes(data, WithLimits(fuzzLimits))
+	r, err := newReaderBytes(data, WithLimits(fuzzLimits))
 	r2, err2 := NewReader(bytes.NewReader(data), int64(len(data)), WithLimits(fuzzLimits))
 	if (err == nil) != (err2 == nil) {
 		t.Fatalf("mapped: %v; ReaderAt: %v", err, err2)
@@ -101,7 +103,7 @@ func checkReader(t *testing.T, data []byte) {
 		t.Fatalf("Len %d, %d keys", r.Len(), len(keys))
 	}
 	for _, e := range r.Entries() {
-		if e.Offset < headerSize || e.End() > int64(len(data))-terminatorSize || e.valueOff+e.valueLen > e.End() || e.valueLen < 1 {
+		if e.Offset < headerSize || e.end() > int64(len(data))-terminatorSize || e.valueOff+e.valueLen > e.end() || e.valueLen < 1 {
 			t.Fatalf("entry %+v outside the file of %d bytes", e, len(data))
 		}
 	}
@@ -369,8 +371,8 @@ func FuzzParseDType(f *testing.F) {
 				t.Fatalf("ParseDType(%q) = %+v; its form %q parses to %+v", s, d, form, back)
 			}
 		}
-		if d.ItemSize < 1 || d.Alignment() < 1 || d.ItemSize%d.Alignment() != 0 {
-			t.Fatalf("ParseDType(%q) = %+v: item size %d, alignment %d", s, d, d.ItemSize, d.Alignment())
+		if d.ItemSize < 1 || d.alignment() < 1 || d.ItemSize%d.alignment() != 0 {
+			t.Fatalf("ParseDType(%q) = %+v: item size %d, alignment %d", s, d, d.ItemSize, d.alignment())
 		}
 	})
 }
@@ -393,13 +395,13 @@ func expanded(v any, limit int) int {
 	switch v := v.(type) {
 	case []any:
 		items = v
-	case Tuple:
+	case pyval.Tuple:
 		items = v
-	case Set:
+	case pyval.Set:
 		items = v
-	case FrozenSet:
+	case pyval.FrozenSet:
 		items = v
-	case Dict:
+	case pyval.Dict:
 		for _, it := range v {
 			items = append(items, it.Key, it.Value)
 		}
@@ -421,7 +423,7 @@ func expanded(v any, limit int) int {
 func TestSharedContainersBounded(t *testing.T) {
 	for _, depth := range []int{10, 24, 40} {
 		v := sharedLists(depth)
-		r, err := NewReaderBytes(testFile(testEntry("v", v, true)), WithLimits(fuzzLimits))
+		r, err := newReaderBytes(testFile(testEntry("v", v, true)), WithLimits(fuzzLimits))
 		if err != nil {
 			t.Fatal(err)
 		}

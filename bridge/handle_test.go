@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"mmpbridge/internal/pyrun"
+	"mmpbridge/pyval"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -110,7 +111,7 @@ func TestOptionsChecked(t *testing.T) {
 	}{
 		{"align 1", WithAlign(1), true},
 		{"align 64", WithAlign(64), true},
-		{"align MaxAlign", WithAlign(MaxAlign), true},
+		{"align maxAlign", WithAlign(maxAlign), true},
 		{"align 0", WithAlign(0), false},
 		{"align 3", WithAlign(3), false},
 		{"align -64", WithAlign(-64), false},
@@ -129,7 +130,7 @@ func TestOptionsChecked(t *testing.T) {
 		} else if _, serr := os.Stat(name); serr == nil {
 			t.Errorf("%s: a refused Create made the file", c.name)
 		}
-		if _, err := NewReaderBytes(append(header(0), terminator...), c.opt); c.ok != (err == nil) {
+		if _, err := newReaderBytes(append(header(0), terminator...), c.opt); c.ok != (err == nil) {
 			t.Errorf("%s: NewReader: %v", c.name, err)
 		}
 	}
@@ -208,7 +209,7 @@ func TestSetCommitNumber(t *testing.T) {
 }
 
 // TestPicklesThroughPython: what pickle.dumps writes (protocols 2 to 5,
-// frames of large values included) goes in with PutPickle, plain
+// frames of large values included) goes in with Put(pyval.Object{Pickle}), plain
 // pickle.load of the file gives it back, Reader.Pickle gives a pickle
 // pickle.loads reads as the same value, and Plain tells plain data from
 // objects.
@@ -248,14 +249,14 @@ for name, e in exprs.items():
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = f.PutPickle(fmt.Sprintf("%s-%d", k, proto), p)
+			err = f.Put(fmt.Sprintf("%s-%d", k, proto), pyval.Object{Pickle: p})
 			if proto == 2 && bytes.Contains(p, []byte{opGlobal}) && err != nil {
 				// Python 2 names: refused. Stored otherwise, load it anyway.
 				p3, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("%s-3.pkl", k)))
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := f.PutPickle(fmt.Sprintf("%s-%d", k, proto), p3); err != nil {
+				if err := f.Put(fmt.Sprintf("%s-%d", k, proto), pyval.Object{Pickle: p3}); err != nil {
 					t.Fatal(err)
 				}
 				continue
@@ -312,13 +313,13 @@ print(json.dumps(bad))
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(name)
-	rep, err := Verify(bytes.NewReader(data), int64(len(data)), []Global{{"fractions", "Fraction"}})
+	rep, err := Verify(bytes.NewReader(data), int64(len(data)), []pyval.Global{{Module: "fractions", Name: "Fraction"}})
 	if err != nil || !rep.OK() {
 		t.Errorf("verify (fractions trusted): %+v %v", rep.Findings, err)
 	}
 	for _, bad := range [][]byte{nil, {opNone, opStop}, {opProto, 4, opNone}, {opProto, 4, opNone, opStop, opNone}, {opProto, 1, opNone, opStop}, {opProto, 5, opNextBuffer, opStop}} {
-		if err := f.PutPickle("bad", bad); err == nil {
-			t.Errorf("PutPickle(%x) accepted", bad)
+		if err := f.Put("bad", pyval.Object{Pickle: bad}); err == nil {
+			t.Errorf("Put(Object{Pickle: %x}) accepted", bad)
 		}
 	}
 }

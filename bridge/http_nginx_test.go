@@ -150,7 +150,7 @@ func TestHTTPNginxReplaced(t *testing.T) {
 	os.Rename(tmp, name)
 	a, err := r.Array("big")
 	if err == nil {
-		_, err = io.ReadAll(a.Reader())
+		_, err = io.ReadAll(a.Section())
 	}
 	if !errors.Is(err, remote.ErrRemoteChanged) {
 		t.Errorf("read after nginx's file was replaced: %v, want remote.ErrRemoteChanged", err)
@@ -159,7 +159,7 @@ func TestHTTPNginxReplaced(t *testing.T) {
 
 // readAllKeys reads every key and array through r and compares with data.
 func readAllKeys(r *Reader, data []byte) error {
-	local, err := NewReaderBytes(data)
+	local, err := newReaderBytes(data)
 	if err != nil {
 		return err
 	}
@@ -170,8 +170,8 @@ func readAllKeys(r *Reader, data []byte) error {
 			return err
 		}
 		if la, ok := lv.(*Array); ok {
-			lb, _ := io.ReadAll(la.Reader())
-			rb, err := io.ReadAll(rv.(*Array).Reader())
+			lb, _ := io.ReadAll(la.Section())
+			rb, err := io.ReadAll(rv.(*Array).Section())
 			if err != nil {
 				return err
 			}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"mmpbridge/pyval"
 	"mmpbridge/remote"
 )
 
@@ -80,7 +81,7 @@ func httpTestFile(t *testing.T, n int, big int) []byte {
 			t.Fatal(err)
 		}
 	}
-	if err := f.Put("meta", Dict{{Key: "gain", Value: 1.5}}); err != nil {
+	if err := f.Put("meta", pyval.Dict{{Key: "gain", Value: 1.5}}); err != nil {
 		t.Fatal(err)
 	}
 	if big > 0 {
@@ -106,7 +107,7 @@ func fastRetries() remote.Option { return remote.WithRetries(3, time.Millisecond
 // sameAsLocal reads every key of r and of the same bytes held locally.
 func sameAsLocal(t *testing.T, r *Reader, data []byte) {
 	t.Helper()
-	local, err := NewReaderBytes(data)
+	local, err := newReaderBytes(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,8 +125,8 @@ func sameAsLocal(t *testing.T, r *Reader, data []byte) {
 		}
 		if la, ok := lv.(*Array); ok {
 			ra := rv.(*Array)
-			lb, _ := io.ReadAll(la.Reader())
-			rb, err := io.ReadAll(ra.Reader())
+			lb, _ := io.ReadAll(la.Section())
+			rb, err := io.ReadAll(ra.Section())
 			if err != nil || !bytes.Equal(lb, rb) || la.DType != ra.DType || fmt.Sprint(la.Shape) != fmt.Sprint(ra.Shape) {
 				t.Fatalf("%s: remote array differs (%v)", k, err)
 			}
@@ -184,7 +185,7 @@ func TestHTTPOneArray(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := io.ReadAll(a.Reader())
+	b, err := io.ReadAll(a.Section())
 	if err != nil || len(b) != 8<<20 || b[12345] != byte(12345*7%256) {
 		t.Fatalf("big: %d bytes, %v", len(b), err)
 	}
@@ -327,7 +328,7 @@ func TestHTTPReplaced(t *testing.T) {
 		s.replace(other, `"v2"`)
 		a, err := r.Array("big")
 		if err == nil {
-			_, err = io.ReadAll(a.Reader())
+			_, err = io.ReadAll(a.Section())
 		}
 		if !errors.Is(err, remote.ErrRemoteChanged) {
 			t.Errorf("etag %v: read after the file was replaced: %v, want remote.ErrRemoteChanged", etag, err)

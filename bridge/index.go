@@ -198,12 +198,12 @@ func (r *Reader) indexSpans() []span {
 		}
 		at := e.Offset
 		for _, h := range holes {
-			if h[0] >= at && h[1] <= e.End() {
+			if h[0] >= at && h[1] <= e.end() {
 				add(at, h[0])
 				at = h[1]
 			}
 		}
-		add(at, e.End())
+		add(at, e.end())
 	}
 	return spans
 }

@@ -109,7 +109,7 @@ func (m *machine) structState(it []ref, size int, off int64) (DType, string) {
 
 // checkStructNumbers checks the item size, alignment and flags of the state.
 func (m *machine) checkStructNumbers(it []ref, d DType, structured bool, off int64) string {
-	align := int64(d.Alignment())
+	align := int64(d.alignment())
 	if structured && !d.Aligned() {
 		align = 1
 	}

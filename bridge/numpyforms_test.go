@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"mmpbridge/internal/pyrun"
+	"mmpbridge/pyval"
 )
 
 // numpyForms pickles, with numpy itself, every plain form the machine must
@@ -122,7 +123,7 @@ func TestNumpyForms(t *testing.T) {
 					t.Errorf("%s: %v", name, err)
 					continue
 				}
-				if o, ok := v.(Object); ok {
+				if o, ok := v.(pyval.Object); ok {
 					t.Errorf("%s: undecoded: %s.%s: %s", name, o.Module, o.Name, o.Why)
 					continue
 				}

@@ -14,8 +14,8 @@ type Option func(*config) error
 // ErrInvalidOption: an option's value is out of its range.
 var ErrInvalidOption = remote.ErrInvalidOption
 
-// MaxAlign is the largest alignment WithAlign accepts.
-const MaxAlign = 1 << 20
+// maxAlign is the largest alignment WithAlign accepts.
+const maxAlign = 1 << 20
 
 type config struct {
 	limits    Limits
@@ -23,7 +23,7 @@ type config struct {
 	align     int
 	allowTorn bool // open a torn file so that Repair can mend it
 	noIndex   bool // write no index (index.go)
-	progress  func(done, total int64)
+	progress  func(done, total int64) error
 }
 
 func newConfig(opts []Option) (config, error) {
@@ -40,13 +40,24 @@ func newConfig(opts []Option) (config, error) {
 	return c, nil
 }
 
-// WithProgress has Vacuum report the bytes it has copied so far and the
-// total, as it goes (for a progress bar).
-func WithProgress(fn func(done, total int64)) Option {
+// WithProgress has the File's long copies — Vacuum, and Put of an *Array
+// or *Masked — report the bytes copied so far and the operation's total as
+// they go (for a progress bar): done is 0 when an operation starts and
+// total when it ends. An error fn returns stops the operation, which then
+// changes nothing and returns that error (to cancel).
+func WithProgress(fn func(done, total int64) error) Option {
 	return func(c *config) error {
 		c.progress = fn
 		return nil
 	}
+}
+
+// report tells the progress callback, if any, of done bytes of total.
+func (c *config) report(done, total int64) error {
+	if c.progress == nil {
+		return nil
+	}
+	return c.progress(done, total)
 }
 
 // WithoutIndex makes a File write no index for remote readers (index.go):
@@ -84,13 +95,13 @@ func WithProfile(p Profile) Option {
 }
 
 // WithAlign sets the alignment of array data in new entries, in bytes: a
-// power of two from 1 (no alignment) to MaxAlign; the default is 64.
+// power of two from 1 (no alignment) to maxAlign; the default is 64.
 // Alignment is obtained with deleted padding entries, invisible to every
 // reader.
 func WithAlign(n int) Option {
 	return func(c *config) error {
-		if n < 1 || n > MaxAlign || n&(n-1) != 0 {
-			return fmt.Errorf("%w: alignment %d: want a power of two from 1 to %d", ErrInvalidOption, n, MaxAlign)
+		if n < 1 || n > maxAlign || n&(n-1) != 0 {
+			return fmt.Errorf("%w: alignment %d: want a power of two from 1 to %d", ErrInvalidOption, n, maxAlign)
 		}
 		c.align = n
 		return nil
@@ -141,5 +152,12 @@ func (l Limits) withDefaults() Limits {
 }
 
 // AllowTorn lets OpenFile and NewFile open a file torn by an interrupted
-// write (reads then fail with ErrTorn) so that Repair can mend it.
+// write (reads then fail with ErrTorn) so that File.Repair can mend it:
+//
+//	f, err := bridge.OpenFile(name, os.O_RDWR, 0, bridge.AllowTorn())
+//	...
+//	rep, err := f.Repair()
+//
+// An empty file is then refused (ErrNotMmappickle) instead of being made a
+// new one.
 func AllowTorn() Option { return func(c *config) error { c.allowTorn = true; return nil } }

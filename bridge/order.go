@@ -1,9 +1,10 @@
 package bridge
 
 import (
-	"bufio"
 	"fmt"
 	"io"
+
+	"mmpbridge/internal/transpose"
 )
 
 // WriteC writes the array's bytes to w in C (row-major) order, as numpy's
@@ -12,57 +13,25 @@ import (
 func (a *Array) WriteC(w io.Writer) (err error) {
 	defer guard(&err, "array")()
 	if !a.Fortran || len(a.Shape) < 2 || a.NBytes == 0 {
-		_, err := io.Copy(w, a.Reader())
+		_, err := io.Copy(w, a.Section())
 		return err
 	}
 	data := a.Bytes()
 	if data == nil {
 		data = make([]byte, a.NBytes)
-		if _, err := a.Reader().ReadAt(data, 0); err != nil {
+		if _, err := a.Section().ReadAt(data, 0); err != nil {
 			return fmt.Errorf("reading array: %w", err)
 		}
 	}
-	return transposeFToC(w, data, a.Shape, a.DType.ItemSize)
-}
-
-// transposeFToC writes Fortran-ordered data in C order.
-func transposeFToC(w io.Writer, data []byte, shape []int, size int) error {
-	nd := len(shape)
-	// Fortran strides (in bytes) of each axis.
-	stride := make([]int, nd)
-	s := size
-	for i := range nd {
-		stride[i] = s
-		s *= shape[i]
-	}
-	bw := bufio.NewWriterSize(w, 1<<16)
-	idx := make([]int, nd)
-	off := 0
-	total, _ := shapeSize(shape)
-	last := nd - 1
-	for n := int64(0); n < total; n++ {
-		if _, err := bw.Write(data[off : off+size]); err != nil {
-			return err
-		}
-		// Advance the C-order index: last axis fastest.
-		for ax := last; ax >= 0; ax-- {
-			idx[ax]++
-			off += stride[ax]
-			if idx[ax] < shape[ax] {
-				break
-			}
-			off -= stride[ax] * shape[ax]
-			idx[ax] = 0
-		}
-	}
-	return bw.Flush()
+	return transpose.FToC(w, data, a.Shape, a.DType.ItemSize)
 }
 
 // cReader streams an array in C order (through a pipe when it must be
-// transposed).
-func (a *Array) cReader() io.Reader {
+// transposed). Close ends the transposition when the stream is not read to
+// its end.
+func (a *Array) cReader() io.ReadCloser {
 	if !a.Fortran || len(a.Shape) < 2 {
-		return a.Reader()
+		return io.NopCloser(a.Section())
 	}
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(a.WriteC(pw)) }()

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"mmpbridge/internal/pyrun"
+	"mmpbridge/pyval"
 )
 
 // This file holds the bridge to what plain pickle.load does: files are
@@ -43,24 +44,24 @@ func pmDesc(v any) any {
 		return map[string]any{"t": "str", "v": hex.EncodeToString([]byte(v))}
 	case []byte:
 		return map[string]any{"t": "bytes", "v": hex.EncodeToString(v)}
-	case ByteArray:
+	case pyval.ByteArray:
 		return map[string]any{"t": "bytearray", "v": hex.EncodeToString(v)}
 	case []any:
 		return map[string]any{"t": "list", "v": pmSeq(v)}
-	case Tuple:
+	case pyval.Tuple:
 		return map[string]any{"t": "tuple", "v": pmSeq(v)}
-	case Set:
+	case pyval.Set:
 		return map[string]any{"t": "set", "v": pmSeq(v)}
-	case FrozenSet:
+	case pyval.FrozenSet:
 		return map[string]any{"t": "frozenset", "v": pmSeq(v)}
-	case Dict:
+	case pyval.Dict:
 		items := make([]any, len(v))
 		for i, it := range v {
 			items[i] = []any{pmDesc(it.Key), pmDesc(it.Value)}
 		}
 		return map[string]any{"t": "dict", "v": items}
-	case OrderedDict:
-		d := pmDesc(Dict(v)).(map[string]any)
+	case pyval.OrderedDict:
+		d := pmDesc(pyval.Dict(v)).(map[string]any)
 		d["t"] = "OrderedDict"
 		return d
 	case Scalar:
@@ -95,7 +96,7 @@ func pmDesc(v any) any {
 			d["fill"] = map[string]any{"dtype": fd.String(), "v": hex.EncodeToString(swapToLE(f.DType, f.Bytes()))}
 		}
 		return d
-	case Object:
+	case pyval.Object:
 		return map[string]any{"t": "opaque", "module": v.Module, "name": v.Name}
 	}
 	panic(fmt.Sprintf("pmDesc: %T", v))
@@ -217,7 +218,7 @@ func pmRead(t testing.TB, path string) pmCase {
 		t.Fatal(err)
 	}
 	c := pmCase{Path: path, Keys: map[string]any{}}
-	r, err := NewReaderBytes(b)
+	r, err := newReaderBytes(b)
 	if err != nil {
 		c.refused = err
 		return c

@@ -10,6 +10,8 @@ import (
 	"reflect"
 	"slices"
 	"unicode/utf8"
+
+	"mmpbridge/pyval"
 )
 
 // maxEncodeDepth is how deeply encodeValue nests containers.
@@ -103,7 +105,7 @@ func (e *valueEncoder) encode(v any, depth int, key bool) error {
 		return e.str(v)
 	case []byte:
 		e.bytes(v)
-	case ByteArray:
+	case pyval.ByteArray:
 		if key {
 			return errUnhashable("bytearray")
 		}
@@ -115,13 +117,13 @@ func (e *valueEncoder) encode(v any, depth int, key bool) error {
 			e.buf.WriteByte(opTuple1)
 		}
 		e.buf.WriteByte(opReduce)
-	case Tuple:
+	case pyval.Tuple:
 		return e.tuple(v, depth, key)
 	case []any:
 		return e.list(len(v), func(i int) any { return v[i] }, depth, key)
-	case Dict:
+	case pyval.Dict:
 		return e.dict(len(v), func(i int) (any, any) { return v[i].Key, v[i].Value }, depth, key, false)
-	case OrderedDict:
+	case pyval.OrderedDict:
 		return e.dict(len(v), func(i int) (any, any) { return v[i].Key, v[i].Value }, depth, key, true)
 	case map[string]any:
 		keys := make([]string, 0, len(v))
@@ -130,13 +132,13 @@ func (e *valueEncoder) encode(v any, depth int, key bool) error {
 		}
 		slices.Sort(keys)
 		return e.dict(len(keys), func(i int) (any, any) { return keys[i], v[keys[i]] }, depth, key, false)
-	case Set:
+	case pyval.Set:
 		return e.set(v, depth, key)
-	case FrozenSet:
+	case pyval.FrozenSet:
 		return e.frozenSet(v, depth)
-	case Object:
+	case pyval.Object:
 		return e.object(v)
-	case *Object:
+	case *pyval.Object:
 		return e.object(*v)
 	case Scalar:
 		return e.scalar(&v)
@@ -321,7 +323,7 @@ func (e *valueEncoder) header(n int, short, mid, long byte) {
 	}
 }
 
-func (e *valueEncoder) tuple(t Tuple, depth int, key bool) error {
+func (e *valueEncoder) tuple(t pyval.Tuple, depth int, key bool) error {
 	if err := e.open(depth); err != nil {
 		return err
 	}
@@ -386,7 +388,7 @@ func (e *valueEncoder) dict(n int, item func(int) (any, any), depth int, key, or
 }
 
 // set writes EMPTY_SET, then batches of MARK, items, ADDITEMS.
-func (e *valueEncoder) set(s Set, depth int, key bool) error {
+func (e *valueEncoder) set(s pyval.Set, depth int, key bool) error {
 	if key {
 		return errUnhashable("set")
 	}
@@ -400,7 +402,7 @@ func (e *valueEncoder) set(s Set, depth int, key bool) error {
 }
 
 // frozenSet writes MARK, every item, FROZENSET.
-func (e *valueEncoder) frozenSet(s FrozenSet, depth int) error {
+func (e *valueEncoder) frozenSet(s pyval.FrozenSet, depth int) error {
 	if err := e.open(depth); err != nil {
 		return err
 	}
@@ -437,7 +439,7 @@ func (e *valueEncoder) batches(n int, single bool, one, many byte, item func(int
 }
 
 // object copies an undecoded value's pickle with its memo renumbered.
-func (e *valueEncoder) object(o Object) error {
+func (e *valueEncoder) object(o pyval.Object) error {
 	if o.Pickle == nil {
 		return fmt.Errorf("%w: an undecoded part (%s.%s) of a value cannot be written alone: copy the whole value's pickle", ErrUnsupported, o.Module, o.Name)
 	}

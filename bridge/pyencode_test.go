@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"mmpbridge/pyval"
+
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -49,9 +51,9 @@ func etNest(n int) any {
 
 func etCases() []etCase {
 	nan := math.Float64frombits(0x7ff8000000000000) // Python's float('nan')
-	dict1001 := Dict{}
+	dict1001 := pyval.Dict{}
 	for i := range 1001 {
-		dict1001 = append(dict1001, DictItem{int64(i), strconv.Itoa(i)})
+		dict1001 = append(dict1001, pyval.DictItem{Key: int64(i), Value: strconv.Itoa(i)})
 	}
 	return []etCase{
 		{"None", "None", nil, nil},
@@ -113,9 +115,9 @@ func etCases() []etCase {
 			return b
 		}(), nil},
 		{"bytes 70000", "b'z'*70000", bytes.Repeat([]byte("z"), 70000), nil},
-		{"empty bytearray", "bytearray()", ByteArray{}, nil},
-		{"bytearray", "bytearray(b'ab')", ByteArray("ab"), nil},
-		{"bytearray 300", "bytearray(b'q'*300)", ByteArray(bytes.Repeat([]byte("q"), 300)), nil},
+		{"empty bytearray", "bytearray()", pyval.ByteArray{}, nil},
+		{"bytearray", "bytearray(b'ab')", pyval.ByteArray("ab"), nil},
+		{"bytearray 300", "bytearray(b'q'*300)", pyval.ByteArray(bytes.Repeat([]byte("q"), 300)), nil},
 		{"empty list", "[]", []any{}, nil},
 		{"nil list", "[]", []any(nil), []any{}},
 		{"list 1", "[1]", []any{int64(1)}, nil},
@@ -128,33 +130,33 @@ func etCases() []etCase {
 		{"list of strs", "['x', 'y']", []string{"x", "y"}, []any{"x", "y"}},
 		{"array", "[1.5, 2.5]", [2]float64{1.5, 2.5}, []any{1.5, 2.5}},
 		{"nested lists", "[[1, [2, [3]]], []]", []any{[]any{int64(1), []any{int64(2), []any{int64(3)}}}, []any{}}, nil},
-		{"empty tuple", "()", Tuple{}, nil},
-		{"tuple 1", "(1,)", Tuple{int64(1)}, nil},
-		{"tuple 2", "(1, 2)", Tuple{int64(1), int64(2)}, nil},
-		{"tuple 3", "(1, 2, 3)", Tuple{int64(1), int64(2), int64(3)}, nil},
-		{"tuple 4", "(1, 2, 3, 4)", Tuple{int64(1), int64(2), int64(3), int64(4)}, nil},
-		{"tuple 1500", "tuple(range(1500))", Tuple(etRange(1500)), nil},
-		{"nested tuples", "(1, (2, 3), ((),))", Tuple{int64(1), Tuple{int64(2), int64(3)}, Tuple{Tuple{}}}, nil},
-		{"empty dict", "{}", Dict{}, nil},
-		{"dict 1", "{'a': 1}", Dict{{"a", int64(1)}}, nil},
-		{"dict", "{'a': 1, 'b': [True, False]}", Dict{{"a", int64(1)}, {"b", []any{true, false}}}, nil},
-		{"dict order kept", "{'b': 1, 'a': 2}", Dict{{"b", int64(1)}, {"a", int64(2)}}, nil},
+		{"empty tuple", "()", pyval.Tuple{}, nil},
+		{"tuple 1", "(1,)", pyval.Tuple{int64(1)}, nil},
+		{"tuple 2", "(1, 2)", pyval.Tuple{int64(1), int64(2)}, nil},
+		{"tuple 3", "(1, 2, 3)", pyval.Tuple{int64(1), int64(2), int64(3)}, nil},
+		{"tuple 4", "(1, 2, 3, 4)", pyval.Tuple{int64(1), int64(2), int64(3), int64(4)}, nil},
+		{"tuple 1500", "tuple(range(1500))", pyval.Tuple(etRange(1500)), nil},
+		{"nested tuples", "(1, (2, 3), ((),))", pyval.Tuple{int64(1), pyval.Tuple{int64(2), int64(3)}, pyval.Tuple{pyval.Tuple{}}}, nil},
+		{"empty dict", "{}", pyval.Dict{}, nil},
+		{"dict 1", "{'a': 1}", pyval.Dict{{Key: "a", Value: int64(1)}}, nil},
+		{"dict", "{'a': 1, 'b': [True, False]}", pyval.Dict{{Key: "a", Value: int64(1)}, {Key: "b", Value: []any{true, false}}}, nil},
+		{"dict order kept", "{'b': 1, 'a': 2}", pyval.Dict{{Key: "b", Value: int64(1)}, {Key: "a", Value: int64(2)}}, nil},
 		{"dict 1001", "{i: str(i) for i in range(1001)}", dict1001, nil},
-		{"dict keys", "{None: 1, (1, 'k'): 2, frozenset({3}): 3, b'x': 4, 1.5: 5, True: 6}", Dict{
-			{nil, int64(1)}, {Tuple{int64(1), "k"}, int64(2)}, {FrozenSet{int64(3)}, int64(3)}, {[]byte("x"), int64(4)}, {1.5, int64(5)}, {true, int64(6)}}, nil},
-		{"nested dicts", "{'k': {'j': {'i': list(range(300))}}}", Dict{{"k", Dict{{"j", Dict{{"i", etRange(300)}}}}}}, nil},
-		{"empty OrderedDict", "collections.OrderedDict()", OrderedDict{}, nil},
-		{"OrderedDict", "collections.OrderedDict([('b', 1), ('a', [2])])", OrderedDict{{"b", int64(1)}, {"a", []any{int64(2)}}}, nil},
-		{"map", "{'a': 1, 'b': None, 'c': 'x'}", map[string]any{"c": "x", "a": 1, "b": nil}, Dict{{"a", int64(1)}, {"b", nil}, {"c", "x"}}},
-		{"map of ints", "{-1: 'a', 2: 'b', 10: 'c'}", map[int]string{10: "c", -1: "a", 2: "b"}, Dict{{int64(-1), "a"}, {int64(2), "b"}, {int64(10), "c"}}},
-		{"empty set", "set()", Set{}, nil},
-		{"set 1", "{5}", Set{int64(5)}, nil},
-		{"set", "{1, 2, 3}", Set{int64(1), int64(2), int64(3)}, nil},
-		{"set 1500", "set(range(1500))", Set(etRange(1500)), nil},
-		{"empty frozenset", "frozenset()", FrozenSet{}, nil},
-		{"frozenset", "frozenset({1, 2, 3})", FrozenSet{int64(1), int64(2), int64(3)}, nil},
-		{"frozenset 1500", "frozenset(range(1500))", FrozenSet(etRange(1500)), nil},
-		{"set in list", "[{7}, frozenset(), 1j]", []any{Set{int64(7)}, FrozenSet{}, complex(0, 1)}, nil},
+		{"dict keys", "{None: 1, (1, 'k'): 2, frozenset({3}): 3, b'x': 4, 1.5: 5, True: 6}", pyval.Dict{
+			{Key: nil, Value: int64(1)}, {Key: pyval.Tuple{int64(1), "k"}, Value: int64(2)}, {Key: pyval.FrozenSet{int64(3)}, Value: int64(3)}, {Key: []byte("x"), Value: int64(4)}, {Key: 1.5, Value: int64(5)}, {Key: true, Value: int64(6)}}, nil},
+		{"nested dicts", "{'k': {'j': {'i': list(range(300))}}}", pyval.Dict{{Key: "k", Value: pyval.Dict{{Key: "j", Value: pyval.Dict{{Key: "i", Value: etRange(300)}}}}}}, nil},
+		{"empty OrderedDict", "collections.OrderedDict()", pyval.OrderedDict{}, nil},
+		{"OrderedDict", "collections.OrderedDict([('b', 1), ('a', [2])])", pyval.OrderedDict{{Key: "b", Value: int64(1)}, {Key: "a", Value: []any{int64(2)}}}, nil},
+		{"map", "{'a': 1, 'b': None, 'c': 'x'}", map[string]any{"c": "x", "a": 1, "b": nil}, pyval.Dict{{Key: "a", Value: int64(1)}, {Key: "b", Value: nil}, {Key: "c", Value: "x"}}},
+		{"map of ints", "{-1: 'a', 2: 'b', 10: 'c'}", map[int]string{10: "c", -1: "a", 2: "b"}, pyval.Dict{{Key: int64(-1), Value: "a"}, {Key: int64(2), Value: "b"}, {Key: int64(10), Value: "c"}}},
+		{"empty set", "set()", pyval.Set{}, nil},
+		{"set 1", "{5}", pyval.Set{int64(5)}, nil},
+		{"set", "{1, 2, 3}", pyval.Set{int64(1), int64(2), int64(3)}, nil},
+		{"set 1500", "set(range(1500))", pyval.Set(etRange(1500)), nil},
+		{"empty frozenset", "frozenset()", pyval.FrozenSet{}, nil},
+		{"frozenset", "frozenset({1, 2, 3})", pyval.FrozenSet{int64(1), int64(2), int64(3)}, nil},
+		{"frozenset 1500", "frozenset(range(1500))", pyval.FrozenSet(etRange(1500)), nil},
+		{"set in list", "[{7}, frozenset(), 1j]", []any{pyval.Set{int64(7)}, pyval.FrozenSet{}, complex(0, 1)}, nil},
 		{"1000 nested lists", "functools.reduce(lambda a, _: [a], range(999), [])", etNest(1000), nil},
 	}
 }
@@ -222,10 +224,10 @@ func TestEncodeValueObject(t *testing.T) {
 	// The corpus value [[1, 2], [1, 2], [1, 2]] (one list, memo index 1).
 	aliased := vtOps(opEmptyList, opMark, opEmptyList, opBinPut, 1, opMark, opBinInt1, 1, opBinInt1, 2, opAppends,
 		opBinGet, 1, opBinGet, 1, opAppends)
-	obj := Object{Module: "x", Name: "y", Pickle: framed(aliased)}
+	obj := pyval.Object{Module: "x", Name: "y", Pickle: framed(aliased)}
 	for _, start := range []int64{1, 5, 255, 256, 1000} {
 		var buf bytes.Buffer
-		end, err := encodeValue(&buf, Tuple{obj, &obj}, start)
+		end, err := encodeValue(&buf, pyval.Tuple{obj, &obj}, start)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -237,7 +239,7 @@ func TestEncodeValueObject(t *testing.T) {
 			t.Fatal(err)
 		}
 		l := []any{int64(1), int64(2)}
-		want := Tuple{[]any{l, l, l}, []any{l, l, l}}
+		want := pyval.Tuple{[]any{l, l, l}, []any{l, l, l}}
 		if diff := cmp.Diff(want, v); diff != "" {
 			t.Errorf("start %d (-want +got):\n%s", start, diff)
 		}
@@ -262,15 +264,15 @@ func TestEncodeValueErrors(t *testing.T) {
 		{"map with float keys", map[float64]int{1: 1}},
 		{"1001 nested lists", etNest(1001)},
 		{"a list holding itself", cyclic},
-		{"list key", Dict{{[]any{}, 1}}},
-		{"dict key", Dict{{Dict{}, 1}}},
-		{"set key", Dict{{Set{}, 1}}},
-		{"bytearray key", Dict{{ByteArray("a"), 1}}},
-		{"tuple of list key", Dict{{Tuple{1, []any{}}, 1}}},
-		{"map key", Dict{{map[string]any{}, 1}}},
-		{"slice key", Dict{{[]int{1}, 1}}},
-		{"list in a set", Set{[]any{}}},
-		{"list in a frozenset", FrozenSet{[]any{}}},
+		{"list key", pyval.Dict{{Key: []any{}, Value: 1}}},
+		{"dict key", pyval.Dict{{Key: pyval.Dict{}, Value: 1}}},
+		{"set key", pyval.Dict{{Key: pyval.Set{}, Value: 1}}},
+		{"bytearray key", pyval.Dict{{Key: pyval.ByteArray("a"), Value: 1}}},
+		{"tuple of list key", pyval.Dict{{Key: pyval.Tuple{1, []any{}}, Value: 1}}},
+		{"map key", pyval.Dict{{Key: map[string]any{}, Value: 1}}},
+		{"slice key", pyval.Dict{{Key: []int{1}, Value: 1}}},
+		{"list in a set", pyval.Set{[]any{}}},
+		{"list in a frozenset", pyval.FrozenSet{[]any{}}},
 	} {
 		var buf bytes.Buffer
 		buf.WriteString("keep")
@@ -284,7 +286,7 @@ func TestEncodeValueErrors(t *testing.T) {
 	}
 	// A broken Object pickle.
 	var buf bytes.Buffer
-	if _, err := encodeValue(&buf, Object{Pickle: []byte{opBinGet, 0}}, 1); err == nil {
+	if _, err := encodeValue(&buf, pyval.Object{Pickle: []byte{opBinGet, 0}}, 1); err == nil {
 		t.Error("an Object reading an unwritten memo index was encoded")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"unsafe"
 
 	"mmpbridge/internal/pyrun"
+	"mmpbridge/pyval"
 )
 
 // This file writes files with the bridge and loads them with plain
@@ -88,8 +89,8 @@ func pylCases(t testing.TB, generic bool) []*pylCase {
 			{float64(2.5), "2.5"},
 			{"héllo", "'héllo'"},
 			{[]any{int64(1), "a", 2.5}, "[1, 'a', 2.5]"},
-			{Tuple{int64(1), "x"}, "(1, 'x')"},
-			{Dict{{Key: "k", Value: int64(3)}, {Key: "l", Value: []any{Tuple{}, "z"}}}, "{'k': 3, 'l': [(), 'z']}"},
+			{pyval.Tuple{int64(1), "x"}, "(1, 'x')"},
+			{pyval.Dict{{Key: "k", Value: int64(3)}, {Key: "l", Value: []any{pyval.Tuple{}, "z"}}}, "{'k': 3, 'l': [(), 'z']}"},
 		} {
 			add(&pylCase{Key: "value " + g.lit, Value: g.v, Literal: g.lit})
 		}

@@ -46,11 +46,6 @@ func (b bytesReaderAt) ReadAt(p []byte, off int64) (int, error) {
 
 func (b bytesReaderAt) Bytes() []byte { return b }
 
-// NewReaderBytes reads a file held in memory; arrays are views of b.
-func NewReaderBytes(b []byte, opts ...Option) (*Reader, error) {
-	return NewReader(bytesReaderAt(b), int64(len(b)), opts...)
-}
-
 // NewReader parses the file's header and entry index. Values are decoded on
 // demand. If r has a method Bytes() []byte returning all size bytes (a
 // mapping), arrays are handed out as views of it.
@@ -120,7 +115,7 @@ func (r *Reader) parseEntries(off int64) error {
 			return err
 		}
 		r.entries = append(r.entries, e)
-		off = e.End()
+		off = e.end()
 		r.memoMax = max(r.memoMax, e.memoMax)
 	}
 	r.tail = off
@@ -203,11 +198,11 @@ func (r *Reader) readEntry(off, limit int64) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
-	if e.valueOff > e.End()-entryTrailer || int64(len(head)) < entryFrameHeader+2+int64(keyLen) {
+	if e.valueOff > e.end()-entryTrailer || int64(len(head)) < entryFrameHeader+2+int64(keyLen) {
 		return Entry{}, formatErr(off, "key of %d bytes overruns its entry", keyLen)
 	}
 	key := head[entryFrameHeader+2 : entryFrameHeader+2+keyLen]
-	t, err := r.src.readAt(e.End()-entryTrailer, entryTrailer)
+	t, err := r.src.readAt(e.end()-entryTrailer, entryTrailer)
 	if err != nil {
 		return Entry{}, err
 	}
@@ -390,8 +385,8 @@ func (r *Reader) Masked(key string) (mk *Masked, err error) {
 
 // Pickle returns key's value as a complete pickle of its own (PROTO 4, the
 // value's opcodes as stored with the memo numbered from 0, STOP): what
-// Python's pickle.loads takes, and File.PutPickle stores elsewhere. Its
-// size is bounded by Limits.MaxValueBytes. Plain tells whether loading it
+// Python's pickle.loads takes, and what File.Put of a pyval.Object stores
+// elsewhere. Its size is bounded by Limits.MaxValueBytes. Plain tells whether loading it
 // runs only plain-data constructors.
 func (r *Reader) Pickle(key string) (b []byte, err error) {
 	defer guard(&err, fmt.Sprintf("key %q", key))()

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"mmpbridge/internal/pyrun"
+	"mmpbridge/pyval"
 )
 
 func mustDType(t testing.TB, s string) DType {
@@ -179,32 +180,6 @@ func TestReaderConcurrent(t *testing.T) {
 	}
 }
 
-// TestVacuumProgress: WithProgress sees Vacuum's copy reach its total.
-func TestVacuumProgress(t *testing.T) {
-	t.Parallel()
-	path := filepath.Join(t.TempDir(), "v.mmpkl")
-	var calls int
-	var done, total int64
-	f, err := Create(path, WithProgress(func(d, tot int64) { calls++; done, total = d, tot }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := ArrayHeader{DType: mustDType(t, "<f8"), Shape: []int{20 << 20 / 8}}
-	for _, k := range []string{"a", "b", "c"} {
-		if err := f.PutArray(k, h, bytes.NewReader(make([]byte, 20<<20))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	f.Delete("b")
-	if err := f.Vacuum(); err != nil {
-		t.Fatal(err)
-	}
-	if calls < 2 || done != total || total < 40<<20 {
-		t.Errorf("progress: %d calls, ended at %d of %d", calls, done, total)
-	}
-}
-
 // TestPutNumpyValues: numpy scalars and in-memory arrays inside a value are
 // written as numpy pickles them: read back with their dtype, verified,
 // and loaded by plain pickle.load.
@@ -217,7 +192,7 @@ func TestPutNumpyValues(t *testing.T) {
 	}
 	i16 := mustDType(t, "<i2")
 	s11 := mustDType(t, "|S11")
-	v := Dict{
+	v := pyval.Dict{
 		{Key: "i16", Value: &Scalar{DType: i16, Raw: []byte{0xfd, 0xff}}},
 		{Key: "fixed", Value: Scalar{DType: s11, Raw: []byte("hello world")}},
 		{Key: "arr", Value: NDArray{DType: mustDType(t, ">i4"), Shape: []int{3}, Data: []byte{0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3}}},
@@ -234,7 +209,7 @@ func TestPutNumpyValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := got.(Dict)
+	d := got.(pyval.Dict)
 	if s, ok := d[0].Value.(Scalar); !ok || s.DType != i16 || s.Value() != int64(-3) {
 		t.Errorf("i16: %#v", d[0].Value)
 	}

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"mmpbridge/internal/corpus"
+	"mmpbridge/pyval"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -96,9 +97,9 @@ func vtJSON(t *testing.T, v any) any {
 		return json.Number(v.String())
 	case []any:
 		return vtJSONSeq(t, v)
-	case Tuple:
+	case pyval.Tuple:
 		return vtJSONSeq(t, v)
-	case Dict:
+	case pyval.Dict:
 		m := map[string]any{}
 		for _, it := range v {
 			k, ok := it.Key.(string)
@@ -144,7 +145,7 @@ func TestDecodeValueCorpus(t *testing.T) {
 	byHand := map[string]any{
 		"bytes":  []byte("\x00\x01raw"),
 		"bigint": new(big.Int).Lsh(big.NewInt(1), 80).Add(new(big.Int).Lsh(big.NewInt(1), 80), big.NewInt(1)),
-		"tuple":  Tuple{int64(1), Tuple{int64(2), int64(3)}},
+		"tuple":  pyval.Tuple{int64(1), pyval.Tuple{int64(2), int64(3)}},
 		"none":   nil,
 		"float":  1.25,
 		"neg":    int64(-7),
@@ -380,7 +381,7 @@ func TestDecodeValueGlobals(t *testing.T) {
 	t.Parallel()
 	marker := filepath.Join(t.TempDir(), "pwned")
 	cmd := vtStr("touch " + marker)
-	obj := func(module, name string) Object { return Object{Module: module, Name: name} }
+	obj := func(module, name string) pyval.Object { return pyval.Object{Module: module, Name: name} }
 	cases := []struct {
 		name   string
 		pickle []byte
@@ -393,10 +394,10 @@ func TestDecodeValueGlobals(t *testing.T) {
 		{"memoized names", vtOps(opEmptyList, vtStr("os"), opMemoize, vtStr("system"), opMemoize, opPop, opPop,
 			opBinGet, 0, opBinGet, 1, opStackGlobal, cmd, opTuple1, opReduce, opAppend), []any{obj("os", "system")}},
 		{"allowed then not", vtOps(opEmptyList, opMark, vtStr("builtins"), vtStr("set"), opStackGlobal, opEmptyTuple, opReduce,
-			vtStr("os"), vtStr("system"), opStackGlobal, opAppends), []any{Set{}, obj("os", "system")}},
+			vtStr("os"), vtStr("system"), opStackGlobal, opAppends), []any{pyval.Set{}, obj("os", "system")}},
 		{"inside a list", vtOps(opEmptyList, opMark, opBinInt1, 1, "cos\nsystem\n", opAppends), []any{int64(1), obj("os", "system")}},
 		{"inside a dict", vtOps(opEmptyDict, vtStr("when"), "cdatetime\ndate\n", opShortBinBytes, 4, "\x07\xe4\x01\x01", opTuple1, opReduce, opSetItem),
-			Dict{{"when", obj("datetime", "date")}}},
+			pyval.Dict{{Key: "when", Value: obj("datetime", "date")}}},
 		{"numpy.dtype without its state", vtOps(vtStr("numpy"), vtStr("dtype"), opStackGlobal, vtStr("f8"), opNewFalse, opNewTrue, opTuple3, opReduce), obj("numpy", "dtype")},
 		{"numpy.dtype with one argument", vtOps(vtStr("numpy"), vtStr("dtype"), opStackGlobal, vtStr("f8"), opTuple1, opReduce), obj("numpy", "dtype")},
 		{"array reconstruct of nothing", vtOps("cnumpy.core.multiarray\n_reconstruct\n", opEmptyTuple, opReduce), obj("numpy.core.multiarray", "_reconstruct")},
@@ -410,7 +411,7 @@ func TestDecodeValueGlobals(t *testing.T) {
 			opMark, opBinInt1, 3, vtStr("<"), opNone, opNone, opNone, opBinInt, "\xff\xff\xff\xff", opBinInt, "\xff\xff\xff\xff", opBinInt1, 0, opTuple, opBuild,
 			opShortBinBytes, 2, "ab", opTuple2, opReduce), obj("numpy.core.multiarray", "scalar")},
 	}
-	ignore := cmpopts.IgnoreFields(Object{}, "Why", "Pickle")
+	ignore := cmpopts.IgnoreFields(pyval.Object{}, "Why", "Pickle")
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			v, err := vtDecode(c.pickle)
@@ -420,7 +421,7 @@ func TestDecodeValueGlobals(t *testing.T) {
 			if diff := cmp.Diff(c.want, v, ignore); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
-			if o, ok := v.(Object); ok && (!bytes.Equal(o.Pickle, framed(c.pickle)) || o.Why == "") {
+			if o, ok := v.(pyval.Object); ok && (!bytes.Equal(o.Pickle, framed(c.pickle)) || o.Why == "") {
 				t.Errorf("a whole-value Object keeps its pickle and says why: %+v", o)
 			}
 		})
@@ -437,32 +438,32 @@ func TestDecodeValueKinds(t *testing.T) {
 		pickle []byte
 		want   any
 	}{
-		{"set", vtOps(opEmptySet, opMark, opBinInt1, 3, opBinInt1, 1, vtStr("a"), opAddItems), Set{int64(3), int64(1), "a"}},
+		{"set", vtOps(opEmptySet, opMark, opBinInt1, 3, opBinInt1, 1, vtStr("a"), opAddItems), pyval.Set{int64(3), int64(1), "a"}},
 		{"set of a tuple and bytes", vtOps(opEmptySet, opMark, opBinInt1, 1, opBinInt1, 2, opTuple2, opShortBinBytes, 1, "b", opAddItems),
-			Set{Tuple{int64(1), int64(2)}, []byte("b")}},
-		{"frozenset", vtOps(opMark, opBinInt1, 2, opBinInt1, 1, opFrozenSet), FrozenSet{int64(2), int64(1)}},
-		{"set by builtins.set", vtOps("cbuiltins\nset\n", opEmptyList, opMark, opBinInt1, 1, opBinInt1, 2, opAppends, opTuple1, opReduce), Set{int64(1), int64(2)}},
-		{"frozenset by builtins.frozenset", vtOps(vtStr("builtins"), vtStr("frozenset"), opStackGlobal, opEmptyTuple, opReduce), FrozenSet{}},
+			pyval.Set{pyval.Tuple{int64(1), int64(2)}, []byte("b")}},
+		{"frozenset", vtOps(opMark, opBinInt1, 2, opBinInt1, 1, opFrozenSet), pyval.FrozenSet{int64(2), int64(1)}},
+		{"set by builtins.set", vtOps("cbuiltins\nset\n", opEmptyList, opMark, opBinInt1, 1, opBinInt1, 2, opAppends, opTuple1, opReduce), pyval.Set{int64(1), int64(2)}},
+		{"frozenset by builtins.frozenset", vtOps(vtStr("builtins"), vtStr("frozenset"), opStackGlobal, opEmptyTuple, opReduce), pyval.FrozenSet{}},
 		{"complex", vtOps(vtStr("builtins"), vtStr("complex"), opStackGlobal, opBinFloat, "\x3f\xf8\x00\x00\x00\x00\x00\x00", opBinInt1, 2, opTuple2, opReduce), complex(1.5, 2)},
-		{"bytearray", vtOps(vtStr("builtins"), vtStr("bytearray"), opStackGlobal, opShortBinBytes, 2, "ab", opTuple1, opReduce), ByteArray("ab")},
-		{"empty bytearray", vtOps(vtStr("builtins"), vtStr("bytearray"), opStackGlobal, opEmptyTuple, opReduce), ByteArray{}},
-		{"BYTEARRAY8", vtOps(opByteArray8, "\x01\x00\x00\x00\x00\x00\x00\x00x"), ByteArray("x")},
+		{"bytearray", vtOps(vtStr("builtins"), vtStr("bytearray"), opStackGlobal, opShortBinBytes, 2, "ab", opTuple1, opReduce), pyval.ByteArray("ab")},
+		{"empty bytearray", vtOps(vtStr("builtins"), vtStr("bytearray"), opStackGlobal, opEmptyTuple, opReduce), pyval.ByteArray{}},
+		{"BYTEARRAY8", vtOps(opByteArray8, "\x01\x00\x00\x00\x00\x00\x00\x00x"), pyval.ByteArray("x")},
 		{"OrderedDict", vtOps(vtStr("collections"), vtStr("OrderedDict"), opStackGlobal, opEmptyTuple, opReduce,
-			opMark, opShortBinBytes, 1, "k", opNone, opBinInt1, 2, opNewTrue, opSetItems), OrderedDict{{[]byte("k"), nil}, {int64(2), true}}},
+			opMark, opShortBinBytes, 1, "k", opNone, opBinInt1, 2, opNewTrue, opSetItems), pyval.OrderedDict{{Key: []byte("k"), Value: nil}, {Key: int64(2), Value: true}}},
 		{"dict with mixed keys", vtOps(opEmptyDict, opMark, opNone, opBinInt1, 1, opMark, opBinInt1, 1, opFrozenSet, opNewFalse,
-			opBinInt1, 1, opTuple1, vtStr("t"), opSetItems), Dict{{nil, int64(1)}, {FrozenSet{int64(1)}, false}, {Tuple{int64(1)}, "t"}}},
+			opBinInt1, 1, opTuple1, vtStr("t"), opSetItems), pyval.Dict{{Key: nil, Value: int64(1)}, {Key: pyval.FrozenSet{int64(1)}, Value: false}, {Key: pyval.Tuple{int64(1)}, Value: "t"}}},
 		{"LONG1 of no bytes", vtOps(opLong1, 0), int64(0)},
 		{"LONG4 of no bytes", vtOps(opLong4, "\x00\x00\x00\x00"), int64(0)},
 		{"LONG1 that fits int64", vtOps(opLong1, 9, "\xff\xff\xff\xff\xff\xff\xff\xff\xff"), int64(-1)},
 		{"LONG1 of 2**80", vtOps(opLong1, 11, "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01"), big80},
-		{"text opcodes", vtOps(opMark, "I12\n", "L-5L\n", "F0.5\n", "I01\n", opTuple), Tuple{int64(12), int64(-5), 0.5, true}},
+		{"text opcodes", vtOps(opMark, "I12\n", "L-5L\n", "F0.5\n", "I01\n", opTuple), pyval.Tuple{int64(12), int64(-5), 0.5, true}},
 		{"text memo", vtOps(opEmptyList, "p7\n", "g7\n", opPop), []any{}},
 		{"shared list", vtOps(opEmptyList, opMark, opEmptyList, opBinPut, 9, opBinGet, 9, opAppends), []any{[]any{}, []any{}}},
-		{"DUP", vtOps(opBinInt1, 5, opDup, opTuple2), Tuple{int64(5), int64(5)}},
-		{"OBJ", vtOps(opMark, "cbuiltins\nfrozenset\n", opEmptyList, opObj), FrozenSet{}},
-		{"INST", vtOps(opMark, opEmptyList, "ibuiltins\nset\n"), Set{}},
-		{"class through the memo", vtOps("cbuiltins\nset\n", opBinPut, 0, opPop, opBinGet, 0, opEmptyTuple, opReduce), Set{}},
-		{"class through DUP", vtOps("cbuiltins\nset\n", opDup, opEmptyTuple, opReduce, opPop, opEmptyTuple, opReduce), Set{}},
+		{"DUP", vtOps(opBinInt1, 5, opDup, opTuple2), pyval.Tuple{int64(5), int64(5)}},
+		{"OBJ", vtOps(opMark, "cbuiltins\nfrozenset\n", opEmptyList, opObj), pyval.FrozenSet{}},
+		{"INST", vtOps(opMark, opEmptyList, "ibuiltins\nset\n"), pyval.Set{}},
+		{"class through the memo", vtOps("cbuiltins\nset\n", opBinPut, 0, opPop, opBinGet, 0, opEmptyTuple, opReduce), pyval.Set{}},
+		{"class through DUP", vtOps("cbuiltins\nset\n", opDup, opEmptyTuple, opReduce, opPop, opEmptyTuple, opReduce), pyval.Set{}},
 		{"POP of a MARK", vtOps(opBinInt1, 5, opMark, opPop), int64(5)},
 	}
 	for _, c := range cases {
@@ -672,7 +673,7 @@ func FuzzDecodeValue(f *testing.F) {
 			}
 			return
 		}
-		if o, ok := v.(Object); ok {
+		if o, ok := v.(pyval.Object); ok {
 			// An Object carries a complete pickle of its own: the value's
 			// opcodes between PROTO and STOP, decoding as the value does.
 			body, err := unframe(o.Pickle)

@@ -6,47 +6,9 @@ import (
 	"fmt"
 	"math"
 	"math/big"
-)
 
-// Plain Go types for Python values that have no Go counterpart. A generic
-// (non-array) value decodes to nil (None), bool, int64 or *big.Int (int,
-// int64 whenever it fits), float64, complex128, string, []byte (bytes),
-// []any (list) or one of these types; a numpy scalar to a Scalar, a numpy
-// dtype to a DType, an array inside a value to an *Array or *Masked.
-type (
-	// Tuple is a Python tuple.
-	Tuple []any
-	// Dict is a Python dict, in insertion order,
-	// with Python's key equality applied (1, 1.0 and True are one key: the
-	// first spelling, the last value). A key is any value hashable in
-	// Python: not a list, Dict, Set or ByteArray, nor a Tuple holding one.
-	Dict []DictItem
-	// OrderedDict is a collections.OrderedDict, as Dict.
-	OrderedDict []DictItem
-	// DictItem is one key-value pair of a Dict.
-	DictItem struct{ Key, Value any }
-	// Set is a Python set, in the order its pickle lists the elements, an
-	// element equal to an earlier one dropped; encodeValue writes them in
-	// the order given.
-	Set []any
-	// FrozenSet is a Python frozenset, ordered like Set.
-	FrozenSet []any
-	// ByteArray is a Python bytearray.
-	ByteArray []byte
+	"mmpbridge/pyval"
 )
-
-// Object is a value, or a part of one, left undecoded: made by a global
-// outside the allow-list (nothing of it is imported or run), by an allowed
-// callable given arguments numpy and CPython never write, or a container
-// whose keys' equality is not modelled. Module and Name say what made it;
-// Why says why it is not decoded. Pickle is the value as a complete pickle
-// of its own (as Reader.Pickle gives it) when the Object is a key's whole
-// value, so that it can be written back verbatim; nil for a part.
-type Object struct {
-	Module, Name string
-	Why          string
-	Pickle       []byte
-}
 
 // Scalar is a numpy scalar: numpy.float32(1.5), numpy.datetime64(...),
 // numpy.str_('a'). Raw holds its DType.ItemSize bytes in DType's byte
@@ -250,7 +212,7 @@ func (c *toGo) build(r ref, depth int) (converted, error) {
 		return converted{bytes.Clone(b), 8 + int64(len(b))}, nil
 	case kByteArray:
 		b, _ := m.bytesOf(r)
-		return converted{ByteArray(bytes.Clone(b)), 8 + int64(len(b))}, nil
+		return converted{pyval.ByteArray(bytes.Clone(b)), 8 + int64(len(b))}, nil
 	case kScalar:
 		s := *nd.x.(*Scalar)
 		return converted{s, 16 + int64(len(s.Raw))}, nil
@@ -287,11 +249,11 @@ func (c *toGo) build(r ref, depth int) (converted, error) {
 		}
 		switch nd.kind {
 		case kTuple:
-			return converted{Tuple(out), size}, nil
+			return converted{pyval.Tuple(out), size}, nil
 		case kSet:
-			return converted{Set(out), size}, nil
+			return converted{pyval.Set(out), size}, nil
 		case kFrozenSet:
-			return converted{FrozenSet(out), size}, nil
+			return converted{pyval.FrozenSet(out), size}, nil
 		}
 		return converted{out, size}, nil
 	case kDict, kODict:
@@ -302,7 +264,7 @@ func (c *toGo) build(r ref, depth int) (converted, error) {
 		if nd.flags&fNoDedup != 0 {
 			return c.opaque(nd, module, name, "has keys whose Python equality is not modelled (numpy datetimes, ranges, dtypes or undecoded objects)"), nil
 		}
-		d := make(Dict, len(nd.items)/2)
+		d := make(pyval.Dict, len(nd.items)/2)
 		size := int64(8 + 16*len(d))
 		for i := range d {
 			k, err := c.node(nd.items[2*i], depth+1)
@@ -313,11 +275,11 @@ func (c *toGo) build(r ref, depth int) (converted, error) {
 			if err != nil {
 				return converted{}, err
 			}
-			d[i] = DictItem{k.v, v.v}
+			d[i] = pyval.DictItem{Key: k.v, Value: v.v}
 			size += k.size + v.size
 		}
 		if nd.kind == kODict {
-			return converted{OrderedDict(d), size}, nil
+			return converted{pyval.OrderedDict(d), size}, nil
 		}
 		return converted{d, size}, nil
 	case kSlice, kRange:
@@ -342,7 +304,7 @@ func (c *toGo) build(r ref, depth int) (converted, error) {
 }
 
 func (c *toGo) opaque(nd *node, module, name, why string) converted {
-	return converted{Object{Module: module, Name: name, Why: why}, 64}
+	return converted{pyval.Object{Module: module, Name: name, Why: why}, 64}
 }
 
 // goValue converts the root of a value; a root that is undecoded keeps the
@@ -357,10 +319,10 @@ func (m *machine) goValue(root ref, src *source, raw func() ([]byte, error)) (an
 		// The import happened and its result was dropped: pickle.load
 		// runs it (an import runs code, and may fail), the value shown
 		// would not say so.
-		v = Object{Module: f.module, Name: f.name,
+		v = pyval.Object{Module: f.module, Name: f.name,
 			Why: "pickle.load imports it while building this value (and discards it): the import runs code and may fail"}
 	}
-	if o, ok := v.(Object); ok {
+	if o, ok := v.(pyval.Object); ok {
 		p, err := raw()
 		if err != nil {
 			return nil, err

@@ -7,7 +7,8 @@ import (
 	"math"
 	"os"
 	"sort"
-	"strings"
+
+	"mmpbridge/pyval"
 
 	mmap "github.com/edsrzf/mmap-go"
 )
@@ -27,25 +28,6 @@ import (
 // entry, a STOP inside a value) or entries share memo slots, the entries'
 // view of the opcodes may differ from pickle.load's, so the file is also
 // run as one pickle from byte 0 to its first STOP, as pickle.load reads it.
-
-// Global names a module-level callable: module and name as a pickle gives
-// them (GLOBAL, STACK_GLOBAL, INST).
-type Global struct{ Module, Name string }
-
-// ParseGlobal parses "module.name" (split at the last dot) or
-// "module:name" (split at the colon, for names with dots).
-func ParseGlobal(s string) (Global, error) {
-	var module, name string
-	if i := strings.IndexByte(s, ':'); i >= 0 {
-		module, name = s[:i], s[i+1:]
-	} else if i := strings.LastIndexByte(s, '.'); i >= 0 {
-		module, name = s[:i], s[i+1:]
-	}
-	if module == "" || name == "" || strings.ContainsAny(s, "\n\x00") {
-		return Global{}, fmt.Errorf("%w: %q is not module.name or module:name", ErrInvalidOption, s)
-	}
-	return Global{Module: module, Name: name}, nil
-}
 
 // FindingKind is what a Finding reports.
 type FindingKind uint8
@@ -111,12 +93,11 @@ type VerifyReport struct {
 	Copied, MemoSlots int64
 }
 
-// StructureOK tells whether the file's structure is sound.
-func (r *VerifyReport) StructureOK() bool { return len(r.Structure) == 0 }
-
 // OK tells whether the file verifies: sound structure, every import
 // allowed, nothing else found but warnings.
-func (r *VerifyReport) OK() bool { return r.StructureOK() && r.NotAllowed == 0 && r.Problems == 0 }
+func (r *VerifyReport) OK() bool {
+	return len(r.Structure) == 0 && r.NotAllowed == 0 && r.Problems == 0
+}
 
 // Caps on what a report lists (the counts stay exact).
 const (
@@ -133,7 +114,7 @@ const (
 // VerifyFile is Verify of the file name, read through a read-only mapping
 // (a 10,000-key file verifies without 10,000s of reads). A file that
 // shrinks meanwhile is an error wrapping ErrShrank.
-func VerifyFile(name string, trust []Global, opts ...Option) (*VerifyReport, error) {
+func VerifyFile(name string, trust []pyval.Global, opts ...Option) (*VerifyReport, error) {
 	f, err := os.Open(name)
 	if err != nil {
 		return nil, err
@@ -168,7 +149,7 @@ func VerifyFile(name string, trust []Global, opts ...Option) (*VerifyReport, err
 // checked). It runs nothing. Unlike NewReader it accepts a file whose
 // structure is broken, or that is not an mmappickle file at all, and
 // reports that in VerifyReport.Structure. The error is for I/O errors.
-func Verify(ra io.ReaderAt, size int64, trust []Global, opts ...Option) (rep *VerifyReport, err error) {
+func Verify(ra io.ReaderAt, size int64, trust []pyval.Global, opts ...Option) (rep *VerifyReport, err error) {
 	defer guard(&err, "verify")()
 	cfg, err := newConfig(opts)
 	if err != nil {
@@ -193,7 +174,7 @@ func Verify(ra io.ReaderAt, size int64, trust []Global, opts ...Option) (rep *Ve
 	// Where entries share memo slots, or the structure is broken, what
 	// each entry does alone is not what pickle.load does: run the file as
 	// pickle.load runs it too.
-	if !v.rep.StructureOK() || v.shared {
+	if len(v.rep.Structure) != 0 || v.shared {
 		if err := v.stream(); err != nil {
 			return nil, err
 		}
@@ -212,7 +193,7 @@ func salvageEntries(r *Reader) []Entry {
 			break
 		}
 		es = append(es, e)
-		off = e.End()
+		off = e.end()
 	}
 	return es
 }
@@ -250,7 +231,7 @@ type verifier struct {
 	shared bool // an entry uses another's memo slot
 }
 
-func newVerifier(r *Reader, trust []Global) *verifier {
+func newVerifier(r *Reader, trust []pyval.Global) *verifier {
 	v := &verifier{r: r, rep: &VerifyReport{Size: r.src.size}, trust: map[[2]string]bool{},
 		seen: map[int64]uint8{}, warns: map[warnKey]bool{}}
 	for _, g := range trust {
@@ -276,7 +257,7 @@ func (v *verifier) add(f Finding) {
 	e := v.cur
 	if e == nil {
 		es := v.r.entries
-		i := sort.Search(len(es), func(i int) bool { return es[i].End() > f.Offset })
+		i := sort.Search(len(es), func(i int) bool { return es[i].end() > f.Offset })
 		if i < len(es) && es[i].Offset <= f.Offset {
 			e = &es[i]
 		}
@@ -398,7 +379,7 @@ var ErrNotPlain = errors.New("not plain data")
 // entry: nil, or an error wrapping ErrNotPlain that names the first
 // finding's offset and what pickle.load would import or build there.
 // Globals in trust are allowed with any arguments.
-func (r *Reader) Plain(key string, trust ...Global) (err error) {
+func (r *Reader) Plain(key string, trust ...pyval.Global) (err error) {
 	defer guard(&err, fmt.Sprintf("key %q", key))()
 	i, err := r.entryIndex(key)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"mmpbridge/internal/pyrun"
+	"mmpbridge/pyval"
 )
 
 // Builders of hand-made files for the verify tests (own names: the other
@@ -227,8 +228,8 @@ func TestVerifyMalicious(t *testing.T) {
 			if rep.OK() {
 				t.Fatalf("verify passes a malicious file: %+v", rep)
 			}
-			if c.structure == rep.StructureOK() {
-				t.Errorf("structure ok = %v, want %v: %v", rep.StructureOK(), !c.structure, rep.Structure)
+			if c.structure == (len(rep.Structure) == 0) {
+				t.Errorf("structure ok = %v, want %v: %v", (len(rep.Structure) == 0), !c.structure, rep.Structure)
 			}
 			for _, w := range c.want {
 				found := false
@@ -253,12 +254,12 @@ func TestVerifyMalicious(t *testing.T) {
 			}
 			// Trusting what was imported makes a file with a sound
 			// structure and nothing else wrong pass.
-			var trust []Global
+			var trust []pyval.Global
 			only := true
 			for _, f := range rep.Findings {
 				switch f.Kind {
 				case Import:
-					trust = append(trust, Global{f.Module, f.Name})
+					trust = append(trust, pyval.Global{Module: f.Module, Name: f.Name})
 				case Warning:
 				default:
 					only = false
@@ -277,7 +278,7 @@ func TestVerifyMalicious(t *testing.T) {
 			// the allow-list as plain data, even when the value discards
 			// what it imported: it refuses the file, or the value holds
 			// an Object.
-			r, err := NewReaderBytes(c.file)
+			r, err := newReaderBytes(c.file)
 			if err != nil {
 				return
 			}
@@ -422,7 +423,7 @@ func TestVerifyMaliciousPython(t *testing.T) {
 			t.Logf("%s: Python stops at %v", c.name, r.Globals[len(r.Globals)-1])
 		case r.Error != nil:
 			t.Logf("%s: Python imports nothing outside the list and fails: %s", c.name, *r.Error)
-			if len(findings(rep, Fails, SharedMemo)) == 0 && rep.StructureOK() {
+			if len(findings(rep, Fails, SharedMemo)) == 0 && (len(rep.Structure) == 0) {
 				t.Errorf("%s: Python fails (%s); verify reports no failure", c.name, *r.Error)
 			}
 		case c.structure:
@@ -451,7 +452,7 @@ func TestVerifyReferenceFiles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := NewReaderBytes(b)
+		r, err := newReaderBytes(b)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -564,10 +565,10 @@ func writeVerifyMixed(t *testing.T, path string, p Profile) {
 		}
 	}
 	vals := map[string]any{
-		"meta":  Dict{{"gain", 1.5}, {"tags", Set{"a", "b"}}, {"frozen", FrozenSet{int64(1)}}},
+		"meta":  pyval.Dict{{Key: "gain", Value: 1.5}, {Key: "tags", Value: pyval.Set{"a", "b"}}, {Key: "frozen", Value: pyval.FrozenSet{int64(1)}}},
 		"c":     complex(1, 2),
-		"ba":    ByteArray("xy"),
-		"nums":  []any{int64(1), "two", Tuple{3.0, nil}},
+		"ba":    pyval.ByteArray("xy"),
+		"nums":  []any{int64(1), "two", pyval.Tuple{3.0, nil}},
 		"bytes": []byte("raw"),
 	}
 	for _, k := range []string{"meta", "c", "ba", "nums", "bytes"} {
@@ -641,7 +642,7 @@ func TestVerifyStructure(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rep.StructureOK() || rep.OK() {
+			if (len(rep.Structure) == 0) || rep.OK() {
 				t.Fatalf("structure reported sound: %+v", rep)
 			}
 			if p := rep.Structure[0]; p.Offset != c.off || !strings.Contains(p.Error(), c.msg) {
@@ -676,7 +677,7 @@ func TestVerifyLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.OK() || rep.NotAllowed != 1 || !rep.StructureOK() || findings(rep, Import)[0].Name != "system" {
+	if rep.OK() || rep.NotAllowed != 1 || len(rep.Structure) != 0 || findings(rep, Import)[0].Name != "system" {
 		t.Errorf("%+v", rep)
 	}
 }
@@ -684,13 +685,13 @@ func TestVerifyLimits(t *testing.T) {
 func TestVerifyTrust(t *testing.T) {
 	t.Parallel()
 	f := vFile(testEntryMemo("x", pkl("os", "system", opStackGlobal, call), true, 0))
-	rep, err := Verify(bytesReaderAt(f), int64(len(f)), []Global{{"os", "system"}})
+	rep, err := Verify(bytesReaderAt(f), int64(len(f)), []pyval.Global{{Module: "os", Name: "system"}})
 	if err != nil || !rep.OK() {
 		t.Errorf("trusting os.system: %+v %v", rep, err)
 	}
 	// Trusting one global trusts what it returns, not other globals.
 	f = vFile(testEntryMemo("x", pkl("os", "system", opStackGlobal, call, "os", "popen", opStackGlobal, opPop), true, 0))
-	rep, err = Verify(bytesReaderAt(f), int64(len(f)), []Global{{"os", "system"}})
+	rep, err = Verify(bytesReaderAt(f), int64(len(f)), []pyval.Global{{Module: "os", Name: "system"}})
 	if err != nil || rep.OK() || rep.NotAllowed != 1 {
 		t.Errorf("trusting os.system, os.popen imported: %+v %v", rep, err)
 	}
@@ -773,7 +774,7 @@ func FuzzVerify(f *testing.F) {
 		if !rep.OK() {
 			return
 		}
-		r, err := NewReaderBytes(data, WithLimits(fuzzLimits))
+		r, err := newReaderBytes(data, WithLimits(fuzzLimits))
 		if err != nil {
 			t.Fatalf("verify passes, NewReader fails: %v", err)
 		}
@@ -797,7 +798,7 @@ func FuzzVerify(f *testing.F) {
 // does not decode: ranges, dicts keyed by them).
 func hasObject(v any) bool {
 	switch v := v.(type) {
-	case Object:
+	case pyval.Object:
 		_, allowed := allowedGlobals[[2]string{v.Module, v.Name}]
 		switch v.Module + "." + v.Name {
 		case "builtins.set", "builtins.frozenset", "builtins.dict", "builtins.slice", "builtins.range":
@@ -809,13 +810,13 @@ func hasObject(v any) bool {
 		return !allowed
 	case []any:
 		return slices.ContainsFunc(v, hasObject)
-	case Tuple:
+	case pyval.Tuple:
 		return slices.ContainsFunc(v, hasObject)
-	case Set:
+	case pyval.Set:
 		return slices.ContainsFunc(v, hasObject)
-	case FrozenSet:
+	case pyval.FrozenSet:
 		return slices.ContainsFunc(v, hasObject)
-	case Dict:
+	case pyval.Dict:
 		for _, it := range v {
 			if hasObject(it.Key) || hasObject(it.Value) {
 				return true

@@ -11,6 +11,7 @@ import (
 
 	"mmpbridge/bridge"
 	"mmpbridge/internal/render"
+	"mmpbridge/pyval"
 )
 
 // keysJSON returns the live keys in file order as a JSON list.
@@ -129,7 +130,7 @@ type source interface {
 	Array(key string) (*bridge.Array, error)
 	Masked(key string) (*bridge.Masked, error)
 	Pickle(key string) ([]byte, error)
-	Plain(key string, trust ...bridge.Global) error
+	Plain(key string, trust ...pyval.Global) error
 }
 
 func entryInfoOf(f source, name, key string) ([]byte, error) {
@@ -155,7 +156,7 @@ func entryInfoOf(f source, name, key string) ([]byte, error) {
 		var fill *string
 		if fa, ok := m.Fill.(*bridge.Array); ok && fa.NBytes == int64(fa.DType.ItemSize) && fa.DType == m.Data.DType {
 			b := make([]byte, fa.NBytes)
-			if _, err := fa.Reader().ReadAt(b, 0); err != nil {
+			if _, err := fa.Section().ReadAt(b, 0); err != nil {
 				return nil, fmt.Errorf("%s: key %q: fill value: %w", name, key, err)
 			}
 			s := hex.EncodeToString(b)
@@ -200,11 +201,11 @@ func verifyFile(path, trust string) ([]byte, error) {
 			return nil, fmt.Errorf("trust JSON: %w: %w", err, errInvalidArg)
 		}
 	}
-	var globals []bridge.Global
+	var globals []pyval.Global
 	for _, n := range names {
-		g, err := bridge.ParseGlobal(n)
+		g, err := pyval.ParseGlobal(n)
 		if err != nil {
-			return nil, fmt.Errorf("trust: %w", err)
+			return nil, fmt.Errorf("trust: %w: %w", err, errInvalidArg)
 		}
 		globals = append(globals, g)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"mmpbridge/bridge"
+	"mmpbridge/pyval"
 )
 
 // TestRemoteHandles: a remote handle lists, describes and reads what a
@@ -26,7 +27,7 @@ func TestRemoteHandles(t *testing.T) {
 		data[i] = byte(i * 3)
 	}
 	f.PutArray("a", bridge.ArrayHeader{DType: dt, Shape: []int{1000}}, bytes.NewReader(data))
-	f.Put("v", bridge.Dict{{Key: "x", Value: int64(1)}})
+	f.Put("v", pyval.Dict{{Key: "x", Value: int64(1)}})
 	f.Close()
 	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
 	defer srv.Close()

@@ -10,6 +10,7 @@ import (
 	"fmt"
 
 	"mmpbridge/bridge"
+	"mmpbridge/pyval"
 )
 
 // arrayHeader is the JSON a caller describes an array with:
@@ -126,7 +127,7 @@ func putPickle(h int64, key string, p []byte) error {
 	if err != nil {
 		return err
 	}
-	return f.PutPickle(key, p)
+	return f.Put(key, pyval.Object{Pickle: p})
 }
 
 // deleteKeys deletes the keys of a JSON list, all or none.

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"mmpbridge/internal/corpus"
+	"mmpbridge/pyval"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -226,7 +227,7 @@ func copyEntry(t *testing.T, dst *bridge.File, src *bridge.File, k string) {
 		if rerr != nil {
 			t.Fatal(rerr)
 		}
-		err = dst.PutPickle(k, p)
+		err = dst.Put(k, pyval.Object{Pickle: p})
 	}
 	if err != nil {
 		t.Fatalf("%s: %v", k, err)
@@ -314,11 +315,11 @@ func TestMmappickleToPortable(t *testing.T) {
 // compareLogically checks two files hold the same keys with the same arrays;
 // entries not in differ must also be byte-identical.
 func compareLogically(t *testing.T, got, want []byte, differ map[string]bool) {
-	gr, err := bridge.NewReaderBytes(got)
+	gr, err := bridge.NewReader(bytes.NewReader(got), int64(len(got)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	wr, err := bridge.NewReaderBytes(want)
+	wr, err := bridge.NewReader(bytes.NewReader(want), int64(len(want)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +338,7 @@ func compareLogically(t *testing.T, got, want []byte, differ map[string]bool) {
 		if !differ[k] {
 			ge, _ := gr.Entry(k)
 			we, _ := wr.Entry(k)
-			if !bytes.Equal(got[ge.Offset:ge.End()][9+2+len(k):], want[we.Offset:we.End()][9+2+len(k):]) {
+			if !bytes.Equal(got[ge.Offset:(ge.Offset + ge.Size)][9+2+len(k):], want[we.Offset:(we.Offset + we.Size)][9+2+len(k):]) {
 				t.Errorf("%s: entry bytes differ", k)
 			}
 		}

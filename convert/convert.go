@@ -24,7 +24,7 @@ type Options struct {
 	// Profile is the array encoding of mmappickle outputs (default portable).
 	Profile bridge.Profile
 	// Align is the alignment of array data in mmappickle outputs: a power
-	// of two from 1 (none) to bridge.MaxAlign; 0 means the default, 64.
+	// of two from 1 (none) to 1 MiB; 0 means the default, 64.
 	Align int
 	// Force allows replacing an existing destination.
 	Force bool
@@ -418,6 +418,21 @@ func (p *progress) add(n int64) {
 	d := p.done.Add(n)
 	if p.fn != nil && n > 0 {
 		p.fn(d, p.total.Load())
+	}
+}
+
+// operation is a bridge.WithProgress callback: the bytes each of the
+// File's copies reports (from 0 at its start) are added to p, and a
+// cancelled context stops the copy.
+func (p *progress) operation() func(done, total int64) error {
+	var last int64
+	return func(done, _ int64) error {
+		if done < last {
+			last = 0
+		}
+		p.add(done - last)
+		last = done
+		return p.ctx.Err()
 	}
 }
 

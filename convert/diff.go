@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 
+	"mmpbridge/pyval"
 	"mmpbridge/remote"
 
 	"mmpbridge/bridge"
@@ -450,11 +451,11 @@ func appendPath(path []any, k any) []any {
 	return append(path[:len(path):len(path)], k)
 }
 
-func dictItems(v any) ([]bridge.DictItem, bool) {
+func dictItems(v any) ([]pyval.DictItem, bool) {
 	switch v := v.(type) {
-	case bridge.Dict:
+	case pyval.Dict:
 		return v, true
-	case bridge.OrderedDict:
+	case pyval.OrderedDict:
 		return v, true
 	}
 	return nil, false
@@ -464,7 +465,7 @@ func seqItems(v any) ([]any, bool) {
 	switch v := v.(type) {
 	case []any:
 		return v, true
-	case bridge.Tuple:
+	case pyval.Tuple:
 		return v, true
 	}
 	return nil, false
@@ -478,7 +479,7 @@ func sameContainer(a, b any) bool {
 
 // findKey finds a dict key by value equality as the diff sees it (keys are
 // hashable values: no arrays, so no error can arise).
-func findKey(items []bridge.DictItem, k any) int {
+func findKey(items []pyval.DictItem, k any) int {
 	for i, it := range items {
 		if eq, _ := valuesEqual(context.Background(), it.Key, k, nil); eq {
 			return i
@@ -538,7 +539,7 @@ func valuesEqual(ctx context.Context, a, b any, d *differ) (bool, error) {
 			}
 		}
 		return true, nil
-	case bridge.Set, bridge.FrozenSet:
+	case pyval.Set, pyval.FrozenSet:
 		// Sets are equal whatever their order.
 		xs, ys := setItems(a), setItems(b)
 		if ys == nil || !sameContainer(a, b) || len(xs) != len(ys) {
@@ -591,9 +592,9 @@ func valuesEqual(ctx context.Context, a, b any, d *differ) (bool, error) {
 
 func setItems(v any) []any {
 	switch v := v.(type) {
-	case bridge.Set:
+	case pyval.Set:
 		return v
-	case bridge.FrozenSet:
+	case pyval.FrozenSet:
 		return v
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 
 	"mmpbridge/internal/fault"
+	"mmpbridge/pyval"
 
 	"mmpbridge/bridge"
 )
@@ -297,10 +298,10 @@ func compareSameOrder(ctx context.Context, a, b *bridge.Array, c *elemCmp, p *pr
 func (res *cmpResult) elements(a, b *bridge.Array, i int64) error {
 	isz := int64(a.DType.ItemSize)
 	ea, eb := make([]byte, isz), make([]byte, isz)
-	if _, err := a.Reader().ReadAt(ea, i*isz); err != nil {
+	if _, err := a.Section().ReadAt(ea, i*isz); err != nil {
 		return fmt.Errorf("reading element %d: %w", i, err)
 	}
-	if _, err := b.Reader().ReadAt(eb, i*isz); err != nil {
+	if _, err := b.Section().ReadAt(eb, i*isz); err != nil {
 		return fmt.Errorf("reading element %d: %w", i, err)
 	}
 	res.a = bridge.Scalar{DType: a.DType, Raw: ea}
@@ -321,7 +322,7 @@ func blockOf(a *bridge.Array, m []byte, off, n int64, buf *[]byte) ([]byte, erro
 		*buf = make([]byte, n)
 	}
 	b := (*buf)[:n]
-	if _, err := a.Reader().ReadAt(b, off); err != nil {
+	if _, err := a.Section().ReadAt(b, off); err != nil {
 		return nil, fmt.Errorf("reading the array at byte %d: %w", off, err)
 	}
 	return b, nil
@@ -422,8 +423,8 @@ func deepEqual(a, b any) bool {
 	case *big.Int:
 		y, ok := b.(*big.Int)
 		return ok && x.Cmp(y) == 0
-	case *bridge.Object:
-		y, ok := b.(*bridge.Object)
+	case *pyval.Object:
+		y, ok := b.(*pyval.Object)
 		return ok && x.Module == y.Module && x.Name == y.Name && bytes.Equal(x.Pickle, y.Pickle)
 	}
 	return reflect.DeepEqual(a, b)

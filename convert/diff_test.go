@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"mmpbridge/bridge"
+	"mmpbridge/pyval"
 )
 
 // dkey is one key of a file made for the diff tests.
@@ -106,8 +107,8 @@ func diffBase() []dkey {
 		{name: "fort", arr: &darr{"<f4", []int{3, 4}, true, cToF(fort, []int{3, 4}, 4)}},
 		{name: "big", arr: &darr{"<i2", []int{3 << 20}, false, big}},
 		{name: "m", arr: &darr{"<f4", []int{2, 3}, false, f32s(6, binary.LittleEndian)}, mask: []byte{0, 1, 0, 0, 0, 1}, fill: f32s(3, binary.LittleEndian)[8:]},
-		{name: "meta", value: bridge.Dict{{Key: "gain", Value: 1.5}, {Key: "name", Value: "vnir"}, {Key: "bands", Value: []any{int64(1), int64(2)}}}},
-		{name: "__attrs__", value: bridge.Dict{{Key: "/cube", Value: bridge.Dict{{Key: "units", Value: "m"}}}}},
+		{name: "meta", value: pyval.Dict{{Key: "gain", Value: 1.5}, {Key: "name", Value: "vnir"}, {Key: "bands", Value: []any{int64(1), int64(2)}}}},
+		{name: "__attrs__", value: pyval.Dict{{Key: "/cube", Value: pyval.Dict{{Key: "units", Value: "m"}}}}},
 	}
 }
 
@@ -185,13 +186,13 @@ func TestDiffPlanted(t *testing.T) {
 		{name: "kind", keys: edit(base, "m", func(k *dkey) { k.mask = nil }),
 			want: []Difference{{Key: "m", Kind: KindDiffers}}},
 		{name: "attribute", keys: edit(base, "__attrs__", func(k *dkey) {
-			k.value = bridge.Dict{{Key: "/cube", Value: bridge.Dict{{Key: "units", Value: "km"}}}}
+			k.value = pyval.Dict{{Key: "/cube", Value: pyval.Dict{{Key: "units", Value: "km"}}}}
 		}), want: []Difference{{Key: "__attrs__", Kind: ValueDiffers, Path: []any{"/cube", "units"}}}},
 		{name: "attribute type", keys: edit(base, "__attrs__", func(k *dkey) {
-			k.value = bridge.Dict{{Key: "/cube", Value: bridge.Dict{{Key: "units", Value: []byte("m")}}}}
+			k.value = pyval.Dict{{Key: "/cube", Value: pyval.Dict{{Key: "units", Value: []byte("m")}}}}
 		}), want: []Difference{{Key: "__attrs__", Kind: ValueDiffers, Path: []any{"/cube", "units"}}}},
 		{name: "value", keys: edit(base, "meta", func(k *dkey) {
-			k.value = bridge.Dict{{Key: "gain", Value: 2.0}, {Key: "name", Value: "vnir"}, {Key: "bands", Value: []any{int64(1), int64(2), int64(3)}}}
+			k.value = pyval.Dict{{Key: "gain", Value: 2.0}, {Key: "name", Value: "vnir"}, {Key: "bands", Value: []any{int64(1), int64(2), int64(3)}}}
 		}), want: []Difference{{Key: "meta", Kind: ValueDiffers, Path: []any{"gain"}}, {Key: "meta", Kind: ValueDiffers, Path: []any{"bands"}}}},
 	}
 	for _, c := range cases {

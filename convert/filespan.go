@@ -6,13 +6,13 @@ package convert
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
 
 	"mmpbridge/bridge"
 	"mmpbridge/internal/fault"
+	"mmpbridge/internal/transpose"
 
 	"github.com/edsrzf/mmap-go"
 )
@@ -98,89 +98,27 @@ func mapRegion(f *os.File, off, n int64) (mmap.MMap, []byte, error) {
 	return m, m[off-start : off-start+n], nil
 }
 
-// writeFToC writes Fortran-ordered data (mapped) to w in C order, in 1 MiB
-// pieces. A fault reading the mapping (the file shrank under us) is an
-// error, not a crash.
+// writeFToC writes Fortran-ordered data (mapped) to w in C order, in
+// pieces, counting progress and stopping when ctx is done. A fault reading
+// the mapping (the file shrank under us) is an error, not a crash.
 func writeFToC(ctx context.Context, w io.WriterAt, src []byte, shape []int, size int, p *progress) (err error) {
 	defer fault.Guard(&err, "reading mapped data", bridge.ErrShrank)()
-	nd := len(shape)
-	stride := make([]int, nd) // Fortran strides in bytes
-	s := size
-	for i := range nd {
-		stride[i] = s
-		s *= shape[i]
+	return transpose.FToC(&progressWriter{ctx: ctx, w: io.NewOffsetWriter(w, 0), p: p}, src, shape, size)
+}
+
+// progressWriter counts what is written through it and ends the write
+// when its context is done.
+type progressWriter struct {
+	ctx context.Context
+	w   io.Writer
+	p   *progress
+}
+
+func (pw *progressWriter) Write(b []byte) (int, error) {
+	n, err := pw.w.Write(b)
+	pw.p.add(int64(n))
+	if err != nil {
+		return n, err
 	}
-	if s != len(src) {
-		return fmt.Errorf("transposing: %d bytes for shape %v of %d-byte items", len(src), shape, size)
-	}
-	last := nd - 1
-	inner, innerStride := shape[last], stride[last]
-	buf := make([]byte, 0, max(1<<20, inner*size)/size*size)
-	var written int64
-	flush := func() error {
-		if len(buf) == 0 {
-			return nil
-		}
-		if _, err := w.WriteAt(buf, written); err != nil {
-			return err
-		}
-		written += int64(len(buf))
-		p.add(int64(len(buf)))
-		buf = buf[:0]
-		return ctx.Err()
-	}
-	idx := make([]int, nd) // C-order odometer over all axes but the last
-	base := 0
-	for {
-		if cap(buf)-len(buf) < inner*size {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-		o := len(buf)
-		buf = buf[:o+inner*size]
-		dst := buf[o:]
-		off := base
-		switch size {
-		case 1:
-			for j := range inner {
-				dst[j] = src[off]
-				off += innerStride
-			}
-		case 2:
-			for j := range inner {
-				binary.NativeEndian.PutUint16(dst[2*j:], binary.NativeEndian.Uint16(src[off:]))
-				off += innerStride
-			}
-		case 4:
-			for j := range inner {
-				binary.NativeEndian.PutUint32(dst[4*j:], binary.NativeEndian.Uint32(src[off:]))
-				off += innerStride
-			}
-		case 8:
-			for j := range inner {
-				binary.NativeEndian.PutUint64(dst[8*j:], binary.NativeEndian.Uint64(src[off:]))
-				off += innerStride
-			}
-		default:
-			for j := range inner {
-				copy(dst[j*size:(j+1)*size], src[off:off+size])
-				off += innerStride
-			}
-		}
-		ax := last - 1
-		for ; ax >= 0; ax-- {
-			idx[ax]++
-			base += stride[ax]
-			if idx[ax] < shape[ax] {
-				break
-			}
-			base -= stride[ax] * shape[ax]
-			idx[ax] = 0
-		}
-		if ax < 0 {
-			break
-		}
-	}
-	return flush()
+	return n, pw.ctx.Err()
 }

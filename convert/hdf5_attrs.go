@@ -46,6 +46,7 @@ import (
 	"unsafe"
 
 	"mmpbridge/bridge"
+	"mmpbridge/pyval"
 )
 
 // maxAttrElems bounds the elements of one attribute read into memory.
@@ -62,7 +63,7 @@ func (r *h5reader) readAttrs(path string, n int64) error {
 		return h5err("%s: opening %q", r.src, path)
 	}
 	defer C.H5Oclose(obj)
-	var items, empties bridge.Dict
+	var items, empties pyval.Dict
 	for i := int64(0); i < n; i++ {
 		aid := C.h5_attr_by_idx(obj, C.hsize_t(i))
 		if aid < 0 {
@@ -86,16 +87,16 @@ func (r *h5reader) readAttrs(path string, n int64) error {
 			}
 			continue
 		}
-		items = append(items, bridge.DictItem{Key: name, Value: v})
+		items = append(items, pyval.DictItem{Key: name, Value: v})
 		if empty != "" {
-			empties = append(empties, bridge.DictItem{Key: name, Value: empty})
+			empties = append(empties, pyval.DictItem{Key: name, Value: empty})
 		}
 	}
 	if len(empties) > 0 {
-		items = append(items, bridge.DictItem{Key: metaEmptyAttrs, Value: empties})
+		items = append(items, pyval.DictItem{Key: metaEmptyAttrs, Value: empties})
 	}
 	if len(items) > 0 {
-		r.attrs = append(r.attrs, bridge.DictItem{Key: path, Value: items})
+		r.attrs = append(r.attrs, pyval.DictItem{Key: path, Value: items})
 	}
 	return nil
 }

@@ -37,6 +37,7 @@ import (
 
 	"mmpbridge/bridge"
 	"mmpbridge/internal/render"
+	"mmpbridge/pyval"
 )
 
 // ---------------------------------------------------------------------------
@@ -54,14 +55,14 @@ type attrVal struct {
 }
 
 func (w *h5writer) planAttrs(v any) ([]h5attr, error) {
-	objs, ok := v.(bridge.Dict)
+	objs, ok := v.(pyval.Dict)
 	if !ok {
 		return nil, w.unsupported(fmt.Sprintf("key %q", attrsKey), fmt.Sprintf("holds %T, not a dict of paths to dicts of attributes", v))
 	}
 	var out []h5attr
 	for _, o := range objs {
 		path, ok := o.Key.(string)
-		attrs, ok2 := o.Value.(bridge.Dict)
+		attrs, ok2 := o.Value.(pyval.Dict)
 		if !ok || !ok2 {
 			if err := w.unsupported(fmt.Sprintf("key %q", attrsKey), fmt.Sprintf("entry %s is not a path with a dict of attributes", render.Repr(o.Key, 0))); err != nil {
 				return nil, err
@@ -143,7 +144,7 @@ func toAttrVal(v any) (attrVal, string) {
 		switch x := v.(type) {
 		case []any:
 			list = x
-		case bridge.Tuple:
+		case pyval.Tuple:
 			list = x
 		default:
 			if depth < len(shape) {

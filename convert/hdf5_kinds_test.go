@@ -20,6 +20,7 @@ import (
 	"mmpbridge/bridge"
 	"mmpbridge/internal/pyrun"
 	"mmpbridge/internal/render"
+	"mmpbridge/pyval"
 )
 
 // Tests of the HDF5 kinds of issue 12 on files h5py makes (h5tool.py
@@ -55,21 +56,21 @@ func h5convert(t *testing.T, src, dst string, opt Options) {
 	}
 }
 
-func attrsOf(t *testing.T, f *bridge.File) map[string]bridge.Dict {
+func attrsOf(t *testing.T, f *bridge.File) map[string]pyval.Dict {
 	t.Helper()
 	v, err := f.Get(attrsKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]bridge.Dict{}
-	d, _ := v.(bridge.Dict)
+	out := map[string]pyval.Dict{}
+	d, _ := v.(pyval.Dict)
 	for _, o := range d {
-		out[o.Key.(string)] = o.Value.(bridge.Dict)
+		out[o.Key.(string)] = o.Value.(pyval.Dict)
 	}
 	return out
 }
 
-func lookup(d bridge.Dict, key string) (any, bool) {
+func lookup(d pyval.Dict, key string) (any, bool) {
 	for _, it := range d {
 		if it.Key == key {
 			return it.Value, true
@@ -431,14 +432,14 @@ func TestMmpklToHDF5Records(t *testing.T) {
 	if err := f.Put("e", nil); err != nil {
 		t.Fatal(err)
 	}
-	lay := func(chunks ...any) bridge.Dict {
-		return bridge.Dict{{Key: "chunks", Value: chunks}, {Key: "compression", Value: "gzip"}, {Key: "shuffle", Value: true}}
+	lay := func(chunks ...any) pyval.Dict {
+		return pyval.Dict{{Key: "chunks", Value: chunks}, {Key: "compression", Value: "gzip"}, {Key: "shuffle", Value: true}}
 	}
-	attrs := bridge.Dict{
-		{Key: "/f", Value: bridge.Dict{{Key: "__layout__", Value: lay(int64(7), int64(5))}, {Key: "units", Value: "m"}}},
-		{Key: "/small", Value: bridge.Dict{{Key: "__layout__", Value: lay(int64(200), int64(3))}}},
-		{Key: "/bad", Value: bridge.Dict{{Key: "__layout__", Value: lay(int64(3))}}},
-		{Key: "/e", Value: bridge.Dict{{Key: "__empty__", Value: "<i2"}}},
+	attrs := pyval.Dict{
+		{Key: "/f", Value: pyval.Dict{{Key: "__layout__", Value: lay(int64(7), int64(5))}, {Key: "units", Value: "m"}}},
+		{Key: "/small", Value: pyval.Dict{{Key: "__layout__", Value: lay(int64(200), int64(3))}}},
+		{Key: "/bad", Value: pyval.Dict{{Key: "__layout__", Value: lay(int64(3))}}},
+		{Key: "/e", Value: pyval.Dict{{Key: "__empty__", Value: "<i2"}}},
 	}
 	if err := f.Put(attrsKey, attrs); err != nil {
 		t.Fatal(err)

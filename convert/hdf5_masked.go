@@ -8,6 +8,7 @@ import (
 
 	"mmpbridge/bridge"
 	"mmpbridge/internal/atomicfile"
+	"mmpbridge/pyval"
 )
 
 // Masked arrays in HDF5 files: mmpconv writes the data as the dataset KEY,
@@ -50,7 +51,7 @@ func (r *h5reader) fillOf(d *h5dataset) []byte {
 		if o.Key != d.path {
 			continue
 		}
-		attrs, _ := o.Value.(bridge.Dict)
+		attrs, _ := o.Value.(pyval.Dict)
 		for j, a := range attrs {
 			if a.Key != fillAttr {
 				continue
@@ -89,7 +90,7 @@ func fillBytes(v any, dt bridge.DType) []byte {
 			return nil
 		}
 		b := make([]byte, x.NBytes)
-		if _, err := x.Reader().ReadAt(b, 0); err != nil {
+		if _, err := x.Section().ReadAt(b, 0); err != nil {
 			return nil
 		}
 		return normalizeOrder(b, x.DType, dt.ByteOrder)
@@ -135,5 +136,5 @@ func (r *h5reader) copyMasked(out *bridge.File, d, m *h5dataset, fill []byte, p 
 		return err
 	}
 	p.total.Add(d.nbytes + m.nbytes)
-	return out.PutMasked(d.key, d.h, &ctxReader{ctx: r.ctx, r: p.reader(da.Reader())}, p.reader(ma.Reader()), fill)
+	return out.PutMasked(d.key, d.h, &ctxReader{ctx: r.ctx, r: p.reader(da.Section())}, p.reader(ma.Section()), fill)
 }

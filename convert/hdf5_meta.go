@@ -45,18 +45,19 @@ import (
 
 	"mmpbridge/bridge"
 	"mmpbridge/internal/render"
+	"mmpbridge/pyval"
 )
 
 // addMeta adds a record to the attributes of path in __attrs__.
 func (r *h5reader) addMeta(path, name string, v any) {
 	for i := len(r.attrs) - 1; i >= 0; i-- {
 		if r.attrs[i].Key == path {
-			items, _ := r.attrs[i].Value.(bridge.Dict)
-			r.attrs[i].Value = append(items, bridge.DictItem{Key: name, Value: v})
+			items, _ := r.attrs[i].Value.(pyval.Dict)
+			r.attrs[i].Value = append(items, pyval.DictItem{Key: name, Value: v})
 			return
 		}
 	}
-	r.attrs = append(r.attrs, bridge.DictItem{Key: path, Value: bridge.Dict{{Key: name, Value: v}}})
+	r.attrs = append(r.attrs, pyval.DictItem{Key: path, Value: pyval.Dict{{Key: name, Value: v}}})
 }
 
 // h5layout is a chunked dataset's storage.
@@ -70,7 +71,7 @@ type h5layout struct {
 const h5FilterFletcher32 = 3
 
 // layoutRecord is the __layout__ record of a chunked dataset.
-func layoutRecord(d *h5dataset) bridge.Dict {
+func layoutRecord(d *h5dataset) pyval.Dict {
 	chunks := make([]any, len(d.chunk))
 	for i, c := range d.chunk {
 		chunks[i] = int64(c)
@@ -87,7 +88,7 @@ func layoutRecord(d *h5dataset) bridge.Dict {
 			fletcher = true
 		}
 	}
-	return bridge.Dict{
+	return pyval.Dict{
 		{Key: "chunks", Value: chunks},
 		{Key: "compression", Value: comp},
 		{Key: "compression_opts", Value: opts},
@@ -98,7 +99,7 @@ func layoutRecord(d *h5dataset) bridge.Dict {
 
 // parseLayout reads a __layout__ record, or says what is wrong with it.
 func parseLayout(v any) (*h5layout, string) {
-	rec, ok := v.(bridge.Dict)
+	rec, ok := v.(pyval.Dict)
 	if !ok {
 		return nil, fmt.Sprintf("%s is %s, not a dict", metaLayout, render.Repr(v, 0))
 	}
@@ -112,7 +113,7 @@ func parseLayout(v any) (*h5layout, string) {
 			switch x := it.Value.(type) {
 			case []any:
 				list = x
-			case bridge.Tuple:
+			case pyval.Tuple:
 				list = x
 			case nil:
 				continue
@@ -239,7 +240,7 @@ func (l *h5layout) dcpl(shape []int) (C.hid_t, []C.hsize_t, error) {
 // h5meta is what __attrs__ records of one path.
 type h5meta struct {
 	layout     *h5layout
-	enum       bridge.Dict
+	enum       pyval.Dict
 	empty      string
 	emptyAttrs map[string]string
 }
@@ -247,20 +248,20 @@ type h5meta struct {
 // planMeta takes the reserved records out of the __attrs__ value: the
 // records by path, and the value without them.
 func (w *h5writer) planMeta(v any) (map[string]*h5meta, any, error) {
-	objs, ok := v.(bridge.Dict)
+	objs, ok := v.(pyval.Dict)
 	if !ok {
 		return nil, v, nil // planAttrs refuses it
 	}
 	metas := map[string]*h5meta{}
-	out := make(bridge.Dict, 0, len(objs))
+	out := make(pyval.Dict, 0, len(objs))
 	for _, o := range objs {
 		path, ok := o.Key.(string)
-		attrs, ok2 := o.Value.(bridge.Dict)
+		attrs, ok2 := o.Value.(pyval.Dict)
 		if !ok || !ok2 {
 			out = append(out, o)
 			continue
 		}
-		kept := make(bridge.Dict, 0, len(attrs))
+		kept := make(pyval.Dict, 0, len(attrs))
 		m := &h5meta{}
 		for _, a := range attrs {
 			name, _ := a.Key.(string)
@@ -274,7 +275,7 @@ func (w *h5writer) planMeta(v any) (map[string]*h5meta, any, error) {
 			case metaLayout:
 				m.layout, reason = parseLayout(a.Value)
 			case metaEnum:
-				d, ok := a.Value.(bridge.Dict)
+				d, ok := a.Value.(pyval.Dict)
 				if !ok || len(d) == 0 {
 					reason = fmt.Sprintf("%s is %s, not a dict of names to integers", name, render.Repr(a.Value, 0))
 				}
@@ -287,7 +288,7 @@ func (w *h5writer) planMeta(v any) (map[string]*h5meta, any, error) {
 					m.empty = s
 				}
 			case metaEmptyAttrs:
-				d, ok := a.Value.(bridge.Dict)
+				d, ok := a.Value.(pyval.Dict)
 				if !ok {
 					reason = fmt.Sprintf("%s is %s, not a dict of attribute names to dtype names", name, render.Repr(a.Value, 0))
 					break
@@ -311,7 +312,7 @@ func (w *h5writer) planMeta(v any) (map[string]*h5meta, any, error) {
 		}
 		metas[path] = m
 		if len(kept) > 0 || len(attrs) == 0 {
-			out = append(out, bridge.DictItem{Key: path, Value: kept})
+			out = append(out, pyval.DictItem{Key: path, Value: kept})
 		}
 	}
 	return metas, out, nil
@@ -340,7 +341,7 @@ func emptyType(s string) (bridge.DType, string) {
 
 // newEmptyType creates the HDF5 type of a null dataspace's dataset or
 // attribute (with the enum members, if any).
-func newEmptyType(s string, enum bridge.Dict) (C.hid_t, string, error) {
+func newEmptyType(s string, enum pyval.Dict) (C.hid_t, string, error) {
 	d, reason := emptyType(s)
 	if reason != "" {
 		return -1, reason, nil

@@ -101,6 +101,7 @@ import (
 	"unsafe"
 
 	"mmpbridge/bridge"
+	"mmpbridge/pyval"
 )
 
 // ---------------------------------------------------------------------------
@@ -131,7 +132,7 @@ type h5reader struct {
 	file     C.hid_t
 	seen     map[objID]string
 	datasets []h5dataset
-	attrs    bridge.Dict
+	attrs    pyval.Dict
 }
 
 func hdf5ToMmpkl(ctx context.Context, src string, out *bridge.File, opt *Options, p *progress) error {
@@ -461,7 +462,7 @@ func (r *h5reader) planDataset(path string) error {
 
 // enumOf returns the members of an enum type other than h5py's boolean
 // (nil for any other type); dtype is the type's numpy dtype.
-func (r *h5reader) enumOf(ft C.hid_t, class C.H5T_class_t, dtype string) (bridge.Dict, string, error) {
+func (r *h5reader) enumOf(ft C.hid_t, class C.H5T_class_t, dtype string) (pyval.Dict, string, error) {
 	if class != C.H5T_ENUM {
 		return nil, "", nil
 	}

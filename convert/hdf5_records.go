@@ -1,11 +1,11 @@
 package convert
 
+import "mmpbridge/pyval"
+
 // The names of the records that the HDF5 converters keep in "__attrs__"
 // beside a dataset's attributes (hdf5_meta.go says what each means), in
 // every build, so that code comparing or listing __attrs__ can tell them
 // from attributes: see withoutLayoutRecords.
-
-import "mmpbridge/bridge"
 
 const (
 	metaLayout     = "__layout__"
@@ -32,25 +32,25 @@ func isReserved(name string) bool {
 // left, as for a file that has no attributes. Other values are returned
 // as they are.
 func withoutLayoutRecords(v any) any {
-	objs, ok := v.(bridge.Dict)
+	objs, ok := v.(pyval.Dict)
 	if !ok {
 		return v
 	}
-	out := make(bridge.Dict, 0, len(objs))
+	out := make(pyval.Dict, 0, len(objs))
 	for _, o := range objs {
-		attrs, ok := o.Value.(bridge.Dict)
+		attrs, ok := o.Value.(pyval.Dict)
 		if !ok {
 			out = append(out, o)
 			continue
 		}
-		kept := make(bridge.Dict, 0, len(attrs))
+		kept := make(pyval.Dict, 0, len(attrs))
 		for _, a := range attrs {
 			if a.Key != metaLayout {
 				kept = append(kept, a)
 			}
 		}
 		if len(kept) > 0 || len(attrs) == 0 {
-			out = append(out, bridge.DictItem{Key: o.Key, Value: kept})
+			out = append(out, pyval.DictItem{Key: o.Key, Value: kept})
 		}
 	}
 	if len(out) == 0 {

@@ -22,6 +22,7 @@ import (
 	"mmpbridge/bridge"
 	"mmpbridge/internal/pyrun"
 	"mmpbridge/internal/render"
+	"mmpbridge/pyval"
 )
 
 // The HDF5 tests make their files with h5py (testdata/hdf5/h5tool.py, run
@@ -177,7 +178,7 @@ func checkAttr(t *testing.T, where string, got any, want h5attrDesc) {
 			return
 		}
 		b := make([]byte, x.NBytes)
-		if _, err := x.Reader().ReadAt(b, 0); err != nil {
+		if _, err := x.Section().ReadAt(b, 0); err != nil {
 			t.Fatal(err)
 		}
 		for o := 0; o < len(b); o += x.DType.ItemSize {
@@ -284,7 +285,7 @@ func TestHDF5RoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			attrs, ok := v.(bridge.Dict)
+			attrs, ok := v.(pyval.Dict)
 			if !ok {
 				t.Fatalf("__attrs__ is %s", render.Repr(v, 0))
 			}
@@ -302,7 +303,7 @@ func TestHDF5RoundTrip(t *testing.T) {
 				if f, ok := opts.(float64); ok {
 					opts = int64(f)
 				}
-				layouts[d.Path] = render.Repr(bridge.Dict{{Key: "chunks", Value: chunks}, {Key: "compression", Value: d.Layout[0]},
+				layouts[d.Path] = render.Repr(pyval.Dict{{Key: "chunks", Value: chunks}, {Key: "compression", Value: d.Layout[0]},
 					{Key: "compression_opts", Value: opts}, {Key: "shuffle", Value: d.Layout[2]}, {Key: "fletcher32", Value: d.Layout[3]}}, 0)
 			}
 			if len(layouts) != 11 {
@@ -311,8 +312,8 @@ func TestHDF5RoundTrip(t *testing.T) {
 			nobj := 0
 			for _, o := range attrs {
 				path, _ := o.Key.(string)
-				all, _ := o.Value.(bridge.Dict)
-				var items bridge.Dict
+				all, _ := o.Value.(pyval.Dict)
+				var items pyval.Dict
 				for _, it := range all {
 					if it.Key == "__layout__" {
 						if got := render.Repr(it.Value, 0); got != layouts[path] {
@@ -452,7 +453,7 @@ func TestHDF5Unsupported(t *testing.T) {
 		t.Errorf("keys %q", keys)
 	}
 	v, _ := f.Get("__attrs__")
-	if got, want := render.Repr(v, 0), render.Repr(bridge.Dict{{Key: "/", Value: bridge.Dict{{Key: "good", Value: bridge.Scalar{DType: mustDType(t, "<i8"), Raw: []byte{1, 0, 0, 0, 0, 0, 0, 0}}}}}, {Key: "/ok", Value: bridge.Dict{{Key: "fine", Value: "yes"}}}}, 0); got != want {
+	if got, want := render.Repr(v, 0), render.Repr(pyval.Dict{{Key: "/", Value: pyval.Dict{{Key: "good", Value: bridge.Scalar{DType: mustDType(t, "<i8"), Raw: []byte{1, 0, 0, 0, 0, 0, 0, 0}}}}}, {Key: "/ok", Value: pyval.Dict{{Key: "fine", Value: "yes"}}}}, 0); got != want {
 		t.Errorf("__attrs__ = %s, want %s", got, want)
 	}
 	a, err := f.Array("ok")
@@ -533,7 +534,7 @@ func TestMmpklToHDF5(t *testing.T) {
 	}
 	put("be", bridge.ArrayHeader{DType: mustDType(t, ">f8"), Shape: []int{4}}, be, be)
 	put("zero_d", bridge.ArrayHeader{DType: mustDType(t, "<i2"), Shape: []int{}}, []byte{7, 1}, []byte{7, 1})
-	if err := f.Put("gen", bridge.Dict{{Key: "a", Value: int64(1)}}); err != nil {
+	if err := f.Put("gen", pyval.Dict{{Key: "a", Value: int64(1)}}); err != nil {
 		t.Fatal(err)
 	}
 	// Keys HDF5 cannot use as paths: an empty component, a group where a
@@ -553,11 +554,11 @@ func TestMmpklToHDF5(t *testing.T) {
 	}
 	want["/masked"] = [2]string{"<f8", sha(mdata)}
 	want["/masked.mask"] = [2]string{"|b1", sha(mask)}
-	attrs := bridge.Dict{
-		{Key: "/", Value: bridge.Dict{{Key: "a", Value: int64(1)}, {Key: "l", Value: []any{int64(1), 2.5}}, {Key: "t", Value: bridge.Tuple{"x", "yz"}}}},
-		{Key: "/c", Value: bridge.Dict{{Key: "none", Value: nil}}},
-		{Key: "/c/f_order", Value: bridge.Dict{{Key: "s", Value: "ü"}, {Key: "m", Value: []any{[]any{true, false}, []any{false, true}}}}},
-		{Key: "/new/grp", Value: bridge.Dict{{Key: "z", Value: complex(1, -2)}}},
+	attrs := pyval.Dict{
+		{Key: "/", Value: pyval.Dict{{Key: "a", Value: int64(1)}, {Key: "l", Value: []any{int64(1), 2.5}}, {Key: "t", Value: pyval.Tuple{"x", "yz"}}}},
+		{Key: "/c", Value: pyval.Dict{{Key: "none", Value: nil}}},
+		{Key: "/c/f_order", Value: pyval.Dict{{Key: "s", Value: "ü"}, {Key: "m", Value: []any{[]any{true, false}, []any{false, true}}}}},
+		{Key: "/new/grp", Value: pyval.Dict{{Key: "z", Value: complex(1, -2)}}},
 	}
 	if err := f.Put("__attrs__", attrs); err != nil {
 		t.Fatal(err)

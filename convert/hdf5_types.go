@@ -130,6 +130,7 @@ import (
 
 	"mmpbridge/bridge"
 	"mmpbridge/internal/render"
+	"mmpbridge/pyval"
 )
 
 // ---------------------------------------------------------------------------
@@ -396,7 +397,7 @@ const maxEnumMembers = 1 << 16
 
 // h5enumMembers returns an enum type's names and values, in the type's
 // order: {name: int} (values of base, the type's base integer dtype).
-func h5enumMembers(t C.hid_t, base bridge.DType) (bridge.Dict, string, error) {
+func h5enumMembers(t C.hid_t, base bridge.DType) (pyval.Dict, string, error) {
 	n := int(C.H5Tget_nmembers(t))
 	if n < 0 {
 		return nil, "", h5err("H5Tget_nmembers")
@@ -404,7 +405,7 @@ func h5enumMembers(t C.hid_t, base bridge.DType) (bridge.Dict, string, error) {
 	if n > maxEnumMembers {
 		return nil, fmt.Sprintf("enum type with %d members (at most %d)", n, maxEnumMembers), nil
 	}
-	out := make(bridge.Dict, 0, n)
+	out := make(pyval.Dict, 0, n)
 	raw := make([]byte, base.ItemSize)
 	for i := range n {
 		cn := C.H5Tget_member_name(t, C.uint(i))
@@ -419,7 +420,7 @@ func h5enumMembers(t C.hid_t, base bridge.DType) (bridge.Dict, string, error) {
 		if C.H5Tget_member_value(t, C.uint(i), unsafe.Pointer(&raw[0])) < 0 {
 			return nil, "", h5err("H5Tget_member_value")
 		}
-		out = append(out, bridge.DictItem{Key: name, Value: intValue(raw, base)})
+		out = append(out, pyval.DictItem{Key: name, Value: intValue(raw, base)})
 	}
 	return out, "", nil
 }
@@ -447,7 +448,7 @@ func intValue(raw []byte, d bridge.DType) any {
 
 // h5newEnum creates the enum type over base (an integer dtype) with the
 // members {name: int}, or says why it cannot.
-func h5newEnum(base bridge.DType, members bridge.Dict) (C.hid_t, string, error) {
+func h5newEnum(base bridge.DType, members pyval.Dict) (C.hid_t, string, error) {
 	if base.Kind != 'i' && base.Kind != 'u' {
 		return -1, fmt.Sprintf("an enum over dtype %s (enums are over integers)", base), nil
 	}

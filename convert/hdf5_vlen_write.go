@@ -128,7 +128,7 @@ func (w *h5writer) checkUnicode(a *bridge.Array) (string, error) {
 	be := a.DType.ByteOrder == '>'
 	fortran := a.Fortran && len(a.Shape) >= 2
 	buf := make([]byte, min(a.NBytes, max(4, hdf5BlockBytes/4*4)))
-	r := a.Reader()
+	r := a.Section()
 	var (
 		pos  int64 // byte offset of buf[0]
 		chk  cpCheck

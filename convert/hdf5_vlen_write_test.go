@@ -14,6 +14,7 @@ import (
 
 	"mmpbridge/bridge"
 	"mmpbridge/internal/pyrun"
+	"mmpbridge/pyval"
 )
 
 // utf32 encodes strings as numpy's U<n> elements (NUL-padded code points).
@@ -137,7 +138,7 @@ func TestMmpklUnicodeToHDF5(t *testing.T) {
 	binary.LittleEndian.PutUint32(bad[8:], 0xD800) // element (1, 0)
 	put("bad", "<U1", []int{2, 2}, false, bad)
 	put("nul", "<U3", []int{2}, false, append(utf32(3, false, "ok"), 'a', 0, 0, 0, 0, 0, 0, 0, 'b', 0, 0, 0))
-	if err := f.Put("__attrs__", bridge.Dict{{Key: "/chunked", Value: bridge.Dict{{Key: "__layout__", Value: bridge.Dict{{Key: "chunks", Value: []any{int64(4)}}, {Key: "compression", Value: "gzip"}}}}}}); err != nil {
+	if err := f.Put("__attrs__", pyval.Dict{{Key: "/chunked", Value: pyval.Dict{{Key: "__layout__", Value: pyval.Dict{{Key: "chunks", Value: []any{int64(4)}}, {Key: "compression", Value: "gzip"}}}}}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {

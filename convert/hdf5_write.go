@@ -214,7 +214,7 @@ func (w *h5writer) plan(in *bridge.Reader) (items []h5item, attrs []h5attr, tota
 				}
 			} else if ok && len(fa.Shape) == 0 && fa.DType == m.Data.DType {
 				b := make([]byte, fa.NBytes)
-				if _, err := fa.Reader().ReadAt(b, 0); err != nil {
+				if _, err := fa.Section().ReadAt(b, 0); err != nil {
 					return nil, nil, 0, fmt.Errorf("%s: key %q: fill value: %w", w.src, k, err)
 				}
 				fills = append(fills, h5attr{path: "/" + k, name: fillAttr, val: attrVal{dt: fa.DType, data: b}})
@@ -439,7 +439,7 @@ func (w *h5writer) writeArray(it h5item, p *progress) error {
 		b := a.Bytes()
 		if b == nil {
 			b = make([]byte, a.NBytes)
-			if _, err := a.Reader().ReadAt(b, 0); err != nil {
+			if _, err := a.Section().ReadAt(b, 0); err != nil {
 				return fmt.Errorf("%s: %s: %w", w.src, member, err)
 			}
 		}

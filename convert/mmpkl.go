@@ -5,10 +5,11 @@ import (
 	"os"
 
 	"mmpbridge/bridge"
+	"mmpbridge/pyval"
 )
 
-func createMmpkl(name string, opt Options) (*bridge.File, error) {
-	opts := []bridge.Option{bridge.WithProfile(opt.Profile)}
+func createMmpkl(name string, opt Options, more ...bridge.Option) (*bridge.File, error) {
+	opts := append([]bridge.Option{bridge.WithProfile(opt.Profile)}, more...)
 	if opt.Align != 0 {
 		opts = append(opts, bridge.WithAlign(opt.Align))
 	}
@@ -24,12 +25,12 @@ func mmpklToMmpkl(ctx context.Context, src, dst string, opt Options) error {
 		return err
 	}
 	defer c.Close()
-	out, err := createMmpkl(dst, opt)
+	p := &progress{ctx: ctx, fn: opt.Progress}
+	out, err := createMmpkl(dst, opt, bridge.WithProgress(p.operation()))
 	if err != nil {
 		return err
 	}
 	defer out.Close()
-	p := &progress{ctx: ctx, fn: opt.Progress}
 	keys := r.Keys()
 	for _, k := range keys {
 		if kind, _ := r.KindOf(k); kind != bridge.KindValue {
@@ -51,7 +52,7 @@ func mmpklToMmpkl(ctx context.Context, src, dst string, opt Options) error {
 			if err != nil {
 				return wrapFile(src, err)
 			}
-			if err := out.PutPickle(k, p); err != nil {
+			if err := out.Put(k, pyval.Object{Pickle: p}); err != nil {
 				return err
 			}
 			continue
@@ -60,7 +61,7 @@ func mmpklToMmpkl(ctx context.Context, src, dst string, opt Options) error {
 		if err != nil {
 			return wrapFile(src, err)
 		}
-		if err := putArrayValue(out, k, v, p); err != nil {
+		if err := out.Put(k, v); err != nil {
 			return err
 		}
 	}
@@ -75,17 +76,6 @@ func arrayBytes(v any) int64 {
 		return v.Data.NBytes + v.Mask.NBytes
 	}
 	return 0
-}
-
-// putArrayValue stores an *Array or *Masked, counting progress.
-func putArrayValue(out *bridge.File, k string, v any, p *progress) error {
-	switch v := v.(type) {
-	case *bridge.Array:
-		return out.PutArrayFrom(k, v, p.reader)
-	case *bridge.Masked:
-		return out.PutMaskedFrom(k, v, p.reader)
-	}
-	return out.Put(k, v)
 }
 
 func wrapFile(name string, err error) error {

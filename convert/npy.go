@@ -128,7 +128,7 @@ func mmpklToNpy(ctx context.Context, src string, in *bridge.Reader, dst string, 
 		// A remote file: fetched in large pieces, several requests at a
 		// time, past the block cache (about the array's bytes move); or a
 		// scratch file that cannot be opened again: read through it.
-		if _, err := io.CopyBuffer(struct{ io.Writer }{out}, p.reader(arr.Reader()), make([]byte, 8<<20)); err != nil {
+		if _, err := io.CopyBuffer(struct{ io.Writer }{out}, p.reader(arr.Section()), make([]byte, 8<<20)); err != nil {
 			return fmt.Errorf("%s: key %q: %w", src, key, err)
 		}
 		return out.Close()

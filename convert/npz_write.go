@@ -161,7 +161,7 @@ func arrayCRC(crc uint32, a *bridge.Array) (uint32, error) {
 		return crc, nil
 	}
 	buf := make([]byte, pieceSize)
-	r := a.Reader()
+	r := a.Section()
 	for {
 		n, err := r.Read(buf)
 		crc = crc32.Update(crc, crc32.IEEETable, buf[:n])
@@ -190,7 +190,7 @@ func writeArrayData(ctx context.Context, w io.Writer, a *bridge.Array, p *progre
 		}
 		return nil
 	}
-	_, err := io.Copy(w, p.reader(a.Reader()))
+	_, err := io.Copy(w, p.reader(a.Section()))
 	return err
 }
 

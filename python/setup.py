@@ -24,7 +24,7 @@ except ImportError:  # setuptools < 70.1
     from wheel.bdist_wheel import bdist_wheel
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-GO_PARTS = ["go.mod", "go.sum", "bridge", "remote", "convert", "cgo", "internal"]
+GO_PARTS = ["go.mod", "go.sum", "bridge", "pyval", "remote", "convert", "cgo", "internal"]
 
 
 def go_root():

@@ -31,10 +31,11 @@ func (c *convertFlags) add(cmd *cobra.Command) {
 	f.BoolVar(&c.quiet, "quiet", false, "no progress bar")
 }
 
-// checkAlign validates an --align flag (a usage error).
+// checkAlign validates an --align flag (a usage error); bridge.WithAlign
+// refuses one past its largest alignment (also a usage error).
 func checkAlign(n int) error {
-	if n < 1 || n > bridge.MaxAlign || n&(n-1) != 0 {
-		return usagef("--align %d: want a power of two from 1 to %d", n, bridge.MaxAlign)
+	if n < 1 || n&(n-1) != 0 {
+		return usagef("--align %d: want a power of two (1, 2, 4, ... 64 ...)", n)
 	}
 	return nil
 }

@@ -162,7 +162,10 @@ and the link kept.`,
 			}
 			bar := newProgress(e.stderr, quiet, "vacuuming")
 			defer bar.finish()
-			f, err := bridge.OpenFile(args[0], os.O_RDWR, 0, bridge.WithAlign(align), bridge.WithProgress(bar.callback()))
+			f, err := bridge.OpenFile(args[0], os.O_RDWR, 0, bridge.WithAlign(align), bridge.WithProgress(func(done, total int64) error {
+				bar.update(done, total)
+				return e.ctx.Err() // an interrupt stops the copy; the file stays as it was
+			}))
 			if err != nil {
 				return err
 			}
@@ -205,7 +208,7 @@ func fsckCmd(e *env) *cobra.Command {
   mmpconv fsck data.mmpkl && mmpconv verify -q data.mmpkl`,
 		Args: exactArgs(1, "FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rep, err := bridge.Repair(args[0])
+			rep, err := repair(args[0])
 			if err != nil {
 				if errors.Is(err, bridge.ErrNotMmappickle) && !strings.Contains(err.Error(), "empty") {
 					return fmt.Errorf("%w (fsck repairs only a torn tail)", err)
@@ -220,4 +223,17 @@ func fsckCmd(e *env) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// repair opens name as torn and repairs it.
+func repair(name string) (bridge.RepairReport, error) {
+	f, err := bridge.OpenFile(name, os.O_RDWR, 0, bridge.AllowTorn())
+	if err != nil {
+		return bridge.RepairReport{}, err
+	}
+	rep, err := f.Repair()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return rep, err
 }

@@ -11,6 +11,7 @@ import (
 
 	"mmpbridge/bridge"
 	"mmpbridge/internal/render"
+	"mmpbridge/pyval"
 )
 
 func inspectCmd(e *env) *cobra.Command {
@@ -89,7 +90,7 @@ func inspectTable(ctx context.Context, r *bridge.Reader, hash bool) ([]byte, err
 			if err = arrayRow(k, "masked", v.Data); err == nil {
 				err = arrayRow("", "  mask", v.Mask)
 			}
-		case *bridge.Object:
+		case *pyval.Object:
 			t.row(k, "object", v.Module+"."+v.Name+" (not decoded: "+v.Why+")")
 		default:
 			t.row(k, "value", render.Repr(v, 60))

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"unicode"
 
-	"mmpbridge/bridge"
+	"mmpbridge/pyval"
 )
 
 // parseJSONValue parses JSON into the Go values the bridge pickles: objects
@@ -57,7 +57,7 @@ func jsonNext(dec *json.Decoder, depth int) (any, error) {
 			_, err := dec.Token()
 			return list, err
 		case '{':
-			d := bridge.Dict{}
+			d := pyval.Dict{}
 			seen := map[string]bool{}
 			for dec.More() {
 				k, err := dec.Token()
@@ -73,7 +73,7 @@ func jsonNext(dec *json.Decoder, depth int) (any, error) {
 				if err != nil {
 					return nil, err
 				}
-				d = append(d, bridge.DictItem{Key: key, Value: v})
+				d = append(d, pyval.DictItem{Key: key, Value: v})
 			}
 			_, err := dec.Token()
 			return d, err

@@ -24,6 +24,7 @@ import (
 	"mmpbridge/bridge"
 	"mmpbridge/internal/pyrun"
 	"mmpbridge/internal/render"
+	"mmpbridge/pyval"
 )
 
 var (
@@ -110,7 +111,7 @@ func checkJSONValue(t *testing.T, f *bridge.File, key string, i int, who string)
 		t.Errorf("%s: %v", key, err)
 		return
 	}
-	want := bridge.Dict{{Key: "i", Value: int64(i)}, {Key: "who", Value: who}, {Key: "l", Value: []any{int64(-i), 1.5, nil, true}}}
+	want := pyval.Dict{{Key: "i", Value: int64(i)}, {Key: "who", Value: who}, {Key: "l", Value: []any{int64(-i), 1.5, nil, true}}}
 	if got, w := render.Repr(v, 0), render.Repr(want, 0); got != w {
 		t.Errorf("%s = %s, want %s", key, got, w)
 	}
@@ -348,7 +349,7 @@ for i in range(int(sys.argv[3])):
 			continue
 		}
 		if i%2 == 0 {
-			if got, want := render.Repr(v, 0), render.Repr(bridge.Dict{{Key: "i", Value: int64(i)}}, 0); got != want {
+			if got, want := render.Repr(v, 0), render.Repr(pyval.Dict{{Key: "i", Value: int64(i)}}, 0); got != want {
 				t.Errorf("%s = %s, want %s", key, got, want)
 			}
 			continue
@@ -676,7 +677,7 @@ func TestCrashPutReplaceWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := fd.WriteAt([]byte{0x88}, es[0].End()-2); err != nil { // NEWTRUE
+	if _, err := fd.WriteAt([]byte{0x88}, (es[0].Offset+es[0].Size)-2); err != nil { // NEWTRUE
 		t.Fatal(err)
 	}
 	fd.Close()

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"mmpbridge/pyval"
 	"mmpbridge/remote"
 
 	"github.com/spf13/cobra"
@@ -51,9 +52,9 @@ numpy 2 module names, which older numpy lacks) do not change the exit status.`,
   mmpconv verify --allow mylib.Calibration data.mmpkl`,
 		Args: exactArgs(1, "FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var trust []bridge.Global
+			var trust []pyval.Global
 			for _, a := range allow {
-				g, err := bridge.ParseGlobal(a)
+				g, err := pyval.ParseGlobal(a)
 				if err != nil {
 					return usagef("verify: --allow: %v", err)
 				}
@@ -72,7 +73,7 @@ numpy 2 module names, which older numpy lacks) do not change the exit status.`,
 				return err
 			}
 			var fails []string
-			if !rep.StructureOK() {
+			if !(len(rep.Structure) == 0) {
 				fails = append(fails, "its structure is broken")
 			}
 			if rep.NotAllowed > 0 {
@@ -95,7 +96,7 @@ numpy 2 module names, which older numpy lacks) do not change the exit status.`,
 
 // parseAllow splits "module.name" (at the last dot) or "module:name" (for
 // a dotted name, "mod:Outer.Inner").
-func verifyFile(ctx context.Context, name string, trust []bridge.Global) (*bridge.VerifyReport, error) {
+func verifyFile(ctx context.Context, name string, trust []pyval.Global) (*bridge.VerifyReport, error) {
 	if !remote.IsURL(name) {
 		return bridge.VerifyFile(name, trust)
 	}
@@ -211,7 +212,7 @@ func writeVerifyText(w io.Writer, rep *bridge.VerifyReport, quiet bool) error {
 	if rep.Entries == 1 {
 		entries = fmt.Sprintf("1 entry (%s)", detail)
 	}
-	if rep.StructureOK() {
+	if len(rep.Structure) == 0 {
 		if !quiet {
 			fmt.Fprintf(&b, "structure ok: header, %s, terminator\n", entries)
 		}

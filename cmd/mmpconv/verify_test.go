@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -83,7 +84,7 @@ func TestVerifyCorpus(t *testing.T) {
 			t.Errorf("%s: no summary:\n%s", f, out)
 		}
 		warned := strings.Contains(out, "warning: ") && strings.Contains(out, "plain pickle.load fails on numpy >= 2.3")
-		r, err := bridge.NewReaderBytes(mustRead(t, f))
+		r, err := bridge.NewReader(bytes.NewReader(mustRead(t, f)), int64(len(mustRead(t, f))))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -324,7 +325,7 @@ func TestVerifyConverterOutputs(t *testing.T) {
 					t.Errorf("%s (%s, align %d): exit %d\n%s%s", src, p, align, code, out, errs)
 					continue
 				}
-				r, err := bridge.NewReaderBytes(mustRead(t, dst))
+				r, err := bridge.NewReader(bytes.NewReader(mustRead(t, dst)), int64(len(mustRead(t, dst))))
 				if err != nil {
 					t.Fatal(err)
 				}

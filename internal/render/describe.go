@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"mmpbridge/bridge"
+	"mmpbridge/pyval"
 )
 
 // ArrayInfo describes an array as `mmpconv inspect --json` prints it.
@@ -93,7 +94,7 @@ func Describe(ctx context.Context, v any, hash bool) ([]byte, error) {
 			return nil, err
 		}
 		buf.Write(b)
-	case bridge.Object:
+	case pyval.Object:
 		b, err := Marshal(struct {
 			Kind   string `json:"kind"`
 			Module string `json:"module"`
@@ -136,7 +137,7 @@ func arrayScalarJSON(a *bridge.Array) any {
 	b := a.Bytes()
 	if b == nil {
 		b = make([]byte, a.NBytes)
-		if _, err := a.Reader().ReadAt(b, 0); err != nil {
+		if _, err := a.Section().ReadAt(b, 0); err != nil {
 			return nil
 		}
 	}
@@ -198,11 +199,11 @@ func (c *jsonConv) conv(v any, depth int) any {
 		return json.Number(PyFloat(v))
 	case []any:
 		return c.seq(v, depth)
-	case bridge.Tuple:
+	case pyval.Tuple:
 		return c.seq(v, depth)
-	case bridge.OrderedDict:
-		return c.conv(bridge.Dict(v), depth)
-	case bridge.Dict:
+	case pyval.OrderedDict:
+		return c.conv(pyval.Dict(v), depth)
+	case pyval.Dict:
 		out := make(jsonObject, 0, len(v))
 		for _, it := range v {
 			var k string

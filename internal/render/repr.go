@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"mmpbridge/bridge"
+	"mmpbridge/pyval"
 )
 
 // Repr formats a decoded value the way Python's repr() does with numpy 2
@@ -78,31 +79,31 @@ func writeRepr(b *strings.Builder, v any, max, depth int) {
 		b.WriteString(PyStr(v))
 	case []byte:
 		b.WriteString(pyBytes(v))
-	case bridge.ByteArray:
+	case pyval.ByteArray:
 		b.WriteString("bytearray(" + pyBytes(v) + ")")
 	case []any:
 		seq("[", "]", v, false)
-	case bridge.Tuple:
+	case pyval.Tuple:
 		seq("(", ")", v, true)
-	case bridge.Set:
+	case pyval.Set:
 		if len(v) == 0 {
 			b.WriteString("set()")
 			return
 		}
 		seq("{", "}", v, false)
-	case bridge.FrozenSet:
+	case pyval.FrozenSet:
 		b.WriteString("frozenset(")
 		if len(v) > 0 {
 			seq("{", "}", v, false)
 		}
 		b.WriteString(")")
-	case bridge.OrderedDict: // Python 3.12's repr
+	case pyval.OrderedDict: // Python 3.12's repr
 		b.WriteString("OrderedDict(")
 		if len(v) > 0 {
-			writeRepr(b, bridge.Dict(v), max, depth)
+			writeRepr(b, pyval.Dict(v), max, depth)
 		}
 		b.WriteString(")")
-	case bridge.Dict:
+	case pyval.Dict:
 		b.WriteString("{")
 		for i, it := range v {
 			if i > 0 {
@@ -120,7 +121,7 @@ func writeRepr(b *strings.Builder, v any, max, depth int) {
 		b.WriteString(scalarRepr(v))
 	case bridge.DType:
 		b.WriteString("dtype(" + PyStr(dtypeReprName(v)) + ")")
-	case bridge.Object:
+	case pyval.Object:
 		fmt.Fprintf(b, "<%s.%s object, not decoded", v.Module, v.Name)
 		if v.Why != "" {
 			fmt.Fprintf(b, ": %s", v.Why)

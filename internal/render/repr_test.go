@@ -1,6 +1,7 @@
 package render
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"math/big"
@@ -11,6 +12,7 @@ import (
 
 	"mmpbridge/bridge"
 	"mmpbridge/internal/pyrun"
+	"mmpbridge/pyval"
 )
 
 // reprScript prints, for each file (argv), {key: repr(value)} of plain
@@ -55,17 +57,17 @@ json.dump(out, sys.stdout)
 // them in hash order, Repr in the pickle's), nor ints too long to print.
 func comparable(v any) bool {
 	switch v := v.(type) {
-	case *bridge.Array, *bridge.Masked, bridge.Object, bridge.Set, bridge.FrozenSet:
+	case *bridge.Array, *bridge.Masked, pyval.Object, pyval.Set, pyval.FrozenSet:
 		return false
 	case *big.Int:
 		return v.BitLen() < 14_000
 	case []any:
 		return all(v)
-	case bridge.Tuple:
+	case pyval.Tuple:
 		return all(v)
-	case bridge.OrderedDict:
-		return comparable(bridge.Dict(v))
-	case bridge.Dict:
+	case pyval.OrderedDict:
+		return comparable(pyval.Dict(v))
+	case pyval.Dict:
 		for _, it := range v {
 			if !comparable(it.Key) || !comparable(it.Value) {
 				return false
@@ -110,7 +112,7 @@ func TestReprPython(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := bridge.NewReaderBytes(b)
+		r, err := bridge.NewReader(bytes.NewReader(b), int64(len(b)))
 		if err != nil {
 			t.Errorf("%s: %v", f, err)
 			continue

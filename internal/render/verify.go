@@ -10,7 +10,7 @@ import (
 // it (and libmmp's mmp_verify returns it), indented, with a final newline.
 // quiet leaves out the imports that are allowed.
 func VerifyJSON(name string, rep *bridge.VerifyReport, quiet bool) ([]byte, error) {
-	out := verifyJSON{File: name, OK: rep.OK(), StructureOK: rep.StructureOK(), Entries: rep.Entries,
+	out := verifyJSON{File: name, OK: rep.OK(), StructureOK: (len(rep.Structure) == 0), Entries: rep.Entries,
 		Deleted: rep.Deleted, Padding: rep.Padding, Index: rep.Index, Imports: rep.Imports, NotAllowed: rep.NotAllowed, Problems: rep.Problems,
 		Warnings: rep.Warnings, Omitted: rep.Omitted, CopiedBytes: rep.Copied, MemoSlots: rep.MemoSlots,
 		Structure: []verifyProblemJSON{}, Findings: []findingJSON{}}
