@@ -151,6 +151,8 @@ func TestConvertAndExitCodes(t *testing.T) {
 		{"not mmappickle file", []string{"ls", filepath.Join(corpusDir, "README.md")}, 1, "not an mmappickle file"},
 		{"bad profile", []string{"convert", "--profile", "zip", src, filepath.Join(dir, "y.mmpkl")}, 2, "unknown profile"},
 		{"bad align", []string{"convert", "--align", "3", src, filepath.Join(dir, "y.mmpkl")}, 2, "--align"},
+		{"align past the bridge's largest", []string{"convert", "--align", "2097152", src, filepath.Join(dir, "y.mmpkl")}, 2, "alignment 2097152: want a power of two from 1 to 1048576"},
+		{"vacuum align past the largest", []string{"vacuum", "--align", "2097152", dst}, 2, "alignment 2097152"},
 		{"too many args", []string{"convert", src, dst, dst}, 2, "want SRC and DST"},
 		{"unknown flag", []string{"ls", "--frobnicate", src}, 2, "unknown flag"},
 		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},

@@ -35,7 +35,7 @@ func (c *convertFlags) add(cmd *cobra.Command) {
 // refuses one past its largest alignment (also a usage error).
 func checkAlign(n int) error {
 	if n < 1 || n&(n-1) != 0 {
-		return usagef("--align %d: want a power of two (1, 2, 4, ... 64 ...)", n)
+		return usagef("--align %d: want a power of two", n)
 	}
 	return nil
 }
