@@ -157,7 +157,9 @@ type machine struct {
 	ops   int64
 	built int64 // estimate of the memory the nodes take
 	keys  map[ref]string
-	small map[int64]ref // interned None, bools and small ints
+	// longKeys are the short tokens standing for long keys (hashKey).
+	longKeys map[string]string
+	small    map[int64]ref // interned None, bools and small ints
 
 	// foreign is the first global outside the allow-list the value
 	// imports (nil if none): a value built after importing it, even one
@@ -207,6 +209,7 @@ func (m *machine) reset(memoLen int64) {
 	if m.keys != nil {
 		clear(m.keys)
 	}
+	m.longKeys = nil
 	if m.small != nil {
 		clear(m.small)
 	}

@@ -47,6 +47,9 @@ func (m *machine) build(o op, inst, state ref) error {
 // descr is descrDType, remembered: files spell the same few dtypes over
 // and over.
 func (m *machine) descr(s string) (DType, bool) {
+	if len(s) > maxDescr {
+		return DType{}, false // not looked up: a long name shared through the memo would be hashed at each use
+	}
 	if r, ok := m.descrs[s]; ok {
 		return r.d, r.ok
 	}
@@ -65,8 +68,16 @@ type descrResult struct {
 	ok bool
 }
 
+// maxDescr is the longest descr numpy writes ("U2147483647"), maxDTypeName
+// the longest str(dtype) fromstring is given ("datetime64[2147483647ms]").
+const (
+	maxDescr     = 12
+	maxDTypeName = 40
+	fieldCost    = 512
+)
+
 func descrDType(s string) (DType, bool) {
-	if len(s) < 2 || len(s) > 12 || strings.ContainsAny(s, "<>|=[") {
+	if len(s) < 2 || len(s) > maxDescr || strings.ContainsAny(s, "<>|=[") {
 		return DType{}, false
 	}
 	d, err := parseDType(s)
@@ -140,6 +151,12 @@ func (m *machine) buildDType(o op, inst, state ref) error {
 		sd, why := m.structState(it, d.ItemSize, o.Off)
 		if why != "" {
 			return bad(why)
+		}
+		// Each BUILD makes a new dtype, even of a state shared through
+		// the memo: count what it takes (fieldCost: what checking and
+		// describing a field allocates).
+		if err := m.grow(o.Off, int64(len(sd.layout))+int64(len(m.at(it[3]).items))*fieldCost); err != nil {
+			return err
 		}
 		if sd.ItemSize != d.ItemSize {
 			return bad(fmt.Sprintf("element size %d for numpy.dtype(%q)", sd.ItemSize, descr))

@@ -92,13 +92,22 @@ func globalWarning(module, name string) string {
 	return ""
 }
 
+// maxGlobalName is the longest module or name looked up among the allowed
+// and trusted globals: a longer one, shared through the memo and imported
+// many times, is not hashed at each use, and is clipped in findings.
+const maxGlobalName = 256
+
 // pushGlobal is GLOBAL, STACK_GLOBAL and INST's import: an allowed
 // callable, or an opaque one (trusted when the verifier was told so).
 func (m *machine) pushGlobal(o op, module, name string) error {
-	g, ok := allowedGlobals[[2]string{module, name}]
-	trusted := m.trust[[2]string{module, name}]
+	var g global
+	ok, trusted := false, false
+	if len(module) <= maxGlobalName && len(name) <= maxGlobalName {
+		g, ok = allowedGlobals[[2]string{module, name}]
+		trusted = m.trust[[2]string{module, name}]
+	}
 	if m.sink != nil {
-		m.sink.imported(o, module, name, ok || trusted)
+		m.sink.imported(o, clipGlobal(module), clipGlobal(name), ok || trusted)
 		if w := globalWarning(module, name); w != "" && ok {
 			m.sink.warning(o.Off, w)
 		}
@@ -124,6 +133,14 @@ func (m *machine) pushGlobal(o op, module, name string) error {
 		m.foreign = x
 	}
 	return m.push(node{kind: kOpaque, off: o.Off, x: x})
+}
+
+// clipGlobal shortens an over-long module or name for findings.
+func clipGlobal(s string) string {
+	if len(s) > maxGlobalName {
+		return fmt.Sprintf("%s... (%d bytes)", s[:64], len(s))
+	}
+	return s
 }
 
 // globalName returns module and name of an allowed global node.
@@ -351,6 +368,10 @@ func (m *machine) callScalar(o op, fn ref, args []ref) (ref, error) {
 	if b.n != int64(d.ItemSize) {
 		return m.unexpected(o, fn, args, fmt.Sprintf("a numpy scalar of dtype %s from %d bytes, not %d", d, b.n, d.ItemSize))
 	}
+	// Each scalar is a copy of the bytes, in pickle.load as here.
+	if err := m.grow(o.Off, b.n); err != nil {
+		return 0, err
+	}
 	raw, _ := m.bytesOf(args[1])
 	s := &Scalar{DType: d, Raw: append([]byte(nil), raw...)}
 	if d.Kind == 'b' && s.Raw[0] > 1 {
@@ -372,6 +393,10 @@ func (m *machine) callFromString(o op, fn ref, args []ref) (ref, error) {
 		return m.unexpected(o, fn, args, "not how mmappickle writes an array")
 	}
 	name, _ := m.str(args[1])
+	if len(name) > maxDTypeName {
+		// Not parsed: a name shared through the memo would be at each use.
+		return m.unexpected(o, fn, args, fmt.Sprintf("dtype %q is not a plain numpy dtype name", clipName(name)))
+	}
 	d, known := m.dtypeNames[name]
 	if !known {
 		var err error

@@ -17,9 +17,19 @@ import (
 // and voids, ranges, dtypes, undecoded objects) make their container
 // "undecodable" rather than guessed.
 
+// maxShortKey is the longest canonical key used as it is; a longer one
+// (a long str or bytes, a big int, a big tuple) stands for itself through a
+// short token, the same for equal keys.
+const maxShortKey = 64
+
 // hashKey returns r's canonical key. hashable is false when Python cannot
 // hash r (a list, a dict, an array: CPython raises); modelled is false when
 // r is hashable but its equality is not modelled.
+//
+// The keys of tuples and frozensets, and long keys, are remembered for the
+// node: an object shared through the memo is hashed once however many
+// times it is used, as CPython caches a str's or a tuple's hash, and a
+// tuple holding a long string has a short key.
 func (m *machine) hashKey(r ref, depth int) (key string, hashable, modelled bool, err error) {
 	if depth > m.lim.MaxDepth {
 		return "", false, false, limitErr(m.at(r).off, "keys nested deeper than %d", m.lim.MaxDepth)
@@ -27,6 +37,40 @@ func (m *machine) hashKey(r ref, depth int) (key string, hashable, modelled bool
 	if k, ok := m.keys[r]; ok {
 		return k, true, true, nil
 	}
+	k, hashable, modelled, err := m.keyOf(r, depth)
+	if err != nil || !hashable || !modelled {
+		return "", hashable, modelled, err
+	}
+	nd := m.at(r)
+	if len(k) <= maxShortKey && nd.kind != kTuple && nd.kind != kFrozenSet {
+		return k, true, true, nil
+	}
+	if len(k) > maxShortKey {
+		tok, ok := m.longKeys[k]
+		if !ok {
+			if err := m.grow(nd.off, int64(len(k))); err != nil {
+				return "", false, false, err
+			}
+			if m.longKeys == nil {
+				m.longKeys = map[string]string{}
+			}
+			tok = "L" + strconv.Itoa(len(m.longKeys))
+			m.longKeys[k] = tok
+		}
+		k = tok
+	}
+	if err := m.grow(nd.off, int64(len(k))); err != nil {
+		return "", false, false, err
+	}
+	if m.keys == nil {
+		m.keys = map[ref]string{}
+	}
+	m.keys[r] = k
+	return k, true, true, nil
+}
+
+// keyOf computes r's canonical key (see hashKey).
+func (m *machine) keyOf(r ref, depth int) (key string, hashable, modelled bool, err error) {
 	nd := m.at(r)
 	switch nd.kind {
 	case kNone:
@@ -88,15 +132,7 @@ func (m *machine) hashKey(r ref, depth int) (key string, hashable, modelled bool
 			b.WriteByte(':')
 			b.WriteString(p)
 		}
-		k := b.String()
-		if err := m.grow(nd.off, int64(len(k))); err != nil {
-			return "", false, false, err
-		}
-		if m.keys == nil {
-			m.keys = map[ref]string{}
-		}
-		m.keys[r] = k
-		return k, true, true, nil
+		return b.String(), true, true, nil
 	case kRange, kDType, kDTypeNew, kOpaque:
 		return "", true, false, nil
 	}

@@ -32,6 +32,9 @@ func (m *machine) str(r ref) (string, bool) {
 		}
 		m.interned[s] = s
 	}
+	// Kept in the node: a string shared through the memo is copied once,
+	// not at each use.
+	nd.x = s
 	return s, true
 }
 
