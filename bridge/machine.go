@@ -134,7 +134,7 @@ type machine struct {
 	src   *source
 	lim   Limits
 	sink  sink
-	trust map[[2]string]bool // globals trusted with any arguments (verify --allow)
+	trust trustSet // globals trusted with any arguments (verify --allow)
 
 	// The nodes, in chunks of chunkNodes: growing never copies them.
 	chunks [][]node

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"mmpbridge/pyval"
 )
 
 // This file holds what the machine knows of the callables a value may use:
@@ -92,22 +94,41 @@ func globalWarning(module, name string) string {
 	return ""
 }
 
-// maxGlobalName is the longest module or name looked up among the allowed
-// and trusted globals: a longer one, shared through the memo and imported
-// many times, is not hashed at each use, and is clipped in findings.
-const maxGlobalName = 256
+// maxAllowedName bounds the module and name looked up among the allowed
+// globals (the longest is 22 bytes): a long name shared through the memo
+// and imported at each of many uses is not hashed at each.
+const maxAllowedName = 64
+
+// trustSet is the globals the verifier was told to trust.
+type trustSet struct {
+	names   map[[2]string]bool
+	longest int // the longest module or name in names
+}
+
+func newTrustSet(gs []pyval.Global) trustSet {
+	t := trustSet{names: map[[2]string]bool{}}
+	for _, g := range gs {
+		t.names[[2]string{g.Module, g.Name}] = true
+		t.longest = max(t.longest, len(g.Module), len(g.Name))
+	}
+	return t
+}
+
+func (t trustSet) has(module, name string) bool {
+	return len(module) <= t.longest && len(name) <= t.longest && t.names[[2]string{module, name}]
+}
 
 // pushGlobal is GLOBAL, STACK_GLOBAL and INST's import: an allowed
 // callable, or an opaque one (trusted when the verifier was told so).
 func (m *machine) pushGlobal(o op, module, name string) error {
 	var g global
-	ok, trusted := false, false
-	if len(module) <= maxGlobalName && len(name) <= maxGlobalName {
+	ok := false
+	if len(module) <= maxAllowedName && len(name) <= maxAllowedName {
 		g, ok = allowedGlobals[[2]string{module, name}]
-		trusted = m.trust[[2]string{module, name}]
 	}
+	trusted := m.trust.has(module, name)
 	if m.sink != nil {
-		m.sink.imported(o, clipGlobal(module), clipGlobal(name), ok || trusted)
+		m.sink.imported(o, module, name, ok || trusted)
 		if w := globalWarning(module, name); w != "" && ok {
 			m.sink.warning(o.Off, w)
 		}
@@ -133,14 +154,6 @@ func (m *machine) pushGlobal(o op, module, name string) error {
 		m.foreign = x
 	}
 	return m.push(node{kind: kOpaque, off: o.Off, x: x})
-}
-
-// clipGlobal shortens an over-long module or name for findings.
-func clipGlobal(s string) string {
-	if len(s) > maxGlobalName {
-		return fmt.Sprintf("%s... (%d bytes)", s[:64], len(s))
-	}
-	return s
 }
 
 // globalName returns module and name of an allowed global node.

@@ -44,6 +44,9 @@ func plainFiles() []hostile {
 		{name: "an OrderedDict and a complex", file: testFile(testEntry("x", pkl(
 			sg("collections", "OrderedDict"), opEmptyTuple, opReduce, opMark, "z", opBinInt1, 1, "a",
 			sg("builtins", "complex"), opBinInt1, 1, opBinInt1, 2, opTuple2, opReduce, opSetItems), true))},
+		{name: "a 20 KB str shared as 1,000 dict keys and 1,000 tuple keys", file: testFile(testEntryMemo("x", pkl(
+			binUni(strings.Repeat("k", 20_000)), opBinPut, 1, opPop, opEmptyDict, opMark,
+			bytes.Repeat(pkl(opBinGet, 1, opBinInt1, 1, opBinGet, 1, opTuple1, opBinInt1, 2), 1000), opSetItems), true, 2))},
 	}
 }
 

@@ -369,6 +369,17 @@ func hostileFiles() []hostile {
 			file: testFile(live("x", scalar(structNew(dtypeNew, pkl(opEmptyDict, opMark, "x", dtypeNew("f8"), state("<", -1, -1, 0), opBinInt1, 4, opTuple2, opSetItems), 16, 1), f8(1)), 0))},
 		{name: "structured dtype with a field title",
 			file: testFile(live("x", scalar(structNew(dtypeNew, pkl(opEmptyDict, opMark, "x", dtypeNew("f8"), state("<", -1, -1, 0), opBinInt1, 0, "t", opTuple3, opSetItems), 16, 1), f8(1)), 0))},
+
+		// Amplification through the memo: one long object used at each of
+		// 2,000 BINGETs (reading must pay for it once: shared_test.go).
+		{name: "a 20 KB str as the dtype name of 2,000 fromstring calls", python: "raised",
+			file: testFile(live("x", pkl(sg("numpy.core.multiarray", "fromstring"), opBinPut, 1, opShortBinBytes, 8, f8(1), opBinPut, 2,
+				binUni(strings.Repeat("f", 20_000)), opBinPut, 3, opPop, opPop, opPop,
+				opMark, bytes.Repeat(pkl(opBinGet, 1, opBinGet, 2, opBinGet, 3, opTuple2, opReduce), 2000), opList), 4))},
+		{name: "one 20 KB bytes made into 2,000 numpy scalars", python: "loaded",
+			file: testFile(live("x", pkl(sg("numpy.core.multiarray", "scalar"), opBinPut, 1, dtypeNew("S20000"), state("|", 20_000, 1, 0), opBinPut, 2,
+				bytesOp(make([]byte, 20_000)), opBinPut, 3, opPop, opPop, opPop,
+				opMark, bytes.Repeat(pkl(opBinGet, 1, opBinGet, 2, opBinGet, 3, opTuple2, opReduce), 2000), opList), 4))},
 	}
 }
 

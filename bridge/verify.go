@@ -222,7 +222,7 @@ type warnKey struct {
 type verifier struct {
 	r      *Reader
 	rep    *VerifyReport
-	trust  map[[2]string]bool
+	trust  trustSet
 	cur    *Entry           // the entry being run (nil in the stream)
 	seen   map[int64]uint8  // offsets already reported, by kind bit (the stream skips them)
 	warns  map[warnKey]bool // one warning of a kind per entry
@@ -232,12 +232,8 @@ type verifier struct {
 }
 
 func newVerifier(r *Reader, trust []pyval.Global) *verifier {
-	v := &verifier{r: r, rep: &VerifyReport{Size: r.src.size}, trust: map[[2]string]bool{},
+	return &verifier{r: r, rep: &VerifyReport{Size: r.src.size}, trust: newTrustSet(trust),
 		seen: map[int64]uint8{}, warns: map[warnKey]bool{}}
-	for _, g := range trust {
-		v.trust[[2]string{g.Module, g.Name}] = true
-	}
-	return v
 }
 
 func (v *verifier) structure(fe *FormatError) {

@@ -182,6 +182,13 @@ func maliciousFiles() []maliciousCase {
 			}(),
 			want: []want{{"x", false, "os.system"}}, structure: true,
 		},
+		{
+			// Imported at each use, not hashed at each (shared_test.go).
+			name: "a 20 KB module name imported 2,000 times",
+			file: vFile(testEntryMemo("x", pkl(binUni(strings.Repeat("m", 20_000)), opBinPut, 1, "system", opBinPut, 2, opPop, opPop,
+				opMark, bytes.Repeat(pkl(opBinGet, 1, opBinGet, 2, opStackGlobal), 2000), opList), true, 3)),
+			want: []want{{"x", false, strings.Repeat("m", 20_000) + ".system"}},
+		},
 	}
 	return cases
 }

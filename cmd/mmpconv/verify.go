@@ -138,11 +138,13 @@ func appendWhere(b []byte, f bridge.Finding) []byte {
 	return b
 }
 
-// quoteName is a part of module.name, quoted when it is not plain text.
+// quoteName is a part of module.name, quoted when it is not plain text;
+// a long one is clipped (render.ClipName), and so quoted.
 func quoteName(s string) string {
 	if s == "" {
 		return `""`
 	}
+	s = render.ClipName(s)
 	for _, c := range []byte(s) {
 		if c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
 			return strconv.Quote(s)

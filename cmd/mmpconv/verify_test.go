@@ -112,6 +112,7 @@ func mustRead(t *testing.T, p string) []byte {
 func TestVerifyMaliciousCLI(t *testing.T) {
 	benign := vEntry("ok", []byte{'N'}, true)
 	osSystem := vEntry("x", vStackGlobal("os", "system"), true)
+	longName := mustRead(t, filepath.Join("..", "..", "bridge", "testdata", "pickles", "hostile", "149-a-20-kb-module-name-imported-2-000-times.mmpkl"))
 	cases := []struct {
 		name    string
 		file    []byte
@@ -120,6 +121,7 @@ func TestVerifyMaliciousCLI(t *testing.T) {
 		out     []string // regexps stdout must match
 		stderr  string
 		noMatch string // regexp stdout must not match
+		maxOut  int    // the largest stdout expected, if not 0
 	}{
 		{
 			name: "os.system", file: vFile(benign, osSystem), code: 1,
@@ -183,6 +185,18 @@ func TestVerifyMaliciousCLI(t *testing.T) {
 			out: []string{`"ok": false`, `"module": "os"`, `"name": "system"`, `"opcode": "STACK_GLOBAL"`, `"offset": 70`},
 		},
 		{name: "bad --allow", file: vFile(benign), args: []string{"--allow", "os"}, code: 2, stderr: `--allow`},
+		{
+			// bridge/testdata: a 20 KB module name imported 2,000 times
+			// through the memo: each finding shows it clipped.
+			name: "long module name", file: longName, code: 1,
+			out: []string{`(?m)^key "x": imports "m{200}\.\.\.\(20000 bytes\)"\.system at offset \d+: NOT ALLOWED$`, `(?m)^2000 globals imported, 2000 not allowed; 0 problems$`},
+			maxOut: 2000 * 300,
+		},
+		{
+			name: "long module name, json", file: longName, args: []string{"--json"}, code: 1,
+			out:    []string{`"module": "m{200}\.\.\.\(20000 bytes\)"`},
+			maxOut: 2000 * 600,
+		},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -195,6 +209,9 @@ func TestVerifyMaliciousCLI(t *testing.T) {
 				if !regexp.MustCompile(re).MatchString(out) {
 					t.Errorf("stdout does not match %s:\n%s", re, out)
 				}
+			}
+			if c.maxOut > 0 && len(out) > c.maxOut {
+				t.Errorf("stdout of %d bytes, want at most %d", len(out), c.maxOut)
 			}
 			if c.noMatch != "" && regexp.MustCompile(c.noMatch).MatchString(out) {
 				t.Errorf("stdout matches %s:\n%s", c.noMatch, out)

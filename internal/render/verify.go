@@ -2,6 +2,7 @@ package render
 
 import (
 	"encoding/json"
+	"strconv"
 
 	"mmpbridge/bridge"
 )
@@ -28,12 +29,26 @@ func VerifyJSON(name string, rep *bridge.VerifyReport, quiet bool) ([]byte, erro
 		}
 		if f.Kind == bridge.Import {
 			a := f.Allowed
-			j.Opcode, j.Module, j.Name, j.Allowed = f.Op, f.Module, f.Name, &a
+			j.Opcode, j.Module, j.Name, j.Allowed = f.Op, ClipName(f.Module), ClipName(f.Name), &a
 		}
 		out.Findings = append(out.Findings, j)
 	}
 	b, err := json.MarshalIndent(out, "", "  ")
 	return append(b, '\n'), err
+}
+
+// maxShownName is the longest module or name a report shows whole.
+const maxShownName = 200
+
+// ClipName is a global's module or name as reports show it: whole up to
+// 200 bytes, else its first 200 bytes and its length ("mmm...(20000
+// bytes)"). A long name shared through the memo can be imported at each of
+// thousands of uses, each a finding.
+func ClipName(s string) string {
+	if len(s) <= maxShownName {
+		return s
+	}
+	return s[:maxShownName] + "...(" + strconv.Itoa(len(s)) + " bytes)"
 }
 
 type verifyJSON struct {
