@@ -189,7 +189,7 @@ func TestVerifyMaliciousCLI(t *testing.T) {
 			// bridge/testdata: a 20 KB module name imported 2,000 times
 			// through the memo: each finding shows it clipped.
 			name: "long module name", file: longName, code: 1,
-			out: []string{`(?m)^key "x": imports "m{200}\.\.\.\(20000 bytes\)"\.system at offset \d+: NOT ALLOWED$`, `(?m)^2000 globals imported, 2000 not allowed; 0 problems$`},
+			out:    []string{`(?m)^key "x": imports "m{200}\.\.\.\(20000 bytes\)"\.system at offset \d+: NOT ALLOWED$`, `(?m)^2000 globals imported, 2000 not allowed; 0 problems$`},
 			maxOut: 2000 * 300,
 		},
 		{
