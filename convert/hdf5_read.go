@@ -12,9 +12,22 @@ package convert
 #include <string.h>
 #include <hdf5.h>
 #if defined(__unix__) || defined(__APPLE__)
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 #endif
+
+// h5_cloexec marks the descriptor of an open file (the sec2 driver's int)
+// close-on-exec.
+static void h5_cloexec(hid_t file) {
+#if defined(__unix__) || defined(__APPLE__)
+	void *h = NULL;
+	if (H5Fget_vfd_handle(file, H5P_DEFAULT, &h) >= 0 && h != NULL) {
+		int fd = *(int *)h, fl = fcntl(fd, F_GETFD);
+		if (fl >= 0) fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+	}
+#endif
+}
 
 // h5_release drops the whole pages of [p, p+n), part of a shared file
 // mapping, from the process: their data stays in the file (and page cache),
@@ -97,6 +110,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"syscall"
 	"unicode/utf8"
 	"unsafe"
 
@@ -213,11 +227,27 @@ func (r *h5reader) open() error {
 	if _, err := os.Stat(r.src); err != nil {
 		return err
 	}
-	r.file = C.h5_open_ro(name, fapl)
+	r.file = h5openFile(func() C.hid_t { return C.h5_open_ro(name, fapl) })
 	if r.file < 0 {
 		return h5err("%s: cannot open as HDF5", r.src)
 	}
 	return nil
+}
+
+// h5openFile runs open (H5Fopen or H5Fcreate) and marks the descriptor
+// HDF5 opened close-on-exec, under syscall.ForkLock as Go's own opens are:
+// HDF5 opens without O_CLOEXEC, and a child process started meanwhile (by
+// os/exec in another goroutine) would hold the file, and HDF5's lock on it,
+// for the child's whole life ("unable to lock file" when it is opened
+// next).
+func h5openFile(open func() C.hid_t) C.hid_t {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	f := open()
+	if f >= 0 {
+		C.h5_cloexec(f)
+	}
+	return f
 }
 
 func (r *h5reader) unsupported(member, reason string) error {

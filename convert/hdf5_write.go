@@ -108,7 +108,7 @@ func mmpklToHDF5(ctx context.Context, src string, in *bridge.Reader, dst string,
 	defer C.H5Pclose(w.lcpl)
 	cdst, free := cstr(dst)
 	defer free()
-	w.file = C.h5_create(cdst, fapl)
+	w.file = h5openFile(func() C.hid_t { return C.h5_create(cdst, fapl) })
 	if w.file < 0 {
 		return h5err("%s: cannot create HDF5 file", dst)
 	}
