@@ -184,6 +184,15 @@ with open(sys.argv[2], "rb+") as f:
         pywriter.append(f, "%s%d" % (sys.argv[3], i), i)
 `
 
+// concurrentPuts is how many puts each writer of the concurrency tests
+// makes: 100, or 30 with -short.
+func concurrentPuts() int {
+	if testing.Short() {
+		return 30
+	}
+	return 100
+}
+
 // TestConcurrentPutPython: `mmpconv put` processes, one per key, append to
 // a file while bridge/testdata/pywriter.py (an independent writer of the
 // documented protocol: flock, entry written deleted then flipped, commit
@@ -193,7 +202,7 @@ func TestConcurrentPutPython(t *testing.T) {
 	bin := sharedMmpconv(t)
 	name := filepath.Join(t.TempDir(), "shared.mmpkl")
 	newMmpkl(t, name)
-	const n = 100
+	n := concurrentPuts()
 	err := runAll(
 		func() error {
 			return putLoop(bin, name, "go-", n, func(i int) []string { return []string{"--json", jsonValue(i, "go")} })
@@ -270,7 +279,7 @@ func TestConcurrentPutGo(t *testing.T) {
 	dir := t.TempDir()
 	name := filepath.Join(dir, "shared.mmpkl")
 	newMmpkl(t, name)
-	const n = 100
+	n := concurrentPuts()
 	for i := range n {
 		writeNpy(t, filepath.Join(dir, fmt.Sprintf("a%d.npy", i)), "<i8", []int{i%4 + 1}, false, i64s(int64(i), int64(i*i), -1, 7)[:8*(i%4+1)])
 	}
@@ -312,7 +321,7 @@ func TestConcurrentPutMmappickle(t *testing.T) {
 	bin := sharedMmpconv(t)
 	name := filepath.Join(t.TempDir(), "shared.mmpkl")
 	newMmpkl(t, name)
-	const n = 100
+	n := concurrentPuts()
 	// Even keys are dicts (mmappickle's generic pickler), odd keys int64
 	// arrays (its array pickler, the mmappickle encoding).
 	write := `
@@ -501,7 +510,10 @@ func TestCrashPut(t *testing.T) {
 
 	rng := rand.New(rand.NewPCG(5, 6))
 	var torn, done int
-	const kills = 30
+	kills := 30
+	if testing.Short() {
+		kills = 8 // the test command runs all 30
+	}
 	for i := 1; i <= kills; i++ {
 		src := srcs[i%len(srcs)]
 		key := fmt.Sprintf("k%d", i)
@@ -597,7 +609,11 @@ func TestCrashConvert(t *testing.T) {
 			t.Fatalf("mmpconv %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 		t.Run(in.name, func(t *testing.T) {
-			crashConvert(t, bin, filepath.Join(dir, in.name), 12)
+			kills := 12
+			if testing.Short() {
+				kills = 4
+			}
+			crashConvert(t, bin, filepath.Join(dir, in.name), kills)
 		})
 	}
 }
