@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"mmpbridge/internal/pyrepr"
 )
 
 // Structured (record) dtypes and the subarray dtypes of their fields.
@@ -340,7 +342,7 @@ func (d DType) writeDescr(b *strings.Builder) {
 			fmt.Fprintf(b, "('', '|V%d')", f.Offset-pos)
 		}
 		sep()
-		b.WriteString("(" + pyQuote(f.Name) + ", ")
+		b.WriteString("(" + pyrepr.Str(f.Name) + ", ")
 		if base, shape, ok := f.DType.SubArray(); ok {
 			base.writeDescrItem(b)
 			b.WriteString(", " + pyTuple(shape))
@@ -379,43 +381,6 @@ func pyTuple(s []int) string {
 		return "(" + parts[0] + ",)"
 	}
 	return "(" + strings.Join(parts, ", ") + ")"
-}
-
-// pyQuote is Python's repr of the str s: single quotes unless s holds a
-// single quote and no double one; backslash escapes for quotes, controls
-// and unprintable characters.
-func pyQuote(s string) string {
-	q := byte('\'')
-	if strings.IndexByte(s, '\'') >= 0 && strings.IndexByte(s, '"') < 0 {
-		q = '"'
-	}
-	var b strings.Builder
-	b.WriteByte(q)
-	for _, r := range s {
-		switch {
-		case r == rune(q) || r == '\\':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		case r < 0x7f || strconv.IsPrint(r):
-			b.WriteRune(r)
-		case r < 0x100:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		case r < 0x10000:
-			fmt.Fprintf(&b, `\u%04x`, r)
-		default:
-			fmt.Fprintf(&b, `\U%08x`, r)
-		}
-	}
-	b.WriteByte(q)
-	return b.String()
 }
 
 // Equal reports whether d and o are the same dtype (as d == o; for

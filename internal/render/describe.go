@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"mmpbridge/bridge"
+	"mmpbridge/internal/pyrepr"
 	"mmpbridge/pyval"
 )
 
@@ -324,7 +325,7 @@ func (s jsonString) MarshalJSON() ([]byte, error) { return s.quoted(), nil }
 func (s jsonString) quoted() []byte {
 	var b bytes.Buffer
 	b.WriteByte('"')
-	for _, r := range runes(string(s)) {
+	for _, r := range pyrepr.Runes(string(s)) {
 		switch {
 		case r == '"':
 			b.WriteString(`\"`)

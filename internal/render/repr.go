@@ -11,10 +11,10 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"mmpbridge/bridge"
+	"mmpbridge/internal/pyrepr"
 	"mmpbridge/pyval"
 )
 
@@ -76,11 +76,11 @@ func writeRepr(b *strings.Builder, v any, max, depth int) {
 	case complex128:
 		b.WriteString(pyComplex(v))
 	case string:
-		b.WriteString(PyStr(v))
+		b.WriteString(pyrepr.Str(v))
 	case []byte:
-		b.WriteString(pyBytes(v))
+		b.WriteString(pyrepr.Bytes(v))
 	case pyval.ByteArray:
-		b.WriteString("bytearray(" + pyBytes(v) + ")")
+		b.WriteString("bytearray(" + pyrepr.Bytes(v) + ")")
 	case []any:
 		seq("[", "]", v, false)
 	case pyval.Tuple:
@@ -120,7 +120,7 @@ func writeRepr(b *strings.Builder, v any, max, depth int) {
 	case bridge.Scalar:
 		b.WriteString(scalarRepr(v))
 	case bridge.DType:
-		b.WriteString("dtype(" + PyStr(dtypeReprName(v)) + ")")
+		b.WriteString("dtype(" + pyrepr.Str(dtypeReprName(v)) + ")")
 	case pyval.Object:
 		fmt.Fprintf(b, "<%s.%s object, not decoded", v.Module, v.Name)
 		if v.Why != "" {
@@ -273,88 +273,6 @@ func complexParts(c complex128, bits int) string {
 	return res + ims + "j"
 }
 
-// runes decodes a string of the bridge's canonical form (UTF-8 with lone
-// surrogates as three-byte sequences) to its code points.
-func runes(s string) []rune {
-	out := make([]rune, 0, len(s))
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && n == 1 && i+2 < len(s) && s[i] == 0xed {
-			r = rune(s[i]&0x0f)<<12 | rune(s[i+1]&0x3f)<<6 | rune(s[i+2]&0x3f)
-			n = 3
-		}
-		out = append(out, r)
-		i += n
-	}
-	return out
-}
-
-// PyStr is Python's repr of a str.
-func PyStr(s string) string {
-	quote := '\''
-	if strings.Contains(s, "'") && !strings.Contains(s, "\"") {
-		quote = '"'
-	}
-	var b strings.Builder
-	b.WriteRune(quote)
-	for _, r := range runes(s) {
-		switch {
-		case r == '\\':
-			b.WriteString(`\\`)
-		case r == quote:
-			b.WriteString(`\` + string(quote))
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r == ' ' || (r < 0xd800 || r > 0xdfff) && unicode.IsPrint(r):
-			// Go's IsPrint is Python's str.isprintable: letters, marks,
-			// numbers, punctuation, symbols and the ASCII space.
-			b.WriteRune(r)
-		case r < 0x100:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		case r < 0x10000:
-			fmt.Fprintf(&b, `\u%04x`, r)
-		default:
-			fmt.Fprintf(&b, `\U%08x`, r)
-		}
-	}
-	b.WriteRune(quote)
-	return b.String()
-}
-
-func pyBytes(p []byte) string {
-	quote := byte('\'')
-	if strings.Contains(string(p), "'") && !strings.Contains(string(p), "\"") {
-		quote = '"'
-	}
-	var b strings.Builder
-	b.WriteString("b")
-	b.WriteByte(quote)
-	for _, c := range p {
-		switch {
-		case c == '\\':
-			b.WriteString(`\\`)
-		case c == quote:
-			b.WriteString(`\` + string(quote))
-		case c == '\n':
-			b.WriteString(`\n`)
-		case c == '\r':
-			b.WriteString(`\r`)
-		case c == '\t':
-			b.WriteString(`\t`)
-		case c < 0x20 || c >= 0x7f:
-			fmt.Fprintf(&b, `\x%02x`, c)
-		default:
-			b.WriteByte(c)
-		}
-	}
-	b.WriteByte(quote)
-	return b.String()
-}
-
 // scalarTypes names numpy's scalar types by kind and item size.
 func scalarType(d bridge.DType) string {
 	switch d.Kind {
@@ -403,9 +321,9 @@ func scalarRepr(s bridge.Scalar) string {
 		switch d.Kind {
 		case 'M':
 			if d.UnitCount > 1 || d.Unit == "" && v != nat {
-				return name + "(" + PyStr(datetimeText(v, d)) + ",'" + unitText(d) + "')"
+				return name + "(" + pyrepr.Str(datetimeText(v, d)) + ",'" + unitText(d) + "')"
 			}
-			return name + "(" + PyStr(datetimeText(v, d)) + ")"
+			return name + "(" + pyrepr.Str(datetimeText(v, d)) + ")"
 		case 'm':
 			return timedeltaRepr(v, d)
 		}
@@ -417,7 +335,7 @@ func scalarRepr(s bridge.Scalar) string {
 	case complex128:
 		return name + "(" + complexParts(v, 4*d.ItemSize) + ")"
 	case string:
-		return name + "(" + PyStr(v) + ")"
+		return name + "(" + pyrepr.Str(v) + ")"
 	case []byte:
 		if d.Kind == 'V' { // numpy writes every byte of a void as \xHH
 			var b strings.Builder
@@ -426,7 +344,7 @@ func scalarRepr(s bridge.Scalar) string {
 			}
 			return name + "(b'" + b.String() + "')"
 		}
-		return name + "(" + pyBytes(v) + ")"
+		return name + "(" + pyrepr.Bytes(v) + ")"
 	}
 	if t, ok := longDouble(s); ok {
 		return name + "(" + t + ")"
