@@ -60,8 +60,10 @@ func parseConvertOptions(s string) (convert.Options, convert.Format, convert.For
 	opt.Align = 64
 	if o.Align != nil {
 		a := *o.Align
-		if a < 1 || a > 1<<20 || a&(a-1) != 0 {
-			return opt, "", "", fmt.Errorf("options: align %d: want a power of two from 1 to 1048576", a)
+		// The largest alignment is the bridge's to say (bridge.WithAlign,
+		// ErrInvalidOption), as for mmpconv --align.
+		if a < 1 || a&(a-1) != 0 {
+			return opt, "", "", fmt.Errorf("options: align %d: want a power of two", a)
 		}
 		opt.Align = a
 	}
@@ -93,7 +95,7 @@ func convertFile(src, dst, options string) (int, error) {
 		return convertOK, nil
 	}
 	var ue *convert.UsageError
-	if errors.As(err, &ue) {
+	if errors.As(err, &ue) || errors.Is(err, bridge.ErrInvalidOption) {
 		return convertUsage, err
 	}
 	return convertInput, err

@@ -370,6 +370,12 @@ func TestConvert(t *testing.T) {
 	if err != nil || a.Profile != bridge.Portable {
 		t.Errorf("converted array: %+v, %v", a, err)
 	}
+	if st, err := convertFile(src, filepath.Join(dir, "wide.mmpkl"), `{"align": 2097152}`); st != convertUsage || !errors.Is(err, bridge.ErrInvalidOption) {
+		t.Errorf("align past the bridge's largest: %d, %v", st, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "wide.mmpkl")); !os.IsNotExist(err) {
+		t.Errorf("a refused conversion left its destination: %v", err)
+	}
 	if st, err := convertFile(src, filepath.Join(dir, "out.txt"), ""); st != convertUsage || err == nil {
 		t.Errorf("unknown extension: %d, %v", st, err)
 	}

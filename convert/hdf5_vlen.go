@@ -131,7 +131,7 @@ func (r *h5reader) scanVlen(did, ft C.hid_t, d *h5dataset) (string, error) {
 		n *= int64(s)
 	}
 	if r.opt.VlenAsList && n > maxAttrElems {
-		return fmt.Sprintf("%d strings are too many for a list (at most %d; without --vlen-as-list they are a numpy array)", n, maxAttrElems), nil
+		return fmt.Sprintf("%d strings are too many for a list (at most %d; read as a numpy array instead, they have no such bound)", n, maxAttrElems), nil
 	}
 	longest, reason := 0, ""
 	err := r.eachVlen(did, ft, d.h.Shape, func(first int64, strs [][]byte) error {

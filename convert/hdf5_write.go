@@ -642,7 +642,7 @@ func (w *h5writer) checkMeta(it h5item) string {
 			item = vlenFileItem
 		}
 		if r := l.fits(it.arr.Shape, item); r != "" {
-			return fmt.Sprintf("its %s record: %s (--layout contiguous ignores it)", metaLayout, r)
+			return fmt.Sprintf("its %s record: %s (a contiguous layout ignores it)", metaLayout, r)
 		}
 	}
 	if m := w.meta[it.path]; m != nil && m.enum != nil {

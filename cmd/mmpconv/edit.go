@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -210,7 +209,7 @@ func fsckCmd(e *env) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rep, err := repair(args[0])
 			if err != nil {
-				if errors.Is(err, bridge.ErrNotMmappickle) && !strings.Contains(err.Error(), "empty") {
+				if st, serr := os.Stat(args[0]); errors.Is(err, bridge.ErrNotMmappickle) && serr == nil && st.Size() > 0 {
 					return fmt.Errorf("%w (fsck repairs only a torn tail)", err)
 				}
 				return err
