@@ -12,6 +12,11 @@ import (
 	"mmpbridge/bridge"
 )
 
+// attrsKey is the key holding the attributes of every object of an HDF5
+// file once converted (the HDF5 converters write and read it; diff compares
+// it as attributes, built with or without HDF5).
+const attrsKey = "__attrs__"
+
 // DiffOptions control a comparison.
 type DiffOptions struct {
 	// StrictDType makes byte order part of a dtype: by default '<f8' and

@@ -28,7 +28,7 @@ package convert
 // generic value under "__attrs__": {"/path": {"name": value}}, values as
 // h5py reads them (hdf5_attrs.go): str (and lists of str) for
 // variable-length strings, numpy scalars and arrays of the exact dtype for
-// the rest (hdf5_pickle.go), None for h5py.Empty; with reserved records of
+// the rest, None for h5py.Empty; with reserved records of
 // each dataset's layout, enum and emptiness (hdf5_meta.go).
 //
 // mmappickle -> HDF5 (hdf5_write.go): every array at "/"+key (groups
@@ -42,6 +42,10 @@ package convert
 // and arrays keep their dtype, str is variable-length UTF-8) and plain
 // Python values as h5py writes them (int as int64, float as float64, lists
 // as arrays), creating missing groups (hdf5_attrs_write.go).
+//
+// The C side is hdf5_shim.c: the wrappers over the C API that cgo cannot
+// call directly (macros, version-dependent calls, callbacks), each defined
+// once and declared by hdf5_shim.h, which every file's preamble includes.
 //
 // Finding the library: the #cgo lines below name Debian's and Ubuntu's
 // layout (headers in /usr/include/hdf5/serial, libhdf5.so in
@@ -71,38 +75,7 @@ package convert
 #cgo darwin CFLAGS: -I/opt/homebrew/include -I/usr/local/include
 #cgo darwin LDFLAGS: -L/opt/homebrew/lib -L/usr/local/lib
 
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-#include <hdf5.h>
-#if defined(__unix__) || defined(__APPLE__)
-#include <sys/mman.h>
-#include <unistd.h>
-#endif
-
-// h5_errmsg describes the current error stack: the API call's message and
-// the innermost cause.
-typedef struct { char first[256]; char last[256]; int n; } h5_errs;
-
-static herr_t h5_err_walk(unsigned n, const H5E_error2_t *e, void *data) {
-	h5_errs *s = data;
-	char minor[128] = "";
-	H5Eget_msg(e->min_num, NULL, minor, sizeof minor);
-	char *dst = s->n == 0 ? s->first : s->last;
-	snprintf(dst, 256, "%s%s%s", e->desc ? e->desc : "", minor[0] ? " (" : "", minor[0] ? minor : "");
-	if (minor[0]) strncat(dst, ")", 255 - strlen(dst));
-	s->n++;
-	return 0;
-}
-
-static void h5_errmsg(char *buf, size_t n) {
-	h5_errs s;
-	memset(&s, 0, sizeof s);
-	H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, h5_err_walk, &s);
-	if (s.n > 1 && strcmp(s.first, s.last) != 0) snprintf(buf, n, "%s: %s", s.first, s.last);
-	else snprintf(buf, n, "%s", s.first);
-	H5Eclear2(H5E_DEFAULT);
-}
+#include "hdf5_shim.h"
 */
 import "C"
 

@@ -13,31 +13,7 @@ package convert
 // (hdf5_meta.go) in the source are refused.
 
 /*
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-#include <hdf5.h>
-
-static hid_t h5_attr_by_idx(hid_t obj, hsize_t i) {
-	return H5Aopen_by_idx(obj, ".", H5_INDEX_NAME, H5_ITER_INC, i, H5P_DEFAULT, H5P_DEFAULT);
-}
-
-// Vlen strings read into a C array of char*, reclaimed by h5_free_vlen.
-static char **h5_read_vlen_attr(hid_t attr, hid_t memtype, size_t n) {
-	char **buf = calloc(n ? n : 1, sizeof(char *));
-	if (buf == NULL) return NULL;
-	if (H5Aread(attr, memtype, buf) < 0) { free(buf); return NULL; }
-	return buf;
-}
-
-static void h5_free_vlen(hid_t memtype, hid_t space, char **buf) {
-#if H5_VERSION_GE(1, 12, 0)
-	H5Treclaim(memtype, space, H5P_DEFAULT, buf);
-#else
-	H5Dvlen_reclaim(memtype, space, H5P_DEFAULT, buf);
-#endif
-	free(buf);
-}
+#include "hdf5_shim.h"
 */
 import "C"
 import (

@@ -6,25 +6,7 @@ package convert
 // value converted as h5py would write it (toAttrVal) and written (writeAttr).
 
 /*
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-#include <hdf5.h>
-
-static hid_t h5_acpl(void) {
-	hid_t p = H5Pcreate(H5P_ATTRIBUTE_CREATE);
-	if (p >= 0 && H5Pset_char_encoding(p, H5T_CSET_UTF8) < 0) { H5Pclose(p); return -1; }
-	return p;
-}
-
-static hid_t h5_vlen_str(int utf8) {
-	hid_t t = H5Tcopy(H5T_C_S1);
-	if (t < 0 || H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, utf8 ? H5T_CSET_UTF8 : H5T_CSET_ASCII) < 0) {
-		if (t >= 0) H5Tclose(t);
-		return -1;
-	}
-	return t;
-}
+#include "hdf5_shim.h"
 */
 import "C"
 import (

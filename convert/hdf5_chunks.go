@@ -12,64 +12,7 @@ package convert
 // (fill value) is read through H5Dread too.
 
 /*
-#include <stdint.h>
-#include <hdf5.h>
-
-#if H5_VERSION_GE(1, 10, 2)
-#define MMP_READ_CHUNK 1
-static int h5_read_chunk(hid_t d, const hsize_t *off, uint32_t *mask, void *buf, size_t size) {
-#if defined(H5Dread_chunk_vers) && H5Dread_chunk_vers >= 2
-	size_t n = size;
-	return H5Dread_chunk2(d, H5P_DEFAULT, off, mask, buf, &n) < 0 ? -1 : 0;
-#else
-	(void)size;
-	return H5Dread_chunk(d, H5P_DEFAULT, off, mask, buf) < 0 ? -1 : 0;
-#endif
-}
-#else
-#define MMP_READ_CHUNK 0
-static int h5_read_chunk(hid_t d, const hsize_t *off, uint32_t *mask, void *buf, size_t size) { return -1; }
-#endif
-
-// h5_contiguous_offset is the file offset of a contiguous dataset's data,
-// or -1 (not contiguous, not allocated, external).
-static long long h5_contiguous_offset(hid_t did) {
-	hid_t dcpl = H5Dget_create_plist(did);
-	if (dcpl < 0) return -1;
-	int ok = H5Pget_layout(dcpl) == H5D_CONTIGUOUS && H5Pget_external_count(dcpl) == 0 && H5Pget_nfilters(dcpl) == 0;
-	H5Pclose(dcpl);
-	if (!ok) return -1;
-	haddr_t a = H5Dget_offset(did);
-	if (a == HADDR_UNDEF || a > (haddr_t)INT64_MAX) { H5Eclear2(H5E_DEFAULT); return -1; }
-	return (long long)a;
-}
-
-// h5_read_point reads the element at coords (one per axis) into buf.
-static int h5_read_point(hid_t did, hid_t mt, int nd, const hsize_t *coords, void *buf) {
-	hid_t fs = H5Dget_space(did);
-	if (fs < 0) return -1;
-	hsize_t one = 1;
-	hid_t ms = H5Screate_simple(1, &one, NULL);
-	int rc = -1;
-	if (ms >= 0 && H5Sselect_elements(fs, H5S_SELECT_SET, 1, coords) >= 0 &&
-	    H5Dread(did, mt, ms, fs, H5P_DEFAULT, buf) >= 0) rc = 0;
-	if (ms >= 0) H5Sclose(ms);
-	H5Sclose(fs);
-	return rc;
-}
-
-// h5_filter_cd returns filter i's id and first client value (the element
-// size, for shuffle).
-static int h5_filter_cd(hid_t dcpl, unsigned i, int *id, unsigned *cd0) {
-	unsigned flags = 0, cfg = 0, cd[8] = {0};
-	size_t n = 8;
-	char name[64];
-	H5Z_filter_t f = H5Pget_filter2(dcpl, i, &flags, &n, cd, sizeof name, name, &cfg);
-	if (f < 0) return -1;
-	*id = (int)f;
-	*cd0 = n > 0 ? cd[0] : 0;
-	return 0;
-}
+#include "hdf5_shim.h"
 */
 import "C"
 

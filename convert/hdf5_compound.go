@@ -9,8 +9,7 @@ package convert
 // first).
 
 /*
-#include <stdlib.h>
-#include <hdf5.h>
+#include "hdf5_shim.h"
 */
 import "C"
 

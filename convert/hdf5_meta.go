@@ -26,17 +26,7 @@ package convert
 //	    (its value in __attrs__ is None); written back so.
 
 /*
-#include <stdlib.h>
-#include <hdf5.h>
-
-static hid_t h5_vlen_str(int utf8) {
-	hid_t t = H5Tcopy(H5T_C_S1);
-	if (t < 0 || H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, utf8 ? H5T_CSET_UTF8 : H5T_CSET_ASCII) < 0) {
-		if (t >= 0) H5Tclose(t);
-		return -1;
-	}
-	return t;
-}
+#include "hdf5_shim.h"
 */
 import "C"
 

@@ -7,103 +7,7 @@ package convert
 // (copyDataset, readBlocks). See hdf5.go for what converts how.
 
 /*
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-#include <hdf5.h>
-#if defined(__unix__) || defined(__APPLE__)
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <unistd.h>
-#endif
-
-// h5_cloexec marks the descriptor of an open file (the sec2 driver's int)
-// close-on-exec.
-static void h5_cloexec(hid_t file) {
-#if defined(__unix__) || defined(__APPLE__)
-	void *h = NULL;
-	if (H5Fget_vfd_handle(file, H5P_DEFAULT, &h) >= 0 && h != NULL) {
-		int fd = *(int *)h, fl = fcntl(fd, F_GETFD);
-		if (fl >= 0) fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
-	}
-#endif
-}
-
-// h5_release drops the whole pages of [p, p+n), part of a shared file
-// mapping, from the process: their data stays in the file (and page cache),
-// so a copy through a mapping keeps a bounded resident size.
-static void h5_release(void *p, size_t n) {
-#if defined(MADV_DONTNEED) && (defined(__unix__) || defined(__APPLE__))
-	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-	uintptr_t a = ((uintptr_t)p + page - 1) / page * page, e = ((uintptr_t)p + n) / page * page;
-	if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
-#endif
-}
-
-static hid_t h5_open_ro(const char *name, hid_t fapl) { return H5Fopen(name, H5F_ACC_RDONLY, fapl); }
-
-static hid_t h5_fapl(void) {
-	hid_t p = H5Pcreate(H5P_FILE_ACCESS);
-	if (p >= 0 && H5Pset_fclose_degree(p, H5F_CLOSE_STRONG) < 0) { H5Pclose(p); return -1; }
-	return p;
-}
-
-static hid_t h5_dapl(void) { return H5Pcreate(H5P_DATASET_ACCESS); }
-
-// h5_obj_info fills the object's type, a key identifying it in the file
-// (file number and address or token) and its attribute count.
-static int h5_obj_info(hid_t loc, const char *name, int *type, unsigned long *fileno, unsigned char key[16], unsigned long long *nattrs) {
-	memset(key, 0, 16);
-#if H5_VERSION_GE(1, 12, 0)
-	H5O_info2_t oi;
-	if (H5Oget_info_by_name3(loc, name, &oi, H5O_INFO_BASIC | H5O_INFO_NUM_ATTRS, H5P_DEFAULT) < 0) return -1;
-	memcpy(key, &oi.token, sizeof(oi.token) < 16 ? sizeof(oi.token) : 16);
-#else
-	H5O_info_t oi;
-	if (H5Oget_info_by_name2(loc, name, &oi, H5O_INFO_BASIC | H5O_INFO_NUM_ATTRS, H5P_DEFAULT) < 0) return -1;
-	memcpy(key, &oi.addr, sizeof(oi.addr));
-#endif
-	*type = (int)oi.type;
-	*fileno = oi.fileno;
-	*nattrs = (unsigned long long)oi.num_attrs;
-	return 0;
-}
-
-// h5_link_val copies a soft link's target, or an external link's file
-// and object, into buf (n bytes; NUL-terminated, truncated).
-static int h5_link_val(hid_t loc, const char *name, int external, char *file, char *obj, size_t n) {
-	H5L_info_t li;
-	file[0] = obj[0] = 0;
-	if (H5Lget_info(loc, name, &li, H5P_DEFAULT) < 0) return -1;
-	size_t sz = li.u.val_size;
-	char *buf = malloc(sz ? sz : 1);
-	if (buf == NULL) return -1;
-	if (H5Lget_val(loc, name, buf, sz, H5P_DEFAULT) < 0) { free(buf); return -1; }
-	if (!external) {
-		size_t m = sz < n ? sz : n - 1;
-		memcpy(obj, buf, m);
-		obj[m] = 0;
-	} else {
-		unsigned flags;
-		const char *f = NULL, *o = NULL;
-		if (H5Lunpack_elink_val(buf, sz, &flags, &f, &o) < 0) { free(buf); return -1; }
-		strncpy(file, f, n - 1); file[n - 1] = 0;
-		strncpy(obj, o, n - 1); obj[n - 1] = 0;
-	}
-	free(buf);
-	return 0;
-}
-
-static int h5_link_type(hid_t loc, const char *name) {
-	H5L_info_t li;
-	if (H5Lget_info(loc, name, &li, H5P_DEFAULT) < 0) return -1;
-	return (int)li.type;
-}
-
-static ssize_t h5_link_name(hid_t g, hsize_t i, char *buf, size_t n) {
-	return H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, buf, n, H5P_DEFAULT);
-}
-
+#include "hdf5_shim.h"
 */
 import "C"
 import (
@@ -212,9 +116,6 @@ func hdf5ToMmpkl(ctx context.Context, src string, out *bridge.File, opt *Options
 	}
 	return nil
 }
-
-// attrsKey holds the attributes of every object of an HDF5 file.
-const attrsKey = "__attrs__"
 
 func (r *h5reader) open() error {
 	fapl := C.h5_fapl()

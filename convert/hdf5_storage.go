@@ -7,30 +7,7 @@ package convert
 // (checkStorage, called by planDataset).
 
 /*
-#include <string.h>
-#include <hdf5.h>
-
-static int h5_external(hid_t dcpl, unsigned i, char *name, size_t n, long long *offset, unsigned long long *size) {
-	off_t off;
-	hsize_t sz;
-	if (H5Pget_external(dcpl, i, n, name, &off, &sz) < 0) return -1;
-	name[n - 1] = 0;
-	*offset = (long long)off;
-	*size = (unsigned long long)sz;
-	return 0;
-}
-
-static int h5_filter(hid_t dcpl, unsigned i, char *name, size_t n, int *id, int *avail) {
-	unsigned flags = 0, cfg = 0;
-	size_t nelmts = 0;
-	H5Z_filter_t f = H5Pget_filter2(dcpl, i, &flags, &nelmts, NULL, n, name, &cfg);
-	if (f < 0) return -1;
-	name[n - 1] = 0;
-	*id = (int)f;
-	*avail = 0;
-	if (H5Zfilter_avail(f) > 0 && H5Zget_filter_info(f, &cfg) >= 0 && (cfg & H5Z_FILTER_CONFIG_DECODE_ENABLED)) *avail = 1;
-	return 0;
-}
+#include "hdf5_shim.h"
 */
 import "C"
 import (

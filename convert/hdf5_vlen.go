@@ -13,38 +13,7 @@ package convert
 // and once to copy.
 
 /*
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-#include <hdf5.h>
-#if defined(__unix__) || defined(__APPLE__)
-#include <sys/mman.h>
-#include <unistd.h>
-#endif
-
-static void h5_release(void *p, size_t n) {
-#if defined(MADV_DONTNEED) && (defined(__unix__) || defined(__APPLE__))
-	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-	uintptr_t a = ((uintptr_t)p + page - 1) / page * page, e = ((uintptr_t)p + n) / page * page;
-	if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
-#endif
-}
-
-static char **h5_read_vlen_block(hid_t did, hid_t mt, hid_t ms, hid_t fs, size_t n) {
-	char **buf = calloc(n ? n : 1, sizeof(char *));
-	if (buf == NULL) return NULL;
-	if (H5Dread(did, mt, ms, fs, H5P_DEFAULT, buf) < 0) { free(buf); return NULL; }
-	return buf;
-}
-
-static void h5_free_vlen_block(hid_t mt, hid_t ms, char **buf) {
-#if H5_VERSION_GE(1, 12, 0)
-	H5Treclaim(mt, ms, H5P_DEFAULT, buf);
-#else
-	H5Dvlen_reclaim(mt, ms, H5P_DEFAULT, buf);
-#endif
-	free(buf);
-}
+#include "hdf5_shim.h"
 */
 import "C"
 
@@ -79,7 +48,7 @@ func (r *h5reader) eachVlen(did, ft C.hid_t, shape []int, fn func(first int64, s
 		if buf == nil {
 			return h5err("reading strings %d to %d", first, first+n)
 		}
-		defer C.h5_free_vlen_block(mt, ms, buf)
+		defer C.h5_free_vlen(mt, ms, buf)
 		strs := make([][]byte, n)
 		for i, p := range unsafe.Slice(buf, max(n, 1))[:n] {
 			if p != nil {

@@ -14,16 +14,7 @@ package convert
 // freed after its H5Dwrite.
 
 /*
-#include <stdlib.h>
-#include <hdf5.h>
-
-// h5_vlen_utf8 is h5py.string_dtype(): variable-length, UTF-8, NUL-terminated.
-static hid_t h5_vlen_utf8(void) {
-	hid_t t = H5Tcopy(H5T_C_S1);
-	if (t < 0) return -1;
-	if (H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0) { H5Tclose(t); return -1; }
-	return t;
-}
+#include "hdf5_shim.h"
 */
 import "C"
 

@@ -6,46 +6,7 @@ package convert
 // the writing of each array, block by block (writeArray, blockWriter).
 
 /*
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-#include <hdf5.h>
-#if defined(__unix__) || defined(__APPLE__)
-#include <sys/mman.h>
-#include <unistd.h>
-#endif
-
-// h5_release drops the whole pages of [p, p+n), part of a shared file
-// mapping, from the process: their data stays in the file (and page cache),
-// so a copy through a mapping keeps a bounded resident size.
-static void h5_release(void *p, size_t n) {
-#if defined(MADV_DONTNEED) && (defined(__unix__) || defined(__APPLE__))
-	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-	uintptr_t a = ((uintptr_t)p + page - 1) / page * page, e = ((uintptr_t)p + n) / page * page;
-	if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
-#endif
-}
-
-static hid_t h5_create(const char *name, hid_t fapl) { return H5Fcreate(name, H5F_ACC_TRUNC, H5P_DEFAULT, fapl); }
-
-static hid_t h5_fapl(void) {
-	hid_t p = H5Pcreate(H5P_FILE_ACCESS);
-	if (p >= 0 && H5Pset_fclose_degree(p, H5F_CLOSE_STRONG) < 0) { H5Pclose(p); return -1; }
-	return p;
-}
-
-static hid_t h5_contiguous_dcpl(void) {
-	hid_t p = H5Pcreate(H5P_DATASET_CREATE);
-	if (p >= 0 && H5Pset_layout(p, H5D_CONTIGUOUS) < 0) { H5Pclose(p); return -1; }
-	return p;
-}
-
-// Link and attribute names are UTF-8, as h5py writes them.
-static hid_t h5_lcpl(void) {
-	hid_t p = H5Pcreate(H5P_LINK_CREATE);
-	if (p >= 0 && H5Pset_char_encoding(p, H5T_CSET_UTF8) < 0) { H5Pclose(p); return -1; }
-	return p;
-}
+#include "hdf5_shim.h"
 */
 import "C"
 import (
