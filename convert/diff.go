@@ -414,8 +414,9 @@ func (d *differ) values(k string, path []any, a, b any) error {
 	da, aok := dictItems(a)
 	db, bok := dictItems(b)
 	if aok && bok && sameContainer(a, b) {
+		ia, ib := dictKeyIndex(da), dictKeyIndex(db)
 		for _, it := range da {
-			j := findKey(db, it.Key)
+			j := ib.find(it.Key)
 			p := appendPath(path, it.Key)
 			if j < 0 {
 				d.report(Difference{Key: k, Kind: ValueDiffers, Path: p, A: it.Value, B: Missing})
@@ -426,7 +427,7 @@ func (d *differ) values(k string, path []any, a, b any) error {
 			}
 		}
 		for _, it := range db {
-			if findKey(da, it.Key) < 0 {
+			if ia.find(it.Key) < 0 {
 				d.report(Difference{Key: k, Kind: ValueDiffers, Path: appendPath(path, it.Key), A: Missing, B: it.Value})
 			}
 		}
@@ -482,11 +483,79 @@ func sameContainer(a, b any) bool {
 	return fmt.Sprintf("%T", a) == fmt.Sprintf("%T", b)
 }
 
-// findKey finds a dict key by value equality as the diff sees it (keys are
-// hashable values: no arrays, so no error can arise).
-func findKey(items []pyval.DictItem, k any) int {
+// keyIndex finds the items of a dict, or the elements of a set, by value
+// equality as the diff sees it. Keys of the common kinds (str, int, bool,
+// None) are found through a map, so that matching two dicts of n keys costs
+// n, not n*n (a file's dict may hold millions); the others are compared one
+// by one (they are hashable values: no arrays, so no error can arise).
+type keyIndex struct {
+	keys []any
+	fast map[fastKey]int
+	rest []int   // the places of the other keys
+	d    *differ // how numpy scalars compare (nil: exactly)
+}
+
+// fastKey is a key of a common kind; deepEqual of two such keys is the
+// equality of their fastKeys.
+type fastKey struct {
+	kind byte
+	s    string
+	i    int64
+}
+
+func fastKeyOf(k any) (fastKey, bool) {
+	switch k := k.(type) {
+	case string:
+		return fastKey{kind: 's', s: k}, true
+	case int64:
+		return fastKey{kind: 'i', i: k}, true
+	case bool:
+		return fastKey{kind: 'b', i: b2i(k)}, true
+	case nil:
+		return fastKey{kind: 'n'}, true
+	}
+	return fastKey{}, false
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func newKeyIndex(keys []any, d *differ) *keyIndex {
+	x := &keyIndex{keys: keys, fast: make(map[fastKey]int, len(keys)), d: d}
+	for i, k := range keys {
+		if f, ok := fastKeyOf(k); ok {
+			if _, dup := x.fast[f]; !dup {
+				x.fast[f] = i
+			}
+			continue
+		}
+		x.rest = append(x.rest, i)
+	}
+	return x
+}
+
+func dictKeyIndex(items []pyval.DictItem) *keyIndex {
+	keys := make([]any, len(items))
 	for i, it := range items {
-		if eq, _ := valuesEqual(context.Background(), it.Key, k, nil); eq {
+		keys[i] = it.Key
+	}
+	return newKeyIndex(keys, nil)
+}
+
+// find returns the place of a key equal to k, or -1.
+func (x *keyIndex) find(k any) int {
+	if f, ok := fastKeyOf(k); ok {
+		if i, ok := x.fast[f]; ok {
+			return i
+		}
+		return -1
+	}
+	for _, i := range x.rest {
+		if eq, _ := valuesEqual(context.Background(), x.keys[i], k, x.d); eq {
 			return i
 		}
 	}
@@ -550,15 +619,9 @@ func valuesEqual(ctx context.Context, a, b any, d *differ) (bool, error) {
 		if ys == nil || !sameContainer(a, b) || len(xs) != len(ys) {
 			return false, nil
 		}
+		iy := newKeyIndex(ys, d)
 		for _, e := range xs {
-			found := false
-			for _, f := range ys {
-				if eq, _ := valuesEqual(ctx, e, f, d); eq {
-					found = true
-					break
-				}
-			}
-			if !found {
+			if iy.find(e) < 0 {
 				return false, nil
 			}
 		}
@@ -569,8 +632,9 @@ func valuesEqual(ctx context.Context, a, b any, d *differ) (bool, error) {
 		if !ok || !sameContainer(a, b) || len(da) != len(db) {
 			return false, nil
 		}
+		ib := dictKeyIndex(db)
 		for _, it := range da {
-			j := findKey(db, it.Key)
+			j := ib.find(it.Key)
 			if j < 0 {
 				return false, nil
 			}

@@ -371,3 +371,56 @@ func BenchmarkDiff(b *testing.B) {
 		}
 	}
 }
+
+// TestDiffLargeDicts: two dicts of 100,000 keys (and sets of 100,000
+// elements; 30,000 with -short) are matched key by key in linear time: a
+// quadratic match took hours. The differences are exactly the changed
+// value, the missing key and the changed set.
+func TestDiffLargeDicts(t *testing.T) {
+	t.Parallel()
+	n := 100_000
+	if testing.Short() {
+		n = 30_000
+	}
+	mk := func(change bool) pyval.Dict {
+		d := make(pyval.Dict, 0, n+1)
+		for i := range n {
+			if change && i == 7 {
+				continue // missing in b
+			}
+			v := int64(i)
+			if change && i == n-1 {
+				v = -1
+			}
+			d = append(d, pyval.DictItem{Key: fmt.Sprintf("key-%d", i), Value: v})
+		}
+		d = append(d, pyval.DictItem{Key: pyval.Tuple{int64(1), "t"}, Value: "tuple key"})
+		return d
+	}
+	set := func(last int64) pyval.Set {
+		s := make(pyval.Set, n)
+		for i := range n - 1 {
+			s[i] = int64(n - i) // another order than b's
+		}
+		s[n-1] = last
+		return s
+	}
+	dir := t.TempDir()
+	a := writeDiffFile(t, filepath.Join(dir, "a.mmpkl"), []dkey{{name: "d", value: mk(false)}, {name: "s", value: set(0)}})
+	bset := set(0)
+	slices.Reverse(bset)
+	b := writeDiffFile(t, filepath.Join(dir, "b.mmpkl"), []dkey{{name: "d", value: mk(true)}, {name: "s", value: bset}})
+	var got []Difference
+	n1, err := Diff(context.Background(), a, b, "", "", DiffOptions{Report: func(d Difference) { got = append(got, d) }})
+	if err != nil || n1 != 2 {
+		t.Fatalf("diff: %d differences %+v, %v; want 2", n1, got, err)
+	}
+	paths := []string{fmt.Sprint(got[0].Path), fmt.Sprint(got[1].Path)}
+	if paths[0] != "[key-7]" || got[0].B != Missing || paths[1] != fmt.Sprintf("[key-%d]", n-1) || got[1].B != int64(-1) {
+		t.Errorf("differences %+v", got)
+	}
+	c := writeDiffFile(t, filepath.Join(dir, "c.mmpkl"), []dkey{{name: "d", value: mk(false)}, {name: "s", value: set(-5)}})
+	if n2, err := Diff(context.Background(), a, c, "", "", DiffOptions{}); err != nil || n2 != 1 {
+		t.Errorf("sets differing in one element: %d differences, %v; want 1", n2, err)
+	}
+}
