@@ -159,7 +159,10 @@ type machine struct {
 	keys  map[ref]string
 	// longKeys are the short tokens standing for long keys (hashKey).
 	longKeys map[string]string
-	small    map[int64]ref // interned None, bools and small ints
+	// structs are the structured dtypes built from each state
+	// (buildDType), by state and item size.
+	structs map[structKey]DType
+	small   map[int64]ref // interned None, bools and small ints
 
 	// foreign is the first global outside the allow-list the value
 	// imports (nil if none): a value built after importing it, even one
@@ -209,7 +212,7 @@ func (m *machine) reset(memoLen int64) {
 	if m.keys != nil {
 		clear(m.keys)
 	}
-	m.longKeys = nil
+	m.longKeys, m.structs = nil, nil
 	if m.small != nil {
 		clear(m.small)
 	}

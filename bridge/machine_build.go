@@ -63,6 +63,11 @@ func (m *machine) descr(s string) (DType, bool) {
 	return d, ok
 }
 
+type structKey struct {
+	state ref
+	size  int
+}
+
 type descrResult struct {
 	d  DType
 	ok bool
@@ -147,19 +152,35 @@ func (m *machine) buildDType(o op, inst, state ref) error {
 		return bad(fmt.Sprintf("byte order %q", order))
 	}
 	if d.Kind == 'V' && (!m.isNone(it[2]) || !m.isNone(it[3]) || !m.isNone(it[4])) {
-		// A structured or subarray dtype (machine_struct.go).
-		sd, why := m.structState(it, d.ItemSize, o.Off)
-		if why != "" {
-			return bad(why)
-		}
-		// Each BUILD makes a new dtype, even of a state shared through
-		// the memo: count what it takes (fieldCost: what checking and
-		// describing a field allocates).
-		if err := m.grow(o.Off, int64(len(sd.layout))+int64(len(m.at(it[3]).items))*fieldCost); err != nil {
-			return err
-		}
-		if sd.ItemSize != d.ItemSize {
-			return bad(fmt.Sprintf("element size %d for numpy.dtype(%q)", sd.ItemSize, descr))
+		// A structured or subarray dtype (machine_struct.go). A state
+		// shared through the memo and built from before gives the same
+		// dtype again: a success freezes the fields dict, and the rest of
+		// the state is immutable. Any other BUILD counts the work it does
+		// (fieldCost: what checking and describing a field allocates),
+		// so that a state rebuilt many times, failing at its last field,
+		// costs no more than MaxValueBytes allows.
+		key := structKey{state, d.ItemSize}
+		sd, built := m.structs[key]
+		if !built {
+			if nn := m.at(it[3]); nn.kind == kTuple {
+				if err := m.grow(o.Off, int64(len(nn.items))*fieldCost); err != nil {
+					return err
+				}
+			}
+			var why string
+			if sd, why = m.structState(it, d.ItemSize, o.Off); why != "" {
+				return bad(why)
+			}
+			if sd.ItemSize != d.ItemSize {
+				return bad(fmt.Sprintf("element size %d for numpy.dtype(%q)", sd.ItemSize, descr))
+			}
+			if err := m.grow(o.Off, int64(len(sd.layout))); err != nil {
+				return err
+			}
+			if m.structs == nil {
+				m.structs = map[structKey]DType{}
+			}
+			m.structs[key] = sd
 		}
 		*m.at(inst) = node{kind: kDType, off: m.at(inst).off, x: sd}
 		return nil

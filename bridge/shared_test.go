@@ -83,9 +83,15 @@ func TestSharedObjectsCostOnce(t *testing.T) {
 			opMark, opBinInt1, 3, "|", opNone, opNone, opNone, opBinInt, le32(sharedLen), opBinInt1, 1, opBinInt1, 0, opTuple, opBuild, opBinPut, 2,
 			opBinBytes, le32(sharedLen), []byte(long), opBinPut, 3, opPop, opPop, opPop,
 			uses(pkl(opBinGet, 1, opBinGet, 2, opBinGet, 3, opTuple2, opReduce)), opList)},
-		{name: "structured dtype rebuilt from one state", limit: true, value: pkl(sharedStructState(4000),
+		// Built once (the state cannot change after a success), then the
+		// same dtype at each BUILD.
+		{name: "structured dtype rebuilt from one state", value: pkl(sharedStructState(4000),
 			"numpy", "dtype", opStackGlobal, opBinPut, 2, opPop,
 			opMark, bytes.Repeat(pkl(opBinGet, 2, "V32000", opNewFalse, opNewTrue, opTuple3, opReduce, opBinGet, 1, opBuild), 200), opList)},
+		// Checked in full and refused at each BUILD: the work counts.
+		{name: "structured dtype of another size rebuilt from one state", limit: true, value: pkl(sharedStructState(4000),
+			"numpy", "dtype", opStackGlobal, opBinPut, 2, opPop,
+			opMark, bytes.Repeat(pkl(opBinGet, 2, "V16", opNewFalse, opNewTrue, opTuple3, opReduce, opBinGet, 1, opBuild), 200), opList)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -118,7 +124,7 @@ func TestSharedObjectsCostOnce(t *testing.T) {
 			}
 			_ = rep
 			alloc := int64(after.TotalAlloc - before.TotalAlloc)
-			bound := 40*int64(len(data)) + 2*limit + 16<<20
+			bound := 64*int64(len(data)) + 2*limit + 16<<20
 			t.Logf("file %d bytes, allocated %d (bound %d), Get: %v", len(data), alloc, bound, getErr)
 			if alloc > bound {
 				t.Errorf("reading and verifying a %d-byte file allocated %d bytes (bound %d): a shared object is paid at each use", len(data), alloc, bound)
