@@ -1,7 +1,3 @@
-// Package transpose writes Fortran-ordered (column-major) array data in C
-// (row-major) order: the one transposition the bridge (Array.WriteC, Put in
-// the mmappickle profile) and the converters (.npy and .npz members into
-// mmappickle's C-order encoding) share.
 package transpose
 
 import (
