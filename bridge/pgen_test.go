@@ -1,12 +1,14 @@
 package bridge
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,6 +33,9 @@ type pgen struct {
 	// in each is hashable; depth bounds nesting.
 	own   []pslot
 	depth int
+	// long: some strings and bytes are 40 repeats of one or two runes
+	// or bytes (longer than the machine's short keys, and often equal).
+	long bool
 }
 
 type pslot struct {
@@ -327,6 +332,9 @@ func (g *pgen) text(n int) []rune {
 
 func (g *pgen) str() {
 	rs := g.text(g.n(6))
+	if g.long && g.n(6) == 0 {
+		rs = slices.Repeat(g.text(1+g.n(2)), 40)
+	}
 	switch g.n(7) {
 	case 0, 1, 2:
 		var b []byte
@@ -341,6 +349,11 @@ func (g *pgen) str() {
 			g.raw(opBinUnicode8)
 			g.raw(le64(uint64(len(b)))...)
 		default:
+			if len(b) > 255 {
+				g.raw(opBinUnicode)
+				g.raw(le32(int32(len(b)))...)
+				break
+			}
 			g.raw(opShortBinUni, byte(len(b)))
 		}
 		g.raw(b...)
@@ -408,6 +421,9 @@ func (g *pgen) randBytes(n int) []byte {
 
 func (g *pgen) bytesObj() {
 	b := g.randBytes(g.n(10))
+	if g.long && g.n(6) == 0 {
+		b = bytes.Repeat(g.randBytes(1+g.n(2)), 40)
+	}
 	switch g.n(3) {
 	case 0:
 		g.raw(opBinBytes)
@@ -779,7 +795,7 @@ func TestPropertyPickleLoad(t *testing.T) {
 	if v, err := strconv.ParseUint(os.Getenv("PGEN_SEED"), 10, 64); err == nil {
 		seed = v
 	}
-	g := &pgen{rng: rand.New(rand.NewPCG(seed, 1))}
+	g := &pgen{rng: rand.New(rand.NewPCG(seed, 1)), long: true}
 	dir := t.TempDir()
 	var cases []pmCase
 	var files []pgenFile
