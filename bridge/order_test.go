@@ -38,8 +38,9 @@ func (w *rampWriter) Write(p []byte) (int, error) {
 // mapping (a remote file's) is written in C order without being read into
 // memory when large: spooled once into an unnamed scratch file, transposed
 // from its mapping. Small ones are read into memory.
+//
+// Not parallel: it measures the process's allocations.
 func TestWriteCUnmapped(t *testing.T) {
-	t.Parallel()
 	u8, _ := ParseDType("<u8")
 	for _, shape := range [][]int{{1024, 2048}, {64, 3, 5}} {
 		t.Run(fmt.Sprint(shape), func(t *testing.T) {

@@ -54,6 +54,8 @@ func sharedStructState(n int) []byte {
 	return pkl(opMark, opBinInt1, 3, "|", opNone, names, fields, opBinInt, le32(int32(8*n)), opBinInt1, 1, opBinInt1, 16, opTuple, opBinPut, 1, opPop)
 }
 
+// TestSharedObjectsCostOnce reads and verifies each file and bounds what
+// that allocates. Not parallel: it measures the process's allocations.
 func TestSharedObjectsCostOnce(t *testing.T) {
 	long := strings.Repeat("x", sharedLen)
 	cases := []struct {
