@@ -7,13 +7,15 @@ import (
 	"math"
 )
 
-// Piece is about how many bytes FToC hands w at a time.
+// Piece is the most bytes FToC hands w at a time (or one item, when items
+// are larger).
 const Piece = 1 << 20
 
 // FToC writes src, the elements of an array of the given shape and item
-// size in Fortran order, to w in C order, in pieces of about Piece bytes
-// (at least one innermost row). Arrays of fewer than two dimensions are
-// the same in both orders and are written as they are.
+// size in Fortran order, to w in C order, in pieces of at most Piece bytes
+// whatever the shape: an innermost row longer than that is gathered in
+// parts. Arrays of fewer than two dimensions are the same in both orders
+// and are written as they are.
 func FToC(w io.Writer, src []byte, shape []int, size int) error {
 	nd := len(shape)
 	stride := make([]int, nd) // Fortran strides in bytes
@@ -34,11 +36,8 @@ func FToC(w io.Writer, src []byte, shape []int, size int) error {
 	}
 	last := nd - 1
 	inner, innerStride := shape[last], stride[last]
-	buf := make([]byte, 0, max(Piece, inner*size)/(inner*size)*(inner*size))
+	buf := make([]byte, 0, min(max(1, Piece/size), len(src)/size)*size)
 	flush := func() error {
-		if len(buf) == 0 {
-			return nil
-		}
 		_, err := w.Write(buf)
 		buf = buf[:0]
 		return err
@@ -46,14 +45,18 @@ func FToC(w io.Writer, src []byte, shape []int, size int) error {
 	idx := make([]int, nd) // C-order odometer over all axes but the last
 	base := 0
 	for {
-		if cap(buf)-len(buf) < inner*size {
-			if err := flush(); err != nil {
-				return err
+		for j := 0; j < inner; {
+			if len(buf) == cap(buf) {
+				if err := flush(); err != nil {
+					return err
+				}
 			}
+			n := min(inner-j, (cap(buf)-len(buf))/size)
+			o := len(buf)
+			buf = buf[:o+n*size]
+			row(buf[o:], src, base+j*innerStride, n, innerStride, size)
+			j += n
 		}
-		o := len(buf)
-		buf = buf[:o+inner*size]
-		row(buf[o:], src, base, inner, innerStride, size)
 		ax := last - 1
 		for ; ax >= 0; ax-- {
 			idx[ax]++

@@ -34,7 +34,7 @@ func fToCNaive(src []byte, shape []int, size int) []byte {
 
 func TestFToC(t *testing.T) {
 	t.Parallel()
-	shapes := [][]int{{}, {5}, {2, 3}, {3, 2}, {1, 7}, {7, 1}, {2, 3, 4}, {4, 1, 3, 2}, {0, 3}, {3, 0}, {1000, 700}, {3, Piece/8 + 5}}
+	shapes := [][]int{{}, {5}, {2, 3}, {3, 2}, {1, 7}, {7, 1}, {2, 3, 4}, {4, 1, 3, 2}, {0, 3}, {3, 0}, {1000, 700}, {3, Piece/8 + 5}, {2, 3*Piece + 1}, {2, 2, Piece / 3}}
 	for _, shape := range shapes {
 		for _, size := range []int{1, 2, 3, 4, 8, 16} {
 			n := size
@@ -48,12 +48,15 @@ func TestFToC(t *testing.T) {
 			for i := range src {
 				src[i] = byte(i*7 + i>>8)
 			}
-			var got bytes.Buffer
-			if err := FToC(&got, src, shape, size); err != nil {
+			got := &pieceWriter{}
+			if err := FToC(got, src, shape, size); err != nil {
 				t.Fatalf("%v x%d: %v", shape, size, err)
 			}
 			if want := fToCNaive(src, shape, size); !bytes.Equal(got.Bytes(), want) {
 				t.Errorf("%v x%d: wrong order", shape, size)
+			}
+			if got.largest > max(Piece, size) {
+				t.Errorf("%v x%d: a write of %d bytes", shape, size, got.largest)
 			}
 		}
 	}
@@ -70,6 +73,17 @@ func TestFToCRefuses(t *testing.T) {
 			t.Errorf("%d bytes, shape %v x%d: accepted", c.n, c.shape, c.size)
 		}
 	}
+}
+
+// pieceWriter keeps what is written and the largest write.
+type pieceWriter struct {
+	bytes.Buffer
+	largest int
+}
+
+func (w *pieceWriter) Write(p []byte) (int, error) {
+	w.largest = max(w.largest, len(p))
+	return w.Buffer.Write(p)
 }
 
 type failWriter struct{ after int }
