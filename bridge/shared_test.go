@@ -112,7 +112,7 @@ func TestSharedObjectsCostOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, getErr := r.Get("a")
-			rep, verr := Verify(bytes.NewReader(data), int64(len(data)), nil, opts...)
+			_, verr := Verify(bytes.NewReader(data), int64(len(data)), nil, opts...)
 			runtime.ReadMemStats(&after)
 			if verr != nil {
 				t.Fatalf("Verify: %v", verr)
@@ -124,7 +124,6 @@ func TestSharedObjectsCostOnce(t *testing.T) {
 			} else if errors.Is(getErr, ErrLimit) {
 				t.Errorf("Get: %v", getErr)
 			}
-			_ = rep
 			alloc := int64(after.TotalAlloc - before.TotalAlloc)
 			bound := 64*int64(len(data)) + 2*limit + 16<<20
 			t.Logf("file %d bytes, allocated %d (bound %d), Get: %v", len(data), alloc, bound, getErr)

@@ -510,18 +510,14 @@ func fastKeyOf(k any) (fastKey, bool) {
 	case int64:
 		return fastKey{kind: 'i', i: k}, true
 	case bool:
-		return fastKey{kind: 'b', i: b2i(k)}, true
+		if k {
+			return fastKey{kind: 'T'}, true
+		}
+		return fastKey{kind: 'F'}, true
 	case nil:
 		return fastKey{kind: 'n'}, true
 	}
 	return fastKey{}, false
-}
-
-func b2i(b bool) int64 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func newKeyIndex(keys []any, d *differ) *keyIndex {

@@ -394,7 +394,9 @@ func TestDiffLargeDicts(t *testing.T) {
 			}
 			d = append(d, pyval.DictItem{Key: fmt.Sprintf("key-%d", i), Value: v})
 		}
-		d = append(d, pyval.DictItem{Key: pyval.Tuple{int64(1), "t"}, Value: "tuple key"})
+		d = append(d, pyval.DictItem{Key: pyval.Tuple{int64(1), "t"}, Value: "tuple key"},
+			pyval.DictItem{Key: true, Value: "bool key"}, pyval.DictItem{Key: false, Value: "other bool key"},
+			pyval.DictItem{Key: nil, Value: "None key"}, pyval.DictItem{Key: int64(-3), Value: "int key"})
 		return d
 	}
 	set := func(last int64) pyval.Set {
