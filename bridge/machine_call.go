@@ -94,10 +94,16 @@ func globalWarning(module, name string) string {
 	return ""
 }
 
-// maxAllowedName bounds the module and name looked up among the allowed
-// globals (the longest is 22 bytes): a long name shared through the memo
-// and imported at each of many uses is not hashed at each.
-const maxAllowedName = 64
+// maxAllowedName is the longest module or name of allowedGlobals: a longer
+// one, shared through the memo and imported at each of many uses, is not
+// looked up (hashed) at each.
+var maxAllowedName = func() int {
+	n := 0
+	for k := range allowedGlobals {
+		n = max(n, len(k[0]), len(k[1]))
+	}
+	return n
+}()
 
 // trustSet is the globals the verifier was told to trust.
 type trustSet struct {
