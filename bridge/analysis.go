@@ -11,12 +11,14 @@ import (
 // This file runs the machine over every entry of a file in file order,
 // deleted ones included, as pickle.load does, with the memo shared by the
 // whole file. It records what each entry holds (an array, a masked array,
-// another value, or the limit it exceeds) and refuses the whole file when
-// pickle.load of it would not give the dict its entries describe: an entry
-// reads or overwrites a memo slot another entry wrote (decoded alone it
-// would show another value), breaks the structure (a STOP inside a value
-// ends pickle.load there), or makes pickle.load raise (or do something this
-// package does not model, such as changing an array after building it).
+// another value) and refuses the whole file when pickle.load of it would
+// not give the dict its entries describe: an entry reads or overwrites a
+// memo slot another entry wrote (decoded alone it would show another
+// value), breaks the structure (a STOP inside a value ends pickle.load
+// there), makes pickle.load raise (or do something this package does not
+// model, such as changing an array after building it), or stops early at
+// one of this package's limits (its later memo writes would be unknown, and
+// with them what the entries after it read).
 // Values made by globals outside the allow-list are not refused: they are
 // shown undecoded.
 
@@ -84,8 +86,7 @@ func (o *memoOwners) entryOffset(e int32) int64 {
 type entryInfo struct {
 	memoLen int64 // the memo's length before the value: MEMOIZE's base
 	kind    Kind
-	array   any   // *Array or *Masked
-	err     error // the value cannot be read
+	array   any // *Array or *Masked
 }
 
 // analysis is the state of a file's analysis: entries [0, len(infos)) done.
@@ -143,16 +144,22 @@ func (r *Reader) analyze() error {
 		var fe *FormatError
 		switch {
 		case err == nil:
-		case errors.Is(err, ErrLimit):
-			info.err = withKey(err, e.Key)
 		case errors.As(err, &fe):
+			// Any value that stops early, at a limit of this package as
+			// where pickle.load raises, refuses the whole file: the memo
+			// writes it would have made after that point are unknown, so
+			// the next entries' MEMOIZE indices (and what they read)
+			// could not be trusted.
 			sentinel := fe.Err
 			if sentinel == errStructure {
 				sentinel = nil
 			}
 			sep := ": "
-			if errors.Is(err, ErrSharedMemo) {
+			switch {
+			case errors.Is(err, ErrSharedMemo):
 				sep = " "
+			case errors.Is(err, ErrLimit):
+				sep = " stops early at a limit: "
 			}
 			a.err = &FormatError{Offset: fe.Offset, Msg: fmt.Sprintf("%s at offset %d%s%s", entryName(e), e.Offset, sep, fe.Msg), Err: sentinel}
 			return a.err

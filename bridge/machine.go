@@ -85,6 +85,9 @@ type node struct {
 	kind  kind
 	g     global // kGlobal: which callable
 	flags nodeFlags
+	// nest is how deeply a tuple or frozenset nests tuples and
+	// frozensets (1 for one of other objects; see keyNest).
+	nest  uint16
 	i, n  int64 // see kind
 	off   int64 // file offset of the opcode that made the node
 	items []ref
@@ -104,6 +107,10 @@ const (
 	// fFrozen: a dict a structured dtype holds as its fields: changing it
 	// would change the dtype after it was built.
 	fFrozen
+	// fViewed: a bytearray an array was built over (numpy's _frombuffer
+	// views it, no copy): changing it would change the array after it
+	// was built.
+	fViewed
 )
 
 // opaque is what the machine knows of an object it does not model.

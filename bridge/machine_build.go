@@ -219,6 +219,11 @@ func (m *machine) buildDType(o op, inst, state ref) error {
 		if string(unit) != "generic" {
 			d.Unit, d.UnitCount = canonicalUnit(string(unit)), int(count)
 		}
+		if meta := m.at(md.items[0]); meta.kind == kDict {
+			// numpy keeps the dict itself as dtype.metadata: a
+			// later SETITEM into it would give the dtype metadata.
+			meta.flags |= fFrozen
+		}
 	}
 	if err := d.validate(); err != nil {
 		return bad(err.Error())
@@ -314,7 +319,11 @@ func (m *machine) buildArray(o op, inst, state ref, masked bool) error {
 	switch f := m.at(it[6]); {
 	case f.kind == kNone:
 	case f.kind == kArray && len(f.x.(*Array).Shape) == 0 && fillCompatible(f.x.(*Array).DType, d):
-		mk.Fill = f.x.(*Array)
+		fill, err := m.fillFor(o, f.x.(*Array), d)
+		if err != nil {
+			return err
+		}
+		mk.Fill = fill
 	default:
 		return bad("fill value " + m.repr(it[6]))
 	}
@@ -323,7 +332,8 @@ func (m *machine) buildArray(o op, inst, state ref, masked bool) error {
 }
 
 // fillCompatible: numpy writes a masked array's fill value as a 0-d array
-// of the data's dtype (for datetimes, possibly of another unit).
+// of the data's dtype (for datetimes, possibly of another unit or byte
+// order, which numpy converts: machine_fill.go).
 func fillCompatible(f, d DType) bool {
 	if f == d {
 		return true

@@ -310,11 +310,14 @@ func (m *machine) callGlobal(o op, fn ref, args []ref) (ref, error) {
 		default:
 			return m.unexpected(o, fn, args, "not how CPython pickles a set")
 		}
-		r, err := m.newNode(node{kind: k, off: o.Off})
+		r, err := m.newNode(node{kind: k, nest: 1, off: o.Off})
 		if err != nil {
 			return 0, err
 		}
 		for _, it := range items {
+			if err := m.keyNest(o, r, it); err != nil {
+				return 0, err
+			}
 			if err := m.setAdd(o, r, it); err != nil {
 				return 0, err
 			}
@@ -480,6 +483,11 @@ func (m *machine) callFromBuffer(o op, fn ref, args []ref) (ref, error) {
 	off := b.i
 	if b.n == 0 {
 		off = o.Off // nothing to map
+	}
+	if b.kind == kByteArray {
+		// frombuffer views the bytearray: what changes it later
+		// changes the array (machine_items.go refuses that).
+		m.at(args[0]).flags |= fViewed
 	}
 	a := &Array{DType: d, Shape: shape, Fortran: order == "F", Profile: Portable, Offset: off, NBytes: b.n}
 	return m.newNode(node{kind: kArray, off: o.Off, x: a})

@@ -84,7 +84,51 @@ func (m *machine) floatOf(r ref) float64 { return math.Float64frombits(uint64(m.
 
 // pushContainer pushes a new list or tuple holding items.
 func (m *machine) pushContainer(k kind, items []ref, off int64) error {
-	return m.push(node{kind: k, items: items, off: off})
+	nd := node{kind: k, items: items, off: off}
+	if k == kTuple {
+		nd.nest = m.nestOver(items)
+	}
+	return m.push(nd)
+}
+
+// maxKeyNest is the deepest nesting of tuples and frozensets accepted in a
+// dict key or a set item. CPython compares two distinct keys of equal hash
+// (equal keys, or a crafted collision) item by item, one level of its
+// recursion limit per level of nesting: with the default limit of 1000,
+// dict and set insertion of a second key equal to one nested 998 deep
+// raises RecursionError when pickle.load runs at the bottom of the stack,
+// and less deep by as many frames as its caller has (measured on CPython
+// 3.11.7: 899 deep under 100 frames). Refusing every key nested deeper than
+// 200, whether or not it meets another, leaves 800 frames to the caller of
+// pickle.load; no pickle of plain data nests keys that deep.
+const maxKeyNest = 200
+
+// nestOver is the nesting of a tuple or frozenset holding items (saturated:
+// anything past maxKeyNest is refused anyway).
+func (m *machine) nestOver(items []ref) uint16 {
+	n := uint16(0)
+	for _, it := range items {
+		n = max(n, m.at(it).nest)
+	}
+	if n > maxKeyNest {
+		return maxKeyNest + 1
+	}
+	return n + 1
+}
+
+// keyNest refuses x as a dict key or set item when it nests tuples and
+// frozensets deeper than maxKeyNest (pickle.load may raise
+// RecursionError comparing it), and counts x in the nesting of s when s is
+// a frozenset being built.
+func (m *machine) keyNest(o op, s, x ref) error {
+	n := m.at(x).nest
+	if int(n) > maxKeyNest {
+		return refuse(o.Off, "%s: a key nesting tuples or frozensets more than %d deep: pickle.load may raise RecursionError comparing it (at about 1000 less the caller's stack depth)", opName(o.Code), maxKeyNest)
+	}
+	if sn := m.at(s); sn.kind == kFrozenSet {
+		sn.nest = max(sn.nest, n+1)
+	}
+	return nil
 }
 
 // markedUpdate is APPENDS, SETITEMS and ADDITEMS: the items above the MARK
@@ -128,6 +172,9 @@ func (m *machine) markedUpdate(o op) error {
 // appendItems is APPEND(S) on t: list.append/extend for a list.
 func (m *machine) appendItems(o op, t ref, items []ref) error {
 	nd := m.at(t)
+	if nd.flags&fViewed != 0 {
+		return refuse(o.Off, "%s on a bytearray an array was built over: pickle.load would resize or change the array's data after it was built (BufferError, or other bytes than the file's)", opName(o.Code))
+	}
 	switch nd.kind {
 	case kList:
 		nd.items = append(nd.items, items...)
@@ -147,11 +194,17 @@ func (m *machine) appendItems(o op, t ref, items []ref) error {
 func (m *machine) setItems(o op, t ref, items []ref) error {
 	nd := m.at(t)
 	if nd.flags&fFrozen != 0 {
-		return refuse(o.Off, "%s on the fields of a structured dtype: pickle.load would change the dtype after it was built", opName(o.Code))
+		return refuse(o.Off, "%s on a dict a numpy dtype holds (a structured dtype's fields or a dtype's metadata): pickle.load would change the dtype after it was built", opName(o.Code))
+	}
+	if nd.flags&fViewed != 0 {
+		return refuse(o.Off, "%s on a bytearray an array was built over: pickle.load would change the array's data after it was built, so the file's bytes are not its value", opName(o.Code))
 	}
 	switch nd.kind {
 	case kDict, kODict:
 		for i := 0; i < len(items); i += 2 {
+			if err := m.keyNest(o, t, items[i]); err != nil {
+				return err
+			}
 			if err := m.dictSet(o, t, items[i], items[i+1]); err != nil {
 				return err
 			}
@@ -214,6 +267,9 @@ func (m *machine) addItems(o op, t ref, items []ref) error {
 			return fail(o.Off, "ADDITEMS: 'frozenset' object has no attribute 'add'")
 		}
 		for _, it := range items {
+			if err := m.keyNest(o, t, it); err != nil {
+				return err
+			}
 			if err := m.setAdd(o, t, it); err != nil {
 				return err
 			}
@@ -247,7 +303,10 @@ func (m *machine) readOnlyBuffer(o op) error {
 // reference to it sees the change) and reports why.
 func (m *machine) opaqueNode(r ref, off int64, module, name, why string) {
 	nd := m.at(r)
-	*nd = node{kind: kOpaque, off: nd.off, x: &opaque{module: module, name: name, why: why}}
+	// What viewed the object before still views it: a bytearray under an
+	// array, a dict under a dtype stay refused when changed.
+	keep := nd.flags & (fViewed | fFrozen)
+	*nd = node{kind: kOpaque, flags: keep, off: nd.off, x: &opaque{module: module, name: name, why: why}}
 	if why != "" {
 		m.report(off, why)
 	}
@@ -336,6 +395,11 @@ func (m *machine) memoPut(o op) error {
 			return err
 		}
 	}
+	if i >= maxMemoSlots {
+		// CPython grows its memo array to twice the index, 16 bytes an
+		// index: MemoryError where that is more than it can allocate.
+		return refuse(o.Off, "%s %d: pickle.load would allocate %d MiB for its memo (MemoryError where it cannot; refused from index %d)", opName(o.Code), i, (i+1)*16>>20, maxMemoSlots)
+	}
 	if m.owners != nil {
 		if e, ok := m.owners.owner(i); ok && e != m.entry {
 			return &FormatError{Offset: o.Off, Msg: fmt.Sprintf("writes memo slot %d of the entry at offset %d: pickle.load would give a different value", i, m.owners.entryOffset(e)), Err: ErrSharedMemo}
@@ -346,10 +410,6 @@ func (m *machine) memoPut(o op) error {
 		m.memoLen++
 	}
 	m.memo[i] = r
-	if i >= maxMemoSlots && m.maxSlot < maxMemoSlots {
-		// CPython grows its memo array to twice the index.
-		m.report(o.Off, fmt.Sprintf("memo index %d: pickle.load would allocate %d MiB for its memo", i, (i+1)*16>>20))
-	}
 	m.maxSlot = max(m.maxSlot, i)
 	return nil
 }

@@ -102,7 +102,7 @@ func (m *machine) step(o op) error {
 	case opEmptyList:
 		return m.push(node{kind: kList, off: o.Off})
 	case opEmptyTuple:
-		return m.push(node{kind: kTuple, off: o.Off})
+		return m.push(node{kind: kTuple, nest: 1, off: o.Off})
 	case opEmptyDict:
 		return m.push(node{kind: kDict, off: o.Off})
 	case opEmptySet:
@@ -147,7 +147,7 @@ func (m *machine) step(o op) error {
 		if err != nil {
 			return err
 		}
-		r, err := m.newNode(node{kind: kFrozenSet, off: o.Off})
+		r, err := m.newNode(node{kind: kFrozenSet, nest: 1, off: o.Off})
 		if err != nil {
 			return err
 		}

@@ -283,9 +283,6 @@ func (r *Reader) getEntry(i int) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if info.err != nil {
-		return nil, info.err
-	}
 	if info.array != nil {
 		return withSource(info.array, r.src), nil
 	}
@@ -314,7 +311,9 @@ func withSource(v any, src *source) any {
 		out := &Masked{Data: &d, Mask: &k}
 		if f, ok := v.Fill.(*Array); ok {
 			fc := *f
-			fc.src = src
+			if fc.src == nil { // a converted fill holds its own bytes
+				fc.src = src
+			}
 			out.Fill = &fc
 		}
 		return out
@@ -332,9 +331,6 @@ func (r *Reader) arrayItem(key string) (any, error) {
 	info, err := r.info(i)
 	if err != nil {
 		return nil, err
-	}
-	if info.err != nil {
-		return nil, info.err
 	}
 	if info.array == nil {
 		return nil, nil
@@ -354,7 +350,7 @@ func (r *Reader) KindOf(key string) (k Kind, err error) {
 	if err != nil {
 		return KindValue, err
 	}
-	return info.kind, info.err
+	return info.kind, nil
 }
 
 // Array returns the array stored under key.

@@ -229,7 +229,9 @@ func (c *toGo) build(r ref, depth int) (converted, error) {
 		mk.Data, mk.Mask = &d, &k
 		if f, ok := mk.Fill.(*Array); ok {
 			fc := *f
-			fc.src = c.src
+			if fc.src == nil { // a converted fill holds its own bytes
+				fc.src = c.src
+			}
 			mk.Fill = &fc
 		}
 		return converted{&mk, 128}, nil

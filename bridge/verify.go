@@ -103,9 +103,17 @@ func (r *VerifyReport) OK() bool {
 const (
 	maxVerifyFindings  = 100_000
 	maxVerifyStructure = 1000
-	// maxMemoSlots bounds the memo index a verified file may use: CPython
-	// allocates 16 bytes per index up to the largest (1 GiB here).
-	maxMemoSlots = 1 << 26
+	// maxMemoSlots bounds the memo index a value may write (PUT,
+	// BINPUT, LONG_BINPUT; MEMOIZE's index is bounded by the opcodes): a
+	// larger one is refused by reading and fails verification. CPython's
+	// _Unpickler_MemoPut grows its memo array to twice the index, 8 bytes
+	// a slot, and raises MemoryError when that allocation fails: on a
+	// 24 GiB Linux machine without swap (heuristic overcommit) from about
+	// index 1.58e9, under `ulimit -v 1048576` (1 GiB) from 66,277,887.
+	// Refusing from 2^25 (a 512 MiB memo) accepts only indices CPython
+	// allocates wherever it has 512 MiB to spare, and leaves room for
+	// files of millions of entries, whose memo indices grow with them.
+	maxMemoSlots = 1 << 25
 	// amplificationSlack is how many bytes more than a value's own length
 	// pickle.load may copy for it before that counts as amplification.
 	amplificationSlack = 1 << 16
