@@ -103,9 +103,8 @@ func (r *VerifyReport) OK() bool {
 const (
 	maxVerifyFindings  = 100_000
 	maxVerifyStructure = 1000
-	// maxMemoSlots bounds the memo index a value may write (PUT,
-	// BINPUT, LONG_BINPUT; MEMOIZE's index is bounded by the opcodes): a
-	// larger one is refused by reading and fails verification. CPython's
+	// maxMemoSlots bounds the memo index a value may write (machine
+	// memoPut): a larger one is refused by reading and fails verification. CPython's
 	// _Unpickler_MemoPut grows its memo array to twice the index, 8 bytes
 	// a slot, and raises MemoryError when that allocation fails: on a
 	// 24 GiB Linux machine without swap (heuristic overcommit) from about
