@@ -31,7 +31,8 @@ var (
 	// read (another process truncated it).
 	ErrShrank = errors.New("file shrank while being read")
 	// ErrMemoFull: a new entry would need memo indices past 2^31-1, the
-	// largest an entry's trailer holds.
+	// largest an entry's trailer holds, or write one from 2^25, which
+	// readers refuse (pickle.load allocates twice the largest index).
 	ErrMemoFull = errors.New("memo indices exhausted")
 )
 

@@ -110,8 +110,11 @@ func (mf *File) appendValue(r *Reader, key string, build func(memoStart int64) (
 	if err != nil {
 		return Entry{}, withKey(err, key)
 	}
-	if memoEnd > math.MaxInt32 {
-		return Entry{}, fmt.Errorf("key %q: %w: the value would use memo indices up to %d, past 2^31-1; rewrite the file with convert", key, ErrMemoFull, memoEnd-1)
+	if memoEnd > memoStart && memoEnd > maxMemoSlots {
+		// Readers refuse a memo index from maxMemoSlots (pickle.load
+		// allocates twice the largest index): the file would be lost to
+		// them.
+		return Entry{}, fmt.Errorf("key %q: %w: the value would use memo indices %d to %d, past %d (pickle.load allocates memory for twice the largest); rewrite the file with convert", key, ErrMemoFull, memoStart, memoEnd-1, maxMemoSlots-1)
 	}
 	var valueLen int64
 	for _, s := range segs {

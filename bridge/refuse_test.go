@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"mmpbridge/internal/pyrun"
+	"mmpbridge/pyval"
 )
 
 // Refuse, never guess (issue 19, 5): a file whose value pickle.load would
@@ -465,4 +466,54 @@ func TestConvertDatetime(t *testing.T) {
 			t.Errorf("%d %s -> %s: %d %v, want %d %v", c.v, c.from, c.to, got, ok, c.want, c.ok)
 		}
 	}
+}
+
+// TestPutRefusesMemoPastBound: in a file whose entries used memo indices
+// up to 2^25-2, a put whose value needs memo slots from 2^25 is refused
+// with ErrMemoFull and leaves the file as it was (readers would refuse the
+// whole file); a value that needs none still goes in, and the file reads.
+func TestPutRefusesMemoPastBound(t *testing.T) {
+	t.Parallel()
+	name := filepath.Join(t.TempDir(), "m.mmpkl")
+	b := testFile(testEntryMemo("a", pkl(opNone), true, maxMemoSlots-1))
+	if err := os.WriteFile(name, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := OpenFile(name, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// A list memoized twice: two memo slots, 2^25-1 and 2^25.
+	two := pyval.Object{Pickle: pkl(opProto, 4, opEmptyList, opMemoize, opEmptyList, opMemoize, opAppend, opStop)}
+	if err := f.Put("two", two); !errors.Is(err, ErrMemoFull) || !strings.Contains(err.Error(), "33554431 to 33554432") {
+		t.Fatalf("Put: %v, want ErrMemoFull", err)
+	}
+	if after, _ := os.ReadFile(name); !bytes.Equal(after, b) {
+		t.Error("a refused put changed the file")
+	}
+	if err := f.Put("v", int64(5)); err != nil {
+		t.Fatalf("Put of a value needing no memo slot: %v", err)
+	}
+	r, err := NewReader(mustOpen(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := r.Get("v"); err != nil || v != int64(5) {
+		t.Errorf("Get: %v %v", v, err)
+	}
+}
+
+func mustOpen(t *testing.T, name string) (*os.File, int64) {
+	t.Helper()
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, st.Size()
 }
