@@ -116,6 +116,16 @@ func (mf *File) appendValue(r *Reader, key string, build func(memoStart int64) (
 		// them.
 		return Entry{}, fmt.Errorf("key %q: %w: the value would use memo indices %d to %d, past %d (pickle.load allocates memory for twice the largest); rewrite the file with convert", key, ErrMemoFull, memoStart, memoEnd-1, maxMemoSlots-1)
 	}
+	// A value of opcodes only (no array data streamed in) is run on the
+	// machine before it is written: what readers would refuse (a key
+	// nested too deep, a value past a limit) is refused here rather than
+	// written into a file readers would then refuse whole.
+	if len(segs) == 1 && segs[0].r == nil {
+		v := &source{data: segs[0].b, size: int64(len(segs[0].b))}
+		if _, _, err := runAlone(v, 0, v.size, mf.cfg.limits); err != nil {
+			return Entry{}, fmt.Errorf("key %q: not written, readers would refuse the value: %w", key, err)
+		}
+	}
 	var valueLen int64
 	for _, s := range segs {
 		valueLen += int64(len(s.b)) + s.n

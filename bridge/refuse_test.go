@@ -517,3 +517,63 @@ func mustOpen(t *testing.T, name string) (*os.File, int64) {
 	}
 	return f, st.Size()
 }
+
+// TestPutRefusesWhatReadersRefuse: a put of a value readers would refuse
+// (a key nesting tuples past 200, a pickle stopping at a limit) is refused
+// and leaves the file as it was, instead of making readers refuse the
+// whole file; what lies just inside the bound goes in and reads back.
+func TestPutRefusesWhatReadersRefuse(t *testing.T) {
+	t.Parallel()
+	name := filepath.Join(t.TempDir(), "p.mmpkl")
+	f, err := OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Put("a", int64(1)); err != nil {
+		t.Fatal(err)
+	}
+	nested := func(n int) any {
+		var k any = int64(0)
+		for range n {
+			k = pyval.Tuple{k}
+		}
+		return k
+	}
+	before, _ := os.ReadFile(name)
+	for _, c := range []struct {
+		name string
+		v    any
+		is   error
+	}{
+		{"a dict key of 201 tuples", pyval.Dict{{Key: nested(201), Value: int64(1)}}, ErrUnsupported},
+		{"a set item of 300 tuples", pyval.Set{nested(300)}, ErrUnsupported},
+		{"a frozenset of 201 frozensets", func() any {
+			var s any = int64(0)
+			for range 201 {
+				s = pyval.FrozenSet{s}
+			}
+			return pyval.Dict{{Key: s, Value: nil}}
+		}(), ErrUnsupported},
+		{"a pickle of 16,001 open MARKs", pyval.Object{Pickle: pkl(opProto, 4, bytes.Repeat([]byte{opMark}, 16_001), opNone, bytes.Repeat([]byte{opPopMark}, 16_001), opNone, opStop)}, ErrLimit},
+		{"a pickle changing a bytearray under an array", pyval.Object{Pickle: pkl(opProto, 4, opEmptyList,
+			rfBuilders{}.frombuffer(pkl(byteArray8([]byte{1, 2}), opBinPut, 0), 2), opAppend, opBinGet, 0, opBinInt1, 0, opBinInt1, 9, opSetItem, opPop, opStop)}, ErrUnsupported},
+	} {
+		if err := f.Put("x", c.v); !errors.Is(err, c.is) {
+			t.Errorf("%s: Put: %v, want %v", c.name, err, c.is)
+		}
+		if after, _ := os.ReadFile(name); !bytes.Equal(after, before) {
+			t.Fatalf("%s: a refused put changed the file", c.name)
+		}
+	}
+	if err := f.Put("x", pyval.Dict{{Key: nested(200), Value: int64(1)}}); err != nil {
+		t.Fatalf("a key of 200 tuples: %v", err)
+	}
+	r, err := NewReader(mustOpen(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Get("x"); err != nil {
+		t.Error(err)
+	}
+}
