@@ -86,7 +86,8 @@ type node struct {
 	g     global // kGlobal: which callable
 	flags nodeFlags
 	// nest is how deeply a tuple or frozenset nests tuples and
-	// frozensets (1 for one of other objects; see keyNest).
+	// frozensets: 1 for one holding neither, 0 for other objects (see
+	// keyNest).
 	nest  uint16
 	i, n  int64 // see kind
 	off   int64 // file offset of the opcode that made the node

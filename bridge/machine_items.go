@@ -98,9 +98,9 @@ func (m *machine) pushContainer(k kind, items []ref, off int64) error {
 // dict and set insertion of a second key equal to one of 1000 nested
 // tuples raises RecursionError when pickle.load runs at module level, and
 // less deep by as many frames as its caller has (measured on CPython
-// 3.11.7: 898 under 100 frames, 498 under 500). Refusing every key nested deeper than
-// 200, whether or not it meets another, leaves 800 frames to the caller of
-// pickle.load; no pickle of plain data nests keys that deep.
+// 3.11.7: 898 under 100 frames, 498 under 500). Refusing every key nested
+// deeper than 200, whether or not it meets another, leaves 800 frames to
+// the caller of pickle.load; no pickle of plain data nests keys that deep.
 const maxKeyNest = 200
 
 // nestOver is the nesting of a tuple or frozenset holding items (saturated:
