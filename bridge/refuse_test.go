@@ -256,13 +256,14 @@ func TestRefuseNeverGuess(t *testing.T) {
 }
 
 // rfPython loads each file rNN.mmpkl of dir with plain pickle.load in a
-// child process of its own and says what it did: loaded, bytes:HEX (the
+// child process of its own, with 4 GiB of address space, and says what it
+// did: loaded, bytes:HEX (the
 // data of the array in key "x", a list holding it), metadata (key "x"'s
 // array has a dtype with metadata), or the name of the exception raised.
 func rfPython(t *testing.T, env *pyrun.Env, dir string, n int) []string {
 	t.Helper()
 	const script = `
-import json, os, pickle, sys, warnings
+import json, os, pickle, resource, sys, warnings
 import numpy as np
 out = []
 for i in range(int(sys.argv[2])):
@@ -271,6 +272,9 @@ for i in range(int(sys.argv[2])):
     pid = os.fork()
     if pid == 0:
         os.close(r)
+        # 4 GiB of address space: a memo CPython cannot allocate raises
+        # MemoryError here whatever the machine's memory.
+        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
