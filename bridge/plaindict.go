@@ -132,7 +132,7 @@ func notDict(off int64, format string, args ...any) error {
 func plainItems(m *machine, src *source, root ref) (*PlainDict, error) {
 	nd := m.at(root)
 	if nd.kind != kDict {
-		return nil, notDict(nd.off, "pickle.load gives a %s, not a dict", nd.kind)
+		return nil, notDict(nd.off, "a pickle of a %s, not of a dict", nd.kind)
 	}
 	if nd.flags&fNoDedup != 0 {
 		return nil, notDict(nd.off, "the dict has keys whose equality is not modelled")
