@@ -1,0 +1,144 @@
+package bridge
+
+import (
+	"errors"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"mmpbridge/pyval"
+)
+
+// plainDict is PROTO 4, a dict built from EMPTY_DICT by SETITEMS of the
+// given key/value opcodes, STOP.
+func plainDict(items ...[]byte) []byte {
+	b := pkl(opProto, 4, opEmptyDict, opMark)
+	for _, it := range items {
+		b = append(b, it...)
+	}
+	return append(b, opSetItems, opStop)
+}
+
+func TestDecodePlainDictRefuses(t *testing.T) {
+	t.Parallel()
+	_, hostile := proofValues()
+	sg := func(module, name string) []byte { return pkl(module, name, opStackGlobal) }
+	list2 := pkl(opEmptyList, opMemoize, opPop, opEmptyList, opBinGet, 0, opAppend, opBinGet, 0, opAppend)
+	tests := []struct {
+		name string
+		data []byte
+		want error
+	}{
+		{"os.system value", plainDict(pkl("k"), hostile["os.system"]), ErrNotPlain},
+		{"numpy object scalar", plainDict(pkl("k"), hostile["numpy object dtype"]), ErrNotPlain},
+		{"numpy 2 object scalar", plainDict(pkl("k"), hostile["numpy 2 scalar"]), ErrNotPlain},
+		{"eval", plainDict(pkl("k"), hostile["builtins.eval"]), ErrNotPlain},
+		{"import as key", plainDict(sg("os", "system"), pkl(opBinInt1, 1)), ErrNotPlain},
+		{"import in a list", plainDict(pkl("k", opEmptyList, opMark), sg("subprocess", "Popen"), pkl(opAppends)), ErrNotPlain},
+		{"persistent id", plainDict(pkl("k", "x", opBinPersID)), ErrNotPlain},
+		{"extension code", plainDict(pkl("k", opExt1, 1)), ErrNotPlain},
+		{"no STOP", plainDict(pkl("k", opNone))[:len(plainDict(pkl("k", opNone)))-1], ErrNotPlain},
+		{"two items at STOP", pkl(opProto, 4, opEmptyDict, opEmptyDict, opStop), ErrNotPlain},
+		{"open MARK at STOP", pkl(opProto, 4, opMark, opEmptyDict, opStop), ErrNotPlain},
+		{"protocol 6", pkl(opProto, 6, opEmptyDict, opStop), ErrNotPlain},
+		{"empty", nil, ErrNotPlain},
+		{"garbage", []byte("not a pickle at all"), ErrNotPlain},
+		{"a list", pkl(opProto, 4, opEmptyList, opStop), ErrNotPlainDict},
+		{"a str", pkl(opProto, 4, "dict", opStop), ErrNotPlainDict},
+		{"an int key", plainDict(pkl(opBinInt1, 1, opNone)), ErrNotPlainDict},
+		{"a bytes key", plainDict(pkl(opShortBinBytes, 1, 'k', opNone)), ErrNotPlainDict},
+		{"an empty key", plainDict(pkl("", opNone)), ErrNotPlainDict},
+		{"an OrderedDict", pkl(opProto, 4, sg("collections", "OrderedDict"), opEmptyTuple, opReduce, opStop), ErrNotPlainDict},
+		{"a list used twice", plainDict(pkl("k"), list2), ErrNotPlainDict},
+		{"a tuple holding a list used twice", plainDict(pkl("k", opEmptyList, opTuple1, opMemoize, opPop, opEmptyList, opBinGet, 0, opAppend, opBinGet, 0, opAppend)), ErrNotPlainDict},
+		{"a range", plainDict(pkl("k"), sg("builtins", "range"), pkl(opBinInt1, 3, opTuple1, opReduce)), nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			d, err := DecodePlainDict(tc.data)
+			if tc.want == nil {
+				// Plain, but not storable as pickle.load gives it: refused
+				// one way or the other.
+				if err == nil {
+					t.Fatalf("DecodePlainDict = %v, want an error", d)
+				}
+				return
+			}
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("DecodePlainDict = %v, %v; want %v", d, err, tc.want)
+			}
+			var fe *FormatError
+			if !errors.As(err, &fe) {
+				t.Fatalf("%v: not a FormatError (no offset)", err)
+			}
+		})
+	}
+}
+
+func TestDecodePlainDictLimits(t *testing.T) {
+	t.Parallel()
+	data := plainDict(pkl("a", opBinInt1, 1), pkl("b", opBinInt1, 2), pkl("c", opBinInt1, 3))
+	if _, err := DecodePlainDict(data, WithLimits(Limits{MaxOps: 5, MaxValueBytes: 1 << 20, MaxDepth: 10, MaxKeys: 10})); !errors.Is(err, ErrLimit) {
+		t.Fatalf("5 opcodes allowed: %v, want ErrLimit", err)
+	}
+}
+
+// TestPlainDictToFile decodes a plain pickled dict and stores it in a new
+// file: every value reads back as decoded, shared values and arrays
+// included.
+func TestPlainDictToFile(t *testing.T) {
+	t.Parallel()
+	shared := pkl("shared", opMemoize)
+	data := plainDict(
+		pkl("n", opNone),
+		pkl("l", opEmptyList, opMark, opBinInt1, 1, "x", opNewTrue, opAppends),
+		pkl("t", opBinInt1, 7), shared, pkl(opTuple2),
+		pkl("u", opBinGet, 0),
+		pkl("d", opEmptyDict, "k", opBinFloat, []byte{0x3f, 0xf8, 0, 0, 0, 0, 0, 0}, opSetItem),
+	)
+	d, err := DecodePlainDict(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantKeys := []string{"n", "l", "t", "u", "d"}
+	if !reflect.DeepEqual(d.Keys, wantKeys) {
+		t.Fatalf("keys %q, want %q", d.Keys, wantKeys)
+	}
+	want := []any{nil, []any{int64(1), "x", true}, pyval.Tuple{int64(7), "shared"}, "shared", pyval.Dict{{Key: "k", Value: 1.5}}}
+	if !reflect.DeepEqual(d.Values, want) {
+		t.Fatalf("values %#v, want %#v", d.Values, want)
+	}
+	name := filepath.Join(t.TempDir(), "out.mmpkl")
+	mf, err := Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mf.PutPlainDict(d); err != nil {
+		t.Fatal(err)
+	}
+	if err := mf.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	keys, err := f.Keys()
+	if err != nil || !reflect.DeepEqual(keys, wantKeys) {
+		t.Fatalf("file keys %q, %v", keys, err)
+	}
+	for i, k := range wantKeys {
+		v, err := f.Get(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(v, want[i]) {
+			t.Errorf("%s: read back %#v, want %#v", k, v, want[i])
+		}
+		if _, err := f.PlainPickle(k); err != nil {
+			t.Errorf("%s: stored value is not plain: %v", k, err)
+		}
+	}
+}
