@@ -1,9 +1,11 @@
 package bridge
 
 import (
+	"bytes"
 	"errors"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"mmpbridge/pyval"
@@ -141,4 +143,36 @@ func TestPlainDictToFile(t *testing.T) {
 			t.Errorf("%s: stored value is not plain: %v", k, err)
 		}
 	}
+}
+
+// FuzzDecodePlainDict: whatever the bytes, DecodePlainDict returns a dict
+// or a typed error (never an internal error: no panic, no unchecked
+// length), and what it returns can be stored.
+func FuzzDecodePlainDict(f *testing.F) {
+	_, hostile := proofValues()
+	f.Add(plainDict(pkl("a", opBinInt1, 1), pkl("b", opEmptyList, opMark, "x", opNone, opAppends)))
+	f.Add(plainDict(pkl("k"), hostile["numpy object dtype"]))
+	f.Add(plainDict(pkl("t", opBinInt1, 7, "s", opMemoize, opTuple2, "u", opBinGet, 0)))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d, err := DecodePlainDict(data, WithLimits(Limits{MaxKeys: 100, MaxValueBytes: 1 << 20, MaxDepth: 50, MaxOps: 10_000}))
+		if err != nil {
+			if strings.Contains(err.Error(), "internal error") {
+				t.Fatalf("%q: %v", data, err)
+			}
+			return
+		}
+		if len(d.Keys) != len(d.Values) {
+			t.Fatalf("%d keys, %d values", len(d.Keys), len(d.Values))
+		}
+		for i, v := range d.Values {
+			switch v.(type) {
+			case *Array, *Masked:
+				continue
+			}
+			var buf bytes.Buffer
+			if _, err := encodeValue(&buf, v, 0); err != nil && !errors.Is(err, ErrUnsupported) {
+				t.Fatalf("key %q: %v", d.Keys[i], err)
+			}
+		}
+	})
 }
