@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"mmpbridge/bridge"
 	"mmpbridge/internal/atomicfile"
@@ -45,6 +46,13 @@ func convertPlain(path string, fd int, dst string, options string) error {
 	d, err := bridge.DecodePlainDict(b, opts...)
 	if err != nil {
 		return fmt.Errorf("%s: not an mmappickle file, and as a plain pickle it cannot be converted: %w", path, err)
+	}
+	if fd < 0 && dst == path {
+		// Converted in place: a symbolic link stays one, its target
+		// rewritten (as Vacuum does).
+		if target, err := filepath.EvalSymlinks(path); err == nil {
+			dst = target
+		}
 	}
 	out, err := atomicfile.Create(dst, perm)
 	if err != nil {

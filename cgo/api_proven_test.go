@@ -217,7 +217,7 @@ func TestConvertPlain(t *testing.T) {
 	if err := convertPlain(bn, -1, bn, `{"profile": "portable"}`); err != nil {
 		t.Fatal(err)
 	}
-	st, _ := os.Stat(bn)
+	st, _ := os.Lstat(bn)
 	if st.Mode().Perm() != 0o640 {
 		t.Errorf("mode %v, want 0640 kept", st.Mode().Perm())
 	}
@@ -229,4 +229,23 @@ func TestConvertPlain(t *testing.T) {
 	if v, err := f.Get("k"); err != nil || v != int64(7) {
 		t.Errorf("k = %v, %v", v, err)
 	}
+
+	// Through a symbolic link: the link stays, its target is converted.
+	tn := filepath.Join(dir, "target.pkl")
+	os.WriteFile(tn, benign, 0o600)
+	ln := filepath.Join(dir, "link.pkl")
+	if err := os.Symlink("target.pkl", ln); err != nil {
+		t.Fatal(err)
+	}
+	if err := convertPlain(ln, -1, ln, ""); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Lstat(ln); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the link was replaced: %v %v", st.Mode(), err)
+	}
+	g, err := bridge.Open(tn)
+	if err != nil {
+		t.Fatalf("the target was not converted: %v", err)
+	}
+	g.Close()
 }
