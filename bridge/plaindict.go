@@ -141,6 +141,9 @@ func plainItems(m *machine, src *source, root ref) (*PlainDict, error) {
 	sh := &sharing{m: m, seen: map[ref]int{}, mut: map[ref]bool{}, budget: max(m.lim.MaxOps, 1<<20)}
 	n := len(nd.items) / 2
 	d := &PlainDict{Keys: make([]string, 0, n), Values: make([]any, 0, n)}
+	// What storing the dict writes is bounded as what decoding builds: an
+	// array used by many keys is stored once for each.
+	st := &storer{left: src.size + m.lim.MaxValueBytes}
 	for i := range n {
 		kr, vr := nd.items[2*i], nd.items[2*i+1]
 		k, ok := m.str(kr)
@@ -157,7 +160,7 @@ func plainItems(m *machine, src *source, root ref) (*PlainDict, error) {
 		if err != nil {
 			return nil, withKey(notPlain(err), k)
 		}
-		val, err := storable(gv, m.at(vr).off, true, 0)
+		val, err := st.storable(gv, m.at(vr).off, true)
 		if err != nil {
 			return nil, withKey(err, k)
 		}
@@ -222,16 +225,33 @@ func (s *sharing) item(r ref, i int) error {
 	return nil
 }
 
+// storer converts decoded values into what File.Put stores, counting the
+// array bytes that storing them writes.
+type storer struct {
+	left int64 // array bytes still allowed
+}
+
+// spend counts n bytes of arrays stored.
+func (st *storer) spend(off, n int64) error {
+	if st.left -= n; st.left < 0 {
+		return limitErr(off, "the dict's arrays add up to more bytes than the file and the decode limit allow once each use is stored (one array used by many keys)")
+	}
+	return nil
+}
+
 // storable returns v as File.Put stores it so that it reads back as
 // pickle.load gives it, or an error naming what cannot be. top: v is the
 // item's value itself (arrays and masked arrays are stored as such).
-func storable(v any, off int64, top bool, depth int) (any, error) {
+func (st *storer) storable(v any, off int64, top bool) (any, error) {
 	switch v := v.(type) {
 	case nil, bool, int64, float64, complex128, string, []byte, pyval.ByteArray, Scalar:
 		return v, nil
 	case *big.Int:
 		return v, nil
 	case *Array:
+		if err := st.spend(off, v.NBytes); err != nil {
+			return nil, err
+		}
 		if top {
 			return v, nil
 		}
@@ -249,23 +269,26 @@ func storable(v any, off int64, top bool, depth int) (any, error) {
 				return nil, notDict(off, "the masked array's fill value cannot be stored as pickle.load gives it")
 			}
 		}
+		if err := st.spend(off, v.Data.NBytes+v.Mask.NBytes); err != nil {
+			return nil, err
+		}
 		return v, nil
 	case pyval.Tuple:
-		out, err := storableSlice(v, off, depth)
+		out, err := st.slice(v, off)
 		return pyval.Tuple(out), err
 	case []any:
-		return storableSlice(v, off, depth)
+		return st.slice(v, off)
 	case pyval.Set:
-		out, err := storableSlice(v, off, depth)
+		out, err := st.slice(v, off)
 		return pyval.Set(out), err
 	case pyval.FrozenSet:
-		out, err := storableSlice(v, off, depth)
+		out, err := st.slice(v, off)
 		return pyval.FrozenSet(out), err
 	case pyval.Dict:
-		out, err := storableItems(v, off, depth)
+		out, err := st.items(v, off)
 		return pyval.Dict(out), err
 	case pyval.OrderedDict:
-		out, err := storableItems(v, off, depth)
+		out, err := st.items(v, off)
 		return pyval.OrderedDict(out), err
 	case pyval.Object:
 		return nil, notDict(off, "%s.%s cannot be stored as pickle.load gives it: %s", v.Module, v.Name, v.Why)
@@ -275,10 +298,10 @@ func storable(v any, off int64, top bool, depth int) (any, error) {
 	return nil, notDict(off, "a %T cannot be stored as pickle.load gives it", v)
 }
 
-func storableSlice(v []any, off int64, depth int) ([]any, error) {
+func (st *storer) slice(v []any, off int64) ([]any, error) {
 	out := make([]any, len(v))
 	for i, x := range v {
-		s, err := storable(x, off, false, depth+1)
+		s, err := st.storable(x, off, false)
 		if err != nil {
 			return nil, err
 		}
@@ -287,14 +310,14 @@ func storableSlice(v []any, off int64, depth int) ([]any, error) {
 	return out, nil
 }
 
-func storableItems(v []pyval.DictItem, off int64, depth int) ([]pyval.DictItem, error) {
+func (st *storer) items(v []pyval.DictItem, off int64) ([]pyval.DictItem, error) {
 	out := make([]pyval.DictItem, len(v))
 	for i, it := range v {
-		k, err := storable(it.Key, off, false, depth+1)
+		k, err := st.storable(it.Key, off, false)
 		if err != nil {
 			return nil, err
 		}
-		x, err := storable(it.Value, off, false, depth+1)
+		x, err := st.storable(it.Value, off, false)
 		if err != nil {
 			return nil, err
 		}

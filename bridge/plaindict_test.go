@@ -3,6 +3,7 @@ package bridge
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -175,4 +176,38 @@ func FuzzDecodePlainDict(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDecodePlainDictSharedArray: one array used by many keys is stored
+// once per key; past the bound (the file's size and the decode limit)
+// the dict is refused before anything is written.
+func TestDecodePlainDictSharedArray(t *testing.T) {
+	t.Parallel()
+	// numpy's own pickle of a 64 KiB uint8 array, memoized, then used by
+	// 300 more keys: about 19 MiB to store from a 66 KB pickle.
+	sg := func(module, name string) []byte { return pkl(module, name, opStackGlobal) }
+	arr := pkl(sg("numpy.core.multiarray", "_reconstruct"), sg("numpy", "ndarray"), opBinInt1, 0, opTuple1, opShortBinBytes, 1, 'b', opTuple3, opReduce,
+		opMark, opBinInt1, 1, opBinInt, le32(65536), opTuple1,
+		sg("numpy", "dtype"), "u1", opNewFalse, opNewTrue, opTuple3, opReduce,
+		opMark, opBinInt1, 3, "|", opNone, opNone, opNone, opBinInt, le32(-1), opBinInt, le32(-1), opBinInt1, 0, opTuple, opBuild,
+		opNewFalse, opBinBytes, le32(65536), make([]byte, 65536), opTuple, opBuild)
+	items := [][]byte{pkl("k0", arr, opBinPut, 200)}
+	for i := 1; i <= 300; i++ {
+		items = append(items, pkl(fmt.Sprintf("k%d", i), opBinGet, 200))
+	}
+	data := plainDict(items...)
+	d, err := DecodePlainDict(data)
+	if err != nil {
+		t.Fatalf("default limits: %v", err)
+	}
+	if len(d.Keys) != 301 {
+		t.Fatalf("%d keys, want 301", len(d.Keys))
+	}
+	if _, ok := d.Values[5].(*Array); !ok {
+		t.Fatalf("value is a %T, not an array", d.Values[5])
+	}
+	_, err = DecodePlainDict(data, WithLimits(Limits{MaxKeys: 1000, MaxValueBytes: 1 << 20, MaxDepth: 100, MaxOps: 1 << 20}))
+	if !errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), "used by many keys") {
+		t.Fatalf("1 MiB decode limit: %v, want ErrLimit for the arrays stored", err)
+	}
 }
