@@ -382,8 +382,9 @@ func (r *Reader) Masked(key string) (mk *Masked, err error) {
 // Pickle returns key's value as a complete pickle of its own (PROTO 4, the
 // value's opcodes as stored with the memo numbered from 0, STOP): what
 // Python's pickle.loads takes, and what File.Put of a pyval.Object stores
-// elsewhere. Its size is bounded by Limits.MaxValueBytes. Plain tells
-// whether loading it runs only plain-data constructors.
+// elsewhere. Its size is bounded by Limits.MaxValueBytes. It proves
+// nothing: for an unpickler, use PlainPickle, which hands out the value
+// only once proven plain, from the same read.
 func (r *Reader) Pickle(key string) (b []byte, err error) {
 	defer guard(&err, fmt.Sprintf("key %q", key))()
 	i, err := r.entryIndex(key)

@@ -381,7 +381,9 @@ var ErrNotPlain = errors.New("not plain data")
 // Plain tells whether key's value is plain data, as Verify judges its
 // entry: nil, or an error wrapping ErrNotPlain that names the first
 // finding's offset and what pickle.load would import or build there.
-// Globals in trust are allowed with any arguments.
+// Globals in trust are allowed with any arguments. Plain reads the value
+// as it is now; to unpickle it, use PlainPickle, which hands out the very
+// bytes it proved.
 func (r *Reader) Plain(key string, trust ...pyval.Global) (err error) {
 	defer guard(&err, fmt.Sprintf("key %q", key))()
 	i, err := r.entryIndex(key)
@@ -392,30 +394,7 @@ func (r *Reader) Plain(key string, trust ...pyval.Global) (err error) {
 	if err != nil {
 		return err
 	}
-	e := &r.entries[i]
-	v := newVerifier(r, trust)
-	v.cur = e
-	m := newMachine(r.src, r.cfg.limits)
-	m.sink, m.trust = v, v.trust
-	m.reset(info.memoLen)
-	if _, err := m.run(e.valueOff, e.valueLen); err != nil {
-		if err := v.failed(err); err != nil {
-			return err
-		}
-	}
-	v.amplified(e)
-	for _, s := range v.rep.Structure {
-		return fmt.Errorf("key %q: offset %d: %s: %w", key, s.Offset, s.Msg, ErrNotPlain)
-	}
-	for _, f := range v.rep.Findings {
-		switch {
-		case f.Kind == Import && !f.Allowed:
-			return fmt.Errorf("key %q: offset %d: pickle.load imports %s.%s, a global outside the allow-list: %w", key, f.Offset, f.Module, f.Name, ErrNotPlain)
-		case f.Kind == NotPlain || f.Kind == Fails || f.Kind == SharedMemo:
-			return fmt.Errorf("key %q: offset %d: %s: %w", key, f.Offset, f.Msg, ErrNotPlain)
-		}
-	}
-	return nil
+	return r.provePlain(&r.entries[i], info.memoLen, r.src, trust)
 }
 
 // stream runs the file as one pickle from byte 0 to its first STOP, as

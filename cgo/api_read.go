@@ -130,7 +130,7 @@ type source interface {
 	Array(key string) (*bridge.Array, error)
 	Masked(key string) (*bridge.Masked, error)
 	Pickle(key string) ([]byte, error)
-	Plain(key string, trust ...pyval.Global) error
+	PlainPickle(key string, trust ...pyval.Global) ([]byte, error)
 }
 
 func entryInfoOf(f source, name, key string) ([]byte, error) {
@@ -183,13 +183,14 @@ func valuePickle(h int64, key string, trusted bool) ([]byte, error) {
 	return valuePickleOf(f, key, trusted)
 }
 
+// valuePickleOf is valuePickle of a mapped or remote file. Untrusted, the
+// pickle comes from the one read its proof ran on (bridge PlainPickle): no
+// second read, which a writer or a server could answer with other bytes.
 func valuePickleOf(f source, key string, trusted bool) ([]byte, error) {
-	if !trusted {
-		if err := f.Plain(key); err != nil {
-			return nil, err
-		}
+	if trusted {
+		return f.Pickle(key)
 	}
-	return f.Pickle(key)
+	return f.PlainPickle(key)
 }
 
 // verifyFile is mmpconv verify --json of path; trust is a JSON list of

@@ -53,7 +53,11 @@
 //	void *mmp_value_pickle(int64_t h, const char *key, int trusted, int64_t *n);
 //	    The key's value as a complete pickle (for pickle.loads), its length
 //	    in *n, freed with mmp_free. Unless trusted, only plain data (what
-//	    verify allows) is handed out: other values fail with code 8.
+//	    verify allows) is handed out: other values fail with code 8. The
+//	    value's bytes are read once, and what is handed out is the copy the
+//	    proof ran on (a file rewritten meanwhile, or a server answering
+//	    with other bytes, can make the call fail, never hand out bytes that
+//	    were not proven).
 //	int mmp_put_array(int64_t h, const char *key, const char *header_json, const void *data, int64_t nbytes);
 //	    Stores the array whose bytes are data (read during the call);
 //	    header_json is {"dtype": "<f8", "shape": [2, 3], "order": "C"|"F"}.
@@ -81,6 +85,13 @@
 //	char *mmp_verify(const char *path, const char *trust_json);
 //	    What `mmpconv verify --json` prints; trust_json NULL or a list of
 //	    "module.name" allowed with any arguments.
+//	int mmp_convert_plain(const char *path, int fd, const char *dst, const char *options_json);
+//	    Reads path (or descriptor fd when fd >= 0, from byte 0; path then
+//	    only names it, may be NULL) once as a plain pickle of a dict with
+//	    str keys, running nothing, and writes its items as a new mmappickle
+//	    file dst (may be path itself), replaced only once whole; options as
+//	    mmp_open_ex's. Not plain data (as mmp_verify judges it): code 8; not
+//	    a dict of str keys, or not storable as pickle.load gives it: 11.
 //	char *mmp_allowed_globals(void);  the allow-list, as a JSON list.
 //	char *mmp_version(void);
 //	char *mmp_last_error(void);

@@ -5,7 +5,8 @@
 #   - Debian packages: the C libraries (libhdf5-dev, pkg-config)
 #   - the Go module cache (go mod download)
 #   - tox, in its own virtualenv, and with it the Python environments of
-#     tox.ini (numpy1, numpy2, reference), installed from PyPI into
+#     tox.ini (numpy1, numpy2, reference, and debian on Debian's own
+#     /usr/bin/python3.11 with its venv module), installed from PyPI into
 #     $MMP_PYENVS (scripts/env.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,8 +15,9 @@ cd "$(dirname "$0")/.."
 log() { printf 'setup: %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# --- Debian packages: C libraries, GNU time for scripts/bench.sh, nginx for the remote-file tests
-APT_PKGS=(libhdf5-dev pkg-config time nginx-light)
+# --- Debian packages: C libraries, GNU time for scripts/bench.sh, nginx for the remote-file tests,
+# python3.11-venv for the debian environment
+APT_PKGS=(libhdf5-dev pkg-config time nginx-light python3.11-venv)
 missing=()
 for p in "${APT_PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
@@ -41,13 +43,13 @@ if ! "$MMP_TOX" --version >/dev/null 2>&1; then
 	"$MMP_CACHE/tox/bin/pip" install -q 'tox>=4.11'
 fi
 # --notest: create or update the environments, run nothing.
-if ! log_out=$("$MMP_TOX" run --notest -e numpy1,numpy2,reference 2>&1); then
+if ! log_out=$("$MMP_TOX" run --notest -e numpy1,numpy2,reference,debian 2>&1); then
 	printf '%s\n' "$log_out" >&2
 	log "tox could not create the Python environments"
 	exit 1
 fi
 
-for e in numpy1 numpy2 reference; do
+for e in numpy1 numpy2 reference debian; do
 	printf '%-9s %s\n' "$e" "$("$MMP_PYENVS/$e/bin/python" -c 'import sys, numpy; print("Python", sys.version.split()[0], "numpy", numpy.__version__)')"
 done
 echo "go: $(go version)"

@@ -150,29 +150,27 @@ class mmapdict(MutableMapping):
 
     def _convert_plain_pickle(self, fd, why):
         """A file holding a plain pickled dict becomes an mmappickle file
-        (mmappickle does it on first writable open)."""
-        src = self._fileobj if fd >= 0 else open(self._path, "rb")
-        try:
-            src.seek(0)
-            try:
-                data = pickle.load(src) if self._trusted else loads_plain(src.read())
-            except pickle.UnpicklingError as e:
-                raise ValueError(f"{self._name()}: not an mmappickle file; as a plain pickle it cannot be converted: {e}") from None
-            except Exception as e:  # noqa: BLE001 - any failure of pickle.load
-                raise ValueError(f"{self._name()}: not an mmappickle file, nor a loadable pickle: {type(e).__name__}: {e}") from None
-        finally:
-            if fd < 0:
-                src.close()
-        if type(data) is not dict:
-            raise ValueError(f"{self._name()}: a pickle of a {type(data).__name__}, not of a dict: cannot be converted")
+        (mmappickle does it on first writable open). Unless trusted, no
+        Python unpickler runs: libmmp reads the file once, proves it plain
+        data (as verify judges it) and writes the new file itself."""
         folder = os.path.dirname(os.path.abspath(self._path)) if self._path and fd < 0 else None
+        if not self._trusted and fd < 0:
+            try:
+                _lib.convert_plain(self._path, -1, self._path, self._options())
+            except (_lib.FormatError, _lib.NotPlainError, _lib.UnsupportedError) as e:
+                raise ValueError(str(e)) from None
+            return
         tmp_fd, tmp = tempfile.mkstemp(prefix=".mmpbridge-convert-", dir=folder)
         os.close(tmp_fd)
         os.remove(tmp)
         try:
-            with mmapdict(tmp, profile=self._profile, align=self._align) as out:
-                for k, v in data.items():
-                    out[k] = v
+            if self._trusted:
+                self._convert_trusted(fd, tmp)
+            else:
+                try:
+                    _lib.convert_plain(self._name(), fd, tmp, self._options())
+                except (_lib.FormatError, _lib.NotPlainError, _lib.UnsupportedError) as e:
+                    raise ValueError(str(e)) from None
             if fd < 0:
                 shutil.copymode(self._path, tmp)
                 os.replace(tmp, self._path)
@@ -186,6 +184,25 @@ class mmapdict(MutableMapping):
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
+
+    def _convert_trusted(self, fd, tmp):
+        """pickle.load of the file (trusted: it may run anything), its
+        items written to the new mmappickle file tmp."""
+        src = self._fileobj if fd >= 0 else open(self._path, "rb")
+        try:
+            src.seek(0)
+            try:
+                data = pickle.load(src)
+            except Exception as e:  # noqa: BLE001 - any failure of pickle.load
+                raise ValueError(f"{self._name()}: not an mmappickle file, nor a loadable pickle: {type(e).__name__}: {e}") from None
+        finally:
+            if fd < 0:
+                src.close()
+        if type(data) is not dict:
+            raise ValueError(f"{self._name()}: a pickle of a {type(data).__name__}, not of a dict: cannot be converted")
+        with mmapdict(tmp, profile=self._profile, align=self._align) as out:
+            for k, v in data.items():
+                out[k] = v
 
     def _name(self):
         return self._path if self._path is not None else "<file object>"

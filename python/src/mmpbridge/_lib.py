@@ -409,6 +409,50 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+# -- plain pickles: converted by the Go core, no unpickler run ------------
+
+_convert_plain = _sig("mmp_convert_plain", _int, _cp, _int, _cp, _cp)
+
+
+def convert_plain(path, fd, dst, options=None):
+    """Writes the plain pickled dict at path (or behind descriptor fd, path
+    then only its name) as a new mmappickle file dst, replaced only once
+    whole; anything but plain data (as verify judges it) in a dict of str
+    keys is refused, dst untouched."""
+    _check(_convert_plain(_b(path) if path is not None else None, fd, _b(dst),
+                          _b(json.dumps(options)) if options else None))
+
+
+def _remote_convert_plain(path, fd, dst, options=None):
+    if fd >= 0:  # the helper reads this process's descriptor through /proc
+        name = path if path is not None else f"<file descriptor {fd}>"
+        return _remote_call("convert_plain_named", (f"/proc/{os.getpid()}/fd/{fd}", name, dst, options))
+    return _remote_call("convert_plain", (path, fd, dst, options))
+
+
+def convert_plain_named(path, name, dst, options=None):
+    """convert_plain of path, errors naming name instead (the helper
+    process's form of a descriptor)."""
+    try:
+        convert_plain(path, -1, dst, options)
+    except Exception as e:  # noqa: BLE001 - re-raised as it was, renamed
+        msg = str(e).replace(path, name)
+        raise (type(e)(msg, e.code) if isinstance(e, Error) else type(e)(msg)) from None
+
+
+def _convert_plain_after_fork():
+    # After _after_fork_in_child, which made convert_plain a plain remote
+    # call: a descriptor must become a /proc path first.
+    globals()["convert_plain"] = _remote_convert_plain
+
+
+REMOTE_CALLS.extend(["convert_plain", "convert_plain_named"])
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_convert_plain_after_fork)
+
+
 def np_dtype(s):
     """The numpy dtype of libmmp's dtype text: dtype.str ("<f8"), or for a
     structured dtype the str() of its descr, padding as ('', '|Vn') fields

@@ -1,6 +1,12 @@
 """Unpickling of the values libmmp hands out: only the callables plain data
 uses (libmmp's allow-list, the one mmpbridge.verify applies), so that a file
-from someone else cannot make pickle run anything else."""
+from someone else cannot make pickle run anything else.
+
+This is the second wall, not the first: untrusted, mmp_value_pickle hands
+out only bytes it proved plain in the same call, from one read of them
+(bridge PlainPickle), and plain pickled dicts are converted by libmmp
+without any unpickler (mmp_convert_plain). find_class checks names only:
+allowed names can still be called with arguments the machine refuses."""
 import io
 import pickle
 
