@@ -115,6 +115,16 @@ class mmapdict(MutableMapping):
             self._writable = not readonly
             self._open()
         elif all(hasattr(file, a) for a in ("fileno", "seek", "read")):
+            # The file object may hold bytes not yet written (pickle.dump(d,
+            # f); mmapdict(f)): the descriptor sees the file without them,
+            # and f would later write them over what we wrote. Flushing also
+            # drops f's read-ahead. As mmappickle, the dict is the whole file
+            # from byte 0 whatever f's position, and f's position is left
+            # where it was (we read and write through a descriptor of our
+            # own).
+            flush = getattr(file, "flush", None)
+            if flush is not None:
+                flush()
             fd = file.fileno()
             self._writable = bool(getattr(file, "writable", lambda: False)()) and not readonly
             name = getattr(file, "name", None)
