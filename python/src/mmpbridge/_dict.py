@@ -1,5 +1,6 @@
 """mmapdict: mmappickle's dict of memory-mapped arrays, on libmmp."""
 import io
+import mmap
 import os
 import pickle
 import shutil
@@ -310,9 +311,9 @@ class mmapdict(MutableMapping):
         info = _lib.entry_info(h, k)
         kind = info["kind"]
         if kind == "array":
-            return self._memmap(info)
+            return self._memmap(info, k)
         if kind == "masked":
-            data, mask = self._memmap(info["data"]), self._memmap(info["mask"])
+            data, mask = self._memmap(info["data"], k), self._memmap(info["mask"], k)
             m = np.ma.MaskedArray(data, False)
             m._mask = mask
             if info["fill"] is not None:
@@ -321,11 +322,38 @@ class mmapdict(MutableMapping):
         p = _lib.value_pickle(h, k, self._trusted)
         return pickle.loads(p) if self._trusted else loads_plain(p)
 
-    def _memmap(self, info):
-        src = self._fileobj if self._fileobj is not None else self._path
+    def _memmap(self, info, key):
+        """A numpy.memmap of exactly the array's bytes, read-only unless the
+        dict is writable. Unlike numpy.memmap(mode="r+"), which extends a
+        file shorter than offset + nbytes, a file too short is refused: a
+        read never changes the file."""
+        dtype, shape, order, offset, nbytes = _lib.array_layout(info, self._name(), key)
         mode = "r+" if self._writable else "r"
-        return np.memmap(src, dtype=_lib.np_dtype(info["dtype"]), mode=mode, offset=info["offset"],
-                         shape=tuple(info["shape"]), order=info["order"])
+        if nbytes == 0:
+            buf, mm, delta = (bytearray() if self._writable else b""), None, 0
+        else:
+            start = offset - offset % mmap.ALLOCATIONGRANULARITY
+            delta = offset - start
+            access = mmap.ACCESS_WRITE if self._writable else mmap.ACCESS_READ
+            try:
+                if self._fileobj is not None:
+                    mm = mmap.mmap(self._fileobj.fileno(), delta + nbytes, access=access, offset=start)
+                else:
+                    fd = os.open(self._path, os.O_RDWR if self._writable else os.O_RDONLY)
+                    try:
+                        mm = mmap.mmap(fd, delta + nbytes, access=access, offset=start)
+                    finally:
+                        os.close(fd)
+            except ValueError as e:  # mmap's "length is greater than file size"
+                raise _lib.FormatError(f"{self._name()}: key {key!r}: the array's {nbytes} bytes at offset {offset} "
+                                       f"run past the end of the file ({e})", _lib.FORMAT) from None
+            buf = mm
+        a = np.ndarray.__new__(np.memmap, shape, dtype=dtype, buffer=buf, offset=delta, order=order)
+        a._mmap = mm
+        a.filename = os.path.abspath(self._path) if self._path is not None else None
+        a.offset = offset
+        a.mode = mode
+        return a
 
     def __setitem__(self, k, v):
         _check_key(k)
