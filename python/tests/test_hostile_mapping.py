@@ -342,3 +342,53 @@ def test_unflushed_file_object_is_flushed_first(tmp_path):
     with open(path, "rb") as f:
         d = pickle.load(f)
     assert d["x"] == 1 and list(d["a"]) == [0, 1, 2]
+
+
+# -- remote reads -------------------------------------------------------------
+
+REMOTE = r"""
+import json, pickle, sys
+import numpy as np
+from mmpbridge import mmapdict
+m = mmapdict(sys.argv[1])
+out = {}
+for k in sys.argv[2:]:
+    try:
+        a, lazy = m[k], m.lazy(k)
+        part = lazy[1:3] if lazy.ndim else lazy[()]
+        out[k] = {"ok": True, "value": pickle.dumps(a, 4).hex(), "lazy": pickle.dumps(np.asarray(part), 4).hex(),
+                  "itemsize": lazy.dtype.itemsize, "nbytes": lazy.nbytes}
+    except Exception as e:
+        out[k] = {"ok": False, "error": type(e).__name__, "msg": str(e)[:300]}
+print(json.dumps(out))
+"""
+
+
+def test_remote_reads_build_the_same_dtypes(tmp_path):
+    """mmapdict(url)[k] and .lazy(k) build structured dtypes as the local
+    read does: values equal to pickle.load's, nothing more fetched."""
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    from test_remote import RangeHandler
+    path = tmp_path / "r.mmpkl"
+    arrays = {name: _array(dt, (4,), "C", seed=i) for i, (name, dt) in enumerate(sorted(DTYPES.items()))}
+    with mmapdict(str(path)) as m:
+        for k, v in arrays.items():
+            m[k] = v
+    handler = type("H", (RangeHandler,), {"root": str(tmp_path), "sent": [0, 0]})
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        got = _child(REMOTE, f"http://127.0.0.1:{srv.server_address[1]}/r.mmpkl", *arrays)
+    finally:
+        srv.shutdown()
+    for k, v in arrays.items():
+        plain = _child(PLAIN, path, k)
+        r = got[k]
+        assert r["ok"], (k, r)
+        a = pickle.loads(bytes.fromhex(r["value"]))
+        assert a.dtype == v.dtype and a.dtype.itemsize == v.dtype.itemsize == r["itemsize"], k
+        assert _raw(a) == bytes.fromhex(plain["bytes"]) == _raw(v), k
+        assert r["nbytes"] == v.nbytes
+        assert _raw(pickle.loads(bytes.fromhex(r["lazy"]))) == _raw(v[1:3]), k
