@@ -90,7 +90,7 @@ class remotedict(Mapping):
     def _fetch(self, info, key):
         dtype, shape, order, offset, nbytes = _lib.array_layout(info, self._url, key)
         a = np.empty(shape, dtype=dtype, order=order)
-        if a.nbytes != nbytes:  # a top-level subarray dtype, say: not what the file holds
+        if a.nbytes != nbytes:  # never read more (or less) than the entry's bytes
             raise _lib.FormatError(f"{self._url}: key {key!r}: numpy makes {a.nbytes} bytes of {nbytes}", _lib.FORMAT)
         if nbytes:
             _lib.url_read_into(self._handle(), offset, a.ctypes.data, nbytes)
