@@ -74,11 +74,14 @@ class mmapdict(MutableMapping):
     memory-mapped, other values pickled. The API is mmappickle's.
 
     file is a path (str or os.PathLike; created if missing, unless
-    readonly) or an open binary file object (its descriptor is used; the
+    readonly) or an open binary file object (flushed first, then its
+    descriptor is used; as in mmappickle the dict is the whole file from
+    byte 0 whatever the object's position, which no operation moves; the
     dict is writable when the file is and readonly is not true).
 
-    Arrays come back as numpy.memmap of the file (writable when the dict
-    is: writes reach the file), masked arrays as numpy.ma.MaskedArray whose
+    Arrays come back as numpy.memmap of exactly their bytes in the file
+    (writable when the dict is: writes reach the file; a read never
+    changes the file), masked arrays as numpy.ma.MaskedArray whose
     data and mask are memmaps. Other values are unpickled; unless trusted,
     only plain data is (what ``mmpbridge.verify`` allows): a value that
     would import anything else raises pickle.UnpicklingError.
