@@ -94,13 +94,16 @@ func mapped(f *bridge.File, key string, a *bridge.Array) ([]byte, error) {
 }
 
 // arrayInfo is where an array lies in the file, for a binding to map it
-// itself (numpy.memmap): entryInfo's fields.
+// itself (numpy.memmap): entryInfo's fields. DType is dtypeJSON's form;
+// ItemSize is the dtype's item size, for the binding to check the dtype it
+// builds (NBytes is the product of Shape times ItemSize).
 type arrayInfo struct {
-	DType  string `json:"dtype"`
-	Shape  []int  `json:"shape"`
-	Order  string `json:"order"`
-	Offset int64  `json:"offset"`
-	NBytes int64  `json:"nbytes"`
+	DType    any    `json:"dtype"`
+	ItemSize int    `json:"itemsize"`
+	Shape    []int  `json:"shape"`
+	Order    string `json:"order"`
+	Offset   int64  `json:"offset"`
+	NBytes   int64  `json:"nbytes"`
 }
 
 func infoOf(a *bridge.Array) arrayInfo {
@@ -108,7 +111,7 @@ func infoOf(a *bridge.Array) arrayInfo {
 	if shape == nil {
 		shape = []int{}
 	}
-	return arrayInfo{DType: a.DType.String(), Shape: shape, Order: string(a.Order()), Offset: a.Offset, NBytes: a.NBytes}
+	return arrayInfo{DType: dtypeJSON(a.DType), ItemSize: a.DType.ItemSize, Shape: shape, Order: string(a.Order()), Offset: a.Offset, NBytes: a.NBytes}
 }
 
 // entryInfo describes key for a binding: {"kind": "value"}, an array's

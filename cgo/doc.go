@@ -48,8 +48,16 @@
 //	int64_t mmp_len(int64_t h);                    the number of keys, or -1.
 //	char *mmp_entry_info(int64_t h, const char *key);
 //	    For bindings that map arrays themselves: {"kind":"value"},
-//	    {"kind":"array","dtype":"<f8","shape":[2,3],"order":"C","offset":N,"nbytes":N},
+//	    {"kind":"array","dtype":"<f8","itemsize":8,"shape":[2,3],"order":"C","offset":N,"nbytes":N},
 //	    or {"kind":"masked","data":{...},"mask":{...},"fill":"<hex>"|null}.
+//	    "dtype" is numpy's dtype.str for a plain dtype; for a structured
+//	    one an object for numpy.dtype(dict, align=aligned):
+//	    {"names":["a","b"],"formats":["<i4",F],"offsets":[0,2],"itemsize":6,"aligned":false},
+//	    each format again a dtype.str, such an object, or [base, shape]
+//	    for a subarray field (["<i4",[2,3]]). Offsets are explicit, so
+//	    overlapping fields and padding cannot be misread (numpy's descr
+//	    list cannot say them). nbytes is shape's product times itemsize;
+//	    a binding checks the dtype it builds has that itemsize.
 //	void *mmp_value_pickle(int64_t h, const char *key, int trusted, int64_t *n);
 //	    The key's value as a complete pickle (for pickle.loads), its length
 //	    in *n, freed with mmp_free. Unless trusted, only plain data (what

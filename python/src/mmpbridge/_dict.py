@@ -1,5 +1,6 @@
 """mmapdict: mmappickle's dict of memory-mapped arrays, on libmmp."""
 import io
+import mmap
 import os
 import pickle
 import shutil
@@ -73,11 +74,14 @@ class mmapdict(MutableMapping):
     memory-mapped, other values pickled. The API is mmappickle's.
 
     file is a path (str or os.PathLike; created if missing, unless
-    readonly) or an open binary file object (its descriptor is used; the
+    readonly) or an open binary file object (flushed first, then its
+    descriptor is used; as in mmappickle the dict is the whole file from
+    byte 0 whatever the object's position, which no operation moves; the
     dict is writable when the file is and readonly is not true).
 
-    Arrays come back as numpy.memmap of the file (writable when the dict
-    is: writes reach the file), masked arrays as numpy.ma.MaskedArray whose
+    Arrays come back as numpy.memmap of exactly their bytes in the file
+    (writable when the dict is: writes reach the file; a read never
+    changes the file), masked arrays as numpy.ma.MaskedArray whose
     data and mask are memmaps. Other values are unpickled; unless trusted,
     only plain data is (what ``mmpbridge.verify`` allows): a value that
     would import anything else raises pickle.UnpicklingError.
@@ -115,6 +119,16 @@ class mmapdict(MutableMapping):
             self._writable = not readonly
             self._open()
         elif all(hasattr(file, a) for a in ("fileno", "seek", "read")):
+            # The file object may hold bytes not yet written (pickle.dump(d,
+            # f); mmapdict(f)): the descriptor sees the file without them,
+            # and f would later write them over what we wrote. Flushing also
+            # drops f's read-ahead. As mmappickle, the dict is the whole file
+            # from byte 0 whatever f's position, and f's position is left
+            # where it was (we read and write through a descriptor of our
+            # own).
+            flush = getattr(file, "flush", None)
+            if flush is not None:
+                flush()
             fd = file.fileno()
             self._writable = bool(getattr(file, "writable", lambda: False)()) and not readonly
             name = getattr(file, "name", None)
@@ -317,9 +331,9 @@ class mmapdict(MutableMapping):
         info = _lib.entry_info(h, k)
         kind = info["kind"]
         if kind == "array":
-            return self._memmap(info)
+            return self._memmap(info, k)
         if kind == "masked":
-            data, mask = self._memmap(info["data"]), self._memmap(info["mask"])
+            data, mask = self._memmap(info["data"], k), self._memmap(info["mask"], k)
             m = np.ma.MaskedArray(data, False)
             m._mask = mask
             if info["fill"] is not None:
@@ -328,11 +342,38 @@ class mmapdict(MutableMapping):
         p = _lib.value_pickle(h, k, self._trusted)
         return pickle.loads(p) if self._trusted else loads_plain(p)
 
-    def _memmap(self, info):
-        src = self._fileobj if self._fileobj is not None else self._path
+    def _memmap(self, info, key):
+        """A numpy.memmap of exactly the array's bytes, read-only unless the
+        dict is writable. Unlike numpy.memmap(mode="r+"), which extends a
+        file shorter than offset + nbytes, a file too short is refused: a
+        read never changes the file."""
+        dtype, shape, order, offset, nbytes = _lib.array_layout(info, self._name(), key)
         mode = "r+" if self._writable else "r"
-        return np.memmap(src, dtype=_lib.np_dtype(info["dtype"]), mode=mode, offset=info["offset"],
-                         shape=tuple(info["shape"]), order=info["order"])
+        if nbytes == 0:
+            buf, mm, delta = (bytearray() if self._writable else b""), None, 0
+        else:
+            start = offset - offset % mmap.ALLOCATIONGRANULARITY
+            delta = offset - start
+            access = mmap.ACCESS_WRITE if self._writable else mmap.ACCESS_READ
+            try:
+                if self._fileobj is not None:
+                    mm = mmap.mmap(self._fileobj.fileno(), delta + nbytes, access=access, offset=start)
+                else:
+                    fd = os.open(self._path, os.O_RDWR if self._writable else os.O_RDONLY)
+                    try:
+                        mm = mmap.mmap(fd, delta + nbytes, access=access, offset=start)
+                    finally:
+                        os.close(fd)
+            except ValueError as e:  # mmap's "length is greater than file size"
+                raise _lib.FormatError(f"{self._name()}: key {key!r}: the array's {nbytes} bytes at offset {offset} "
+                                       f"run past the end of the file ({e})", _lib.FORMAT) from None
+            buf = mm
+        a = np.ndarray.__new__(np.memmap, shape, dtype=dtype, buffer=buf, offset=delta, order=order)
+        a._mmap = mm
+        a.filename = os.path.abspath(self._path) if self._path is not None else None
+        a.offset = offset
+        a.mode = mode
+        return a
 
     def __setitem__(self, k, v):
         _check_key(k)

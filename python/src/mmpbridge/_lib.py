@@ -11,7 +11,6 @@ in a forked child these functions go to a helper process of its own
 (_server.py, started on first use), which loads libmmp afresh; EPOCH
 tells handles opened before the fork from those opened after.
 """
-import ast
 import ctypes
 import io
 import json
@@ -453,12 +452,83 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_convert_plain_after_fork)
 
 
-def np_dtype(s):
-    """The numpy dtype of libmmp's dtype text: dtype.str ("<f8"), or for a
-    structured dtype the str() of its descr, padding as ('', '|Vn') fields
-    (numpy's .npy rule)."""
+# How deep a dtype description may nest (libmmp's own bound is 16).
+_MAX_DTYPE_DEPTH = 32
+
+
+def np_dtype(spec):
+    """The numpy dtype libmmp describes (entry_info's "dtype"): dtype.str
+    ("<f8") for a plain dtype; for a structured one an object {"names",
+    "formats", "offsets", "itemsize", "aligned"} built with
+    numpy.dtype(dict, align=aligned), so that overlapping fields, padding
+    and nesting cannot be misread; [base, shape] for a subarray field. The
+    dtype built is checked against every number of the description.
+    Raises ValueError for anything else."""
     import numpy as np
-    if s.startswith("["):
-        from numpy.lib import format as npformat
-        return npformat.descr_to_dtype(ast.literal_eval(s))
-    return np.dtype(s)
+    return _np_dtype(np, spec, 0)
+
+
+def _np_dtype(np, spec, depth):
+    if depth > _MAX_DTYPE_DEPTH:
+        raise ValueError(f"dtype nested deeper than {_MAX_DTYPE_DEPTH}")
+    if isinstance(spec, str):
+        d = np.dtype(spec)
+        # A string could also say "i4,i4" (fields) or "(2,)i4" (a subarray):
+        # libmmp sends those as objects, never as text.
+        if d.fields is not None or d.subdtype is not None or d.hasobject:
+            raise ValueError(f"dtype {spec!r} is not a plain dtype")
+        return d
+    if isinstance(spec, list):
+        if len(spec) != 2 or not isinstance(spec[1], list) or not spec[1] or \
+                not all(type(n) is int and n > 0 for n in spec[1]):
+            raise ValueError(f"subarray dtype: want [base, shape], got {spec!r:.200}")
+        base = _np_dtype(np, spec[0], depth + 1)
+        if base.subdtype is not None:
+            raise ValueError("subarray of a subarray dtype")
+        d = np.dtype((base, tuple(spec[1])))
+        if d.subdtype is None or d.subdtype[0] != base or d.subdtype[1] != tuple(spec[1]):
+            raise ValueError(f"subarray dtype {spec!r:.200} came out as {d}")
+        return d
+    if isinstance(spec, dict):
+        names, formats, offsets = spec.get("names"), spec.get("formats"), spec.get("offsets")
+        itemsize, aligned = spec.get("itemsize"), spec.get("aligned", False)
+        if set(spec) - {"names", "formats", "offsets", "itemsize", "aligned"} or \
+                not all(isinstance(x, list) for x in (names, formats, offsets)) or \
+                not len(names) == len(formats) == len(offsets) or not names or \
+                not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names) or \
+                not all(type(o) is int and o >= 0 for o in offsets) or \
+                type(itemsize) is not int or itemsize < 1 or type(aligned) is not bool:
+            raise ValueError(f"structured dtype: a malformed description {spec!r:.200}")
+        fields = [_np_dtype(np, f, depth + 1) for f in formats]
+        d = np.dtype({"names": names, "formats": fields, "offsets": offsets, "itemsize": itemsize}, align=aligned)
+        if d.names != tuple(names) or d.itemsize != itemsize or \
+                any(d.fields[n][0] != f or d.fields[n][1] != o for n, f, o in zip(names, fields, offsets)):
+            raise ValueError(f"structured dtype {spec!r:.200} came out as {d}")
+        return d
+    raise ValueError(f"not a dtype description: {spec!r:.200}")
+
+
+def array_layout(info, name, key):
+    """(dtype, shape, order, offset, nbytes) of an entry_info array, every
+    part checked: the dtype numpy builds has libmmp's item size, and shape
+    times item size is nbytes. Raises FormatError naming name and key."""
+    try:
+        dtype = np_dtype(info["dtype"])
+        shape, order, offset, nbytes = info["shape"], info["order"], info["offset"], info["nbytes"]
+        if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape) or \
+                order not in ("C", "F") or type(offset) is not int or offset < 0 or \
+                type(nbytes) is not int or nbytes < 0:
+            raise ValueError(f"a malformed array description {info!r:.300}")
+        want = info.get("itemsize")
+        if want is not None and dtype.itemsize != want:
+            raise ValueError(f"numpy's dtype {dtype} has {dtype.itemsize}-byte items, the file's {want}")
+        n = dtype.itemsize
+        for s in shape:
+            n *= s
+        if n != nbytes:
+            raise ValueError(f"shape {tuple(shape)} of {dtype.itemsize}-byte items is {n} bytes, the entry holds {nbytes}")
+    except FormatError:
+        raise
+    except Exception as e:  # noqa: BLE001 - anything numpy or the checks raise
+        raise FormatError(f"{name}: key {key!r}: the array's dtype or shape cannot be used: {e}", FORMAT) from None
+    return dtype, tuple(shape), order, offset, nbytes

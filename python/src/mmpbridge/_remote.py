@@ -87,19 +87,22 @@ class remotedict(Mapping):
             raise KeyError(k)
         return _lib.url_entry_info(self._handle(), k)
 
-    def _fetch(self, info):
-        a = np.empty(tuple(info["shape"]), dtype=_lib.np_dtype(info["dtype"]), order=info["order"])
-        if a.nbytes:
-            _lib.url_read_into(self._handle(), info["offset"], a.ctypes.data, a.nbytes)
+    def _fetch(self, info, key):
+        dtype, shape, order, offset, nbytes = _lib.array_layout(info, self._url, key)
+        a = np.empty(shape, dtype=dtype, order=order)
+        if a.nbytes != nbytes:  # never read more (or less) than the entry's bytes
+            raise _lib.FormatError(f"{self._url}: key {key!r}: numpy makes {a.nbytes} bytes of {nbytes}", _lib.FORMAT)
+        if nbytes:
+            _lib.url_read_into(self._handle(), offset, a.ctypes.data, nbytes)
         return a
 
     def __getitem__(self, k):
         info = self._info(k)
         kind = info["kind"]
         if kind == "array":
-            return self._fetch(info)
+            return self._fetch(info, k)
         if kind == "masked":
-            data, mask = self._fetch(info["data"]), self._fetch(info["mask"])
+            data, mask = self._fetch(info["data"], k), self._fetch(info["mask"], k)
             m = np.ma.MaskedArray(data, mask)
             if info["fill"] is not None:
                 m.fill_value = np.frombuffer(bytes.fromhex(info["fill"]), dtype=data.dtype)[0]
@@ -113,7 +116,7 @@ class remotedict(Mapping):
         info = self._info(k)
         if info["kind"] != "array":
             raise TypeError(f"key {k!r} is not a plain array ({info['kind']}): use m[{k!r}]")
-        return LazyArray(self, info)
+        return LazyArray(self, info, k)
 
     def stats(self):
         """{"requests": N, "bytes": M}: what the reader sent and received."""
@@ -132,14 +135,14 @@ class LazyArray:
     parallel); other indexing fetches the rows its leading-axis range spans,
     then indexes them in memory. Fortran order likewise on the last axis."""
 
-    def __init__(self, d, info):
+    def __init__(self, d, info, key):
         self._d = d
         self._info = info
-        self.shape = tuple(info["shape"])
-        self.dtype = _lib.np_dtype(info["dtype"])
+        self.dtype, self.shape, order, _, self.nbytes = _lib.array_layout(info, d.url, key)
+        if self.dtype.subdtype is not None:
+            raise _lib.FormatError(f"{d.url}: key {key!r}: an array of subarray dtype {self.dtype}", _lib.FORMAT)
         self.ndim = len(self.shape)
         self.size = int(np.prod(self.shape, dtype=np.int64))
-        self.nbytes = self.size * self.dtype.itemsize
         self._fortran = info["order"] == "F" and self.ndim > 1
 
     def __len__(self):
