@@ -81,6 +81,9 @@
 //	char *mmp_verify(const char *path, const char *trust_json);
 //	    What `mmpconv verify --json` prints; trust_json NULL or a list of
 //	    "module.name" allowed with any arguments.
+//	char *mmp_salvage(const char *src, const char *dst, const char *options_json);
+//	    What `mmpconv salvage --json` prints: the entries of a damaged file
+//	    that read and verify on their own, copied into the new file dst.
 //	char *mmp_allowed_globals(void);  the allow-list, as a JSON list.
 //	char *mmp_version(void);
 //	char *mmp_last_error(void);

@@ -418,3 +418,17 @@ def np_dtype(s):
         from numpy.lib import format as npformat
         return npformat.descr_to_dtype(ast.literal_eval(s))
     return np.dtype(s)
+
+
+# mmp_salvage (mmpbridge.salvage, _salvage.py).
+_salvage = _sig("mmp_salvage", _vp, _cp, _cp, _cp)
+
+
+def salvage(src, dst, options):
+    p = _salvage(_b(src), _b(dst), _b(json.dumps(options)))
+    if not p:
+        raise error()
+    return json.loads(_take(p))
+
+
+REMOTE_CALLS.append("salvage")
