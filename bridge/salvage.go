@@ -210,10 +210,11 @@ func isFormatErr(err error) bool {
 	return errors.As(err, &fe)
 }
 
-// keyAt is the key of the entry whose head parses at off, "" if none does.
+// keyAt is the key of what looks like an entry's head at off (its FRAME
+// opcode and length may be the damaged part), "" if nothing does.
 func (s *salvager) keyAt(off int64) string {
 	head, err := s.r.src.readAt(off, min(entryFrameHeader+2+maxKeyLen, s.r.src.size-off))
-	if err != nil || len(head) < entryFrameHeader+2 || head[0] != opFrame || head[9] != opShortBinUni {
+	if err != nil || len(head) < entryFrameHeader+2 || head[9] != opShortBinUni {
 		return ""
 	}
 	k := int(head[10])
@@ -368,7 +369,12 @@ func (s *salvager) saveFrom(e *Entry, inMemory bool) (decoded bool, err error) {
 		c.Key = e.Key
 		return &c
 	}
-	if memoize, reads, err := memoUse(vs, base, e.valueLen); err != nil {
+	memoize, reads, err := memoUse(vs, base, e.valueLen)
+	s.charge(base, e.valueLen, err)
+	if err != nil {
+		if !isFormatErr(err) {
+			return false, err
+		}
 		s.lose(e.Key, e.Offset, e.Size, shift(err))
 		return false, nil
 	} else if memoize && reads {
