@@ -93,6 +93,11 @@ func Salvage(ctx context.Context, ra io.ReaderAt, size int64, dst *File, opts ..
 	if err := s.run(); err != nil {
 		return nil, err
 	}
+	for i, e := range s.list {
+		if !s.gone[i] {
+			s.rep.Saved = append(s.rep.Saved, e)
+		}
+	}
 	return s.rep, nil
 }
 
@@ -101,7 +106,9 @@ type salvager struct {
 	r     *Reader
 	dst   *File
 	rep   *SalvageReport
-	saved map[string]int // key -> index in rep.Saved
+	saved map[string]int // key -> index in list
+	list  []SalvagedEntry // what was saved, in file order
+	gone  []bool          // list[i] was replaced or taken back
 	end   int64          // where entries must end: before the terminator, or the file's end
 	found bool           // an entry parsed somewhere
 	// budget bounds the value bytes run (saving, and looking for entries
@@ -234,7 +241,7 @@ func (s *salvager) keyAt(off int64) string {
 func (s *salvager) lose(key string, off, n int64, err error) {
 	if key != "" {
 		if i, ok := s.saved[key]; ok {
-			prev := s.rep.Saved[i]
+			prev := s.list[i]
 			if derr := s.dst.Delete(key); derr == nil {
 				s.unsave(key)
 				s.rep.Lost = append(s.rep.Lost, LostEntry{Key: key, Offset: prev.Offset, Size: prev.Size,
@@ -246,14 +253,8 @@ func (s *salvager) lose(key string, off, n int64, err error) {
 }
 
 func (s *salvager) unsave(key string) {
-	i := s.saved[key]
-	s.rep.Saved = append(s.rep.Saved[:i], s.rep.Saved[i+1:]...)
+	s.gone[s.saved[key]] = true
 	delete(s.saved, key)
-	for k, j := range s.saved {
-		if j > i {
-			s.saved[k] = j - 1
-		}
-	}
 }
 
 // resync returns the first offset at or after from where an entry parses
@@ -450,8 +451,9 @@ func (s *salvager) put(e *Entry, val any) error {
 		s.unsave(e.Key)
 		s.rep.Replaced++
 	}
-	s.saved[e.Key] = len(s.rep.Saved)
-	s.rep.Saved = append(s.rep.Saved, SalvagedEntry{Key: e.Key, Offset: e.Offset, Size: e.Size})
+	s.saved[e.Key] = len(s.list)
+	s.list = append(s.list, SalvagedEntry{Key: e.Key, Offset: e.Offset, Size: e.Size})
+	s.gone = append(s.gone, false)
 	return nil
 }
 

@@ -420,3 +420,81 @@ func TestSalvageNestedFramesBounded(t *testing.T) {
 		t.Errorf("salvage of a %d-byte file allocated %d bytes", len(data), alloc)
 	}
 }
+
+// TestSalvageDuplicateKeys: of two live entries of one key (a replace
+// interrupted between its two flag writes), the later is saved, as
+// pickle.load keeps it; when the later cannot be saved, neither is (the
+// earlier is not the value the file holds under that key).
+func TestSalvageDuplicateKeys(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	name := filepath.Join(dir, "f.mmpkl")
+	f, err := bridge.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range []struct {
+		k string
+		v int64
+	}{{"k", 1}, {"other", 5}, {"k", 2}} {
+		if err := f.Put(kv.k, kv.v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := f.Reader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ks []bridge.Entry
+	for _, e := range r.Entries() {
+		if e.Key == "k" {
+			ks = append(ks, e)
+		}
+	}
+	f.Close()
+	if len(ks) != 2 || ks[0].Live || !ks[1].Live {
+		t.Fatalf("entries of k: %+v", ks)
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[ks[0].Offset+ks[0].Size-2] = 0x88 // the old one live again
+	for _, tc := range []struct {
+		name    string
+		damage  bool
+		want    string
+		wantErr int
+	}{
+		{"both intact", false, "[other k]", 0},
+		{"the later damaged", true, "[other]", 2},
+	} {
+		d := bytes.Clone(b)
+		if tc.damage {
+			d[ks[1].Offset+ks[1].Size-8] = 0 // its trailer
+		}
+		dst, err := bridge.Create(filepath.Join(dir, tc.name+".mmpkl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := bridge.Salvage(context.Background(), bytes.NewReader(d), int64(len(d)), dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var saved []string
+		for _, s := range rep.Saved {
+			saved = append(saved, s.Key)
+		}
+		keys, _ := dst.Keys()
+		if fmt.Sprint(saved) != tc.want || fmt.Sprint(keys) != tc.want || len(rep.Lost) != tc.wantErr {
+			t.Errorf("%s: saved %q, file holds %q, lost %+v; want %s", tc.name, saved, keys, rep.Lost, tc.want)
+		}
+		if !tc.damage {
+			g, _ := dst.Get("k")
+			if g != int64(2) {
+				t.Errorf("%s: k = %v, want the later value 2", tc.name, g)
+			}
+		}
+		dst.Close()
+	}
+}
