@@ -10,8 +10,9 @@ import (
 	"os"
 )
 
-// sparsePiece bounds what one copy moves between progress reports.
-const sparsePiece = 64 << 20
+// sparsePiece bounds what one copy moves between progress reports (and
+// checks for cancellation through them).
+const sparsePiece = 4 << 20
 
 // copySparse copies n bytes of src at srcOff to the file at w.off: the data
 // ranges are copied (by the kernel where it can), src's holes are skipped
