@@ -217,11 +217,11 @@ func isFormatErr(err error) bool {
 	return errors.As(err, &fe)
 }
 
-// keyAt is the key of what looks like an entry's head at off (its FRAME
-// opcode and length may be the damaged part), "" if nothing does.
+// keyAt is the key of what looks like an entry's head at off (a FRAME
+// opcode, then a key), "" if nothing does.
 func (s *salvager) keyAt(off int64) string {
 	head, err := s.r.src.readAt(off, min(entryFrameHeader+2+maxKeyLen, s.r.src.size-off))
-	if err != nil || len(head) < entryFrameHeader+2 || head[9] != opShortBinUni {
+	if err != nil || len(head) < entryFrameHeader+2 || head[0] != opFrame || head[9] != opShortBinUni {
 		return ""
 	}
 	k := int(head[10])
@@ -235,9 +235,11 @@ func (s *salvager) keyAt(off int64) string {
 	return string(key)
 }
 
-// lose records what could not be saved. A key lost after an entry of the
-// same key was saved takes that one back out of dst: pickle.load of the
-// undamaged file would have given the later value.
+// lose records a live entry that could not be saved, or bytes where no
+// entry could be read (key "" or, where a FRAME opcode and a key start
+// them, that key). An entry lost after one of the same key was saved takes
+// that one back out of dst: pickle.load of the undamaged file would have
+// given the later value.
 func (s *salvager) lose(key string, off, n int64, err error) {
 	if key != "" {
 		if i, ok := s.saved[key]; ok {
