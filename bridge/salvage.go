@@ -15,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"syscall"
 	"unicode/utf8"
 
 	"mmpbridge/pyval"
@@ -106,11 +108,11 @@ type salvager struct {
 	r     *Reader
 	dst   *File
 	rep   *SalvageReport
-	saved map[string]int // key -> index in list
+	saved map[string]int  // key -> index in list
 	list  []SalvagedEntry // what was saved, in file order
 	gone  []bool          // list[i] was replaced or taken back
-	end   int64          // where entries must end: before the terminator, or the file's end
-	found bool           // an entry parsed somewhere
+	end   int64           // where entries must end: before the terminator, or the file's end
+	found bool            // an entry parsed somewhere
 	// budget bounds the value bytes run (saving, and looking for entries
 	// after damage), counted up to where each run failed: a file of frames
 	// nested in frames cannot make the work grow with the square of its
@@ -215,6 +217,19 @@ func (s *salvager) run() error {
 func isFormatErr(err error) bool {
 	var fe *FormatError
 	return errors.As(err, &fe)
+}
+
+// fatalErr tells an error that ends the salvage (reading the file failed,
+// cancellation) from one that loses one entry (its bytes do not decode, or
+// decode to what is refused).
+func fatalErr(err error) bool {
+	if isFormatErr(err) {
+		return false
+	}
+	var pe *fs.PathError
+	var errno syscall.Errno
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, ErrShrank) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &pe) || errors.As(err, &errno)
 }
 
 // keyAt is the key of what looks like an entry's head at off (a FRAME
@@ -375,7 +390,7 @@ func (s *salvager) saveFrom(e *Entry, inMemory bool) (decoded bool, err error) {
 	memoize, reads, err := memoUse(vs, base, e.valueLen)
 	s.charge(base, e.valueLen, err)
 	if err != nil {
-		if !isFormatErr(err) {
+		if fatalErr(err) {
 			return false, err
 		}
 		s.lose(e.Key, e.Offset, e.Size, shift(err))
@@ -398,15 +413,15 @@ func (s *salvager) saveFrom(e *Entry, inMemory bool) (decoded bool, err error) {
 	root, err := m.run(base, e.valueLen)
 	s.charge(base, e.valueLen, err)
 	if err != nil {
-		if !isFormatErr(err) {
+		if fatalErr(err) {
 			return false, err
 		}
-		if errors.Is(err, ErrLimit) {
+		var fe *FormatError
+		if errors.Is(err, ErrLimit) || !errors.As(err, &fe) {
+			// Refused, not broken: no entry starts inside it.
 			s.lose(e.Key, e.Offset, e.Size, shift(err))
 			return true, nil
 		}
-		var fe *FormatError
-		errors.As(err, &fe)
 		if bytes.Contains([]byte(fe.Msg), []byte("Memo value not found")) {
 			s.lose(e.Key, e.Offset, e.Size, &FormatError{Offset: fe.Offset + e.valueOff - base, Key: e.Key, Msg: fe.Msg + ": the value reads a memo slot of another entry", Err: ErrSharedMemo})
 			return true, nil
@@ -443,11 +458,11 @@ func (s *salvager) saveFrom(e *Entry, inMemory bool) (decoded bool, err error) {
 // put writes the verified value of e to dst.
 func (s *salvager) put(e *Entry, val any) error {
 	if err := s.dst.Put(e.Key, val); err != nil {
-		if isFormatErr(err) || errors.Is(err, ErrUnsupported) {
-			s.lose(e.Key, e.Offset, e.Size, err)
-			return nil
+		if fatalErr(err) {
+			return err // writing dst failed
 		}
-		return err
+		s.lose(e.Key, e.Offset, e.Size, err)
+		return nil
 	}
 	if _, ok := s.saved[e.Key]; ok {
 		s.unsave(e.Key)
