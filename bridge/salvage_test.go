@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"syscall"
 	"testing"
 
 	"mmpbridge/bridge"
@@ -496,5 +497,86 @@ func TestSalvageDuplicateKeys(t *testing.T) {
 			}
 		}
 		dst.Close()
+	}
+}
+
+// TestSalvageBigArray: an array too big to be read into memory (a 64 MiB
+// reservation with 1 MiB written) is decoded from the file and its data
+// copied, holes kept holes, bit for bit, next to a damaged entry.
+func TestSalvageBigArray(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	name := filepath.Join(dir, "f.mmpkl")
+	f, err := bridge.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Put("small", "x"); err != nil {
+		t.Fatal(err)
+	}
+	const n = 64 << 20
+	s, err := f.Reserve("r", bridge.ArrayHeader{DType: bridge.DType{ByteOrder: '|', Kind: 'u', ItemSize: 1}, Shape: []int{n}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch := bytes.Repeat([]byte("0123456789abcdef"), 1<<16)
+	if _, err := s.WriteAt(patch, 33_333_333); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := f.Reader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, _ := r.Entry("small")
+	f.Close()
+	// Damage small's trailer in place (the file keeps its holes).
+	osf, err := os.OpenFile(name, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer osf.Close()
+	if _, err := osf.WriteAt([]byte{0}, es.Offset+es.Size-8); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := osf.Stat()
+	out := filepath.Join(dir, "out.mmpkl")
+	dst, err := bridge.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	rep, err := bridge.Salvage(context.Background(), osf, st.Size(), dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Saved) != 1 || rep.Saved[0].Key != "r" || len(rep.Lost) != 1 || rep.Lost[0].Key != "small" {
+		t.Fatalf("saved %+v, lost %+v", rep.Saved, rep.Lost)
+	}
+	v, err := dst.Get("r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(v.(*bridge.Array).Section())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, n)
+	copy(want[33_333_333:], patch)
+	if !bytes.Equal(got, want) {
+		t.Error("the salvaged array differs")
+	}
+	ost, _ := os.Stat(out)
+	if sys, ok := ost.Sys().(*syscall.Stat_t); ok {
+		probe := filepath.Join(dir, "probe")
+		pf, _ := os.Create(probe)
+		pf.WriteAt(make([]byte, 4096), 16<<20)
+		pst, _ := pf.Stat()
+		pf.Close()
+		if pst.Sys().(*syscall.Stat_t).Blocks*512 < 8<<20 && sys.Blocks*512 > 4<<20 {
+			t.Errorf("the salvaged file allocates %d bytes for a 64 MiB reservation holding 1 MiB", sys.Blocks*512)
+		}
 	}
 }
