@@ -173,16 +173,20 @@ func (s *salvager) run() error {
 			if !isFormatErr(err) {
 				return err
 			}
-			next, rerr := s.resync(off + 1)
+			next, stopped, rerr := s.resync(off + 1)
 			if rerr != nil {
 				return rerr
 			}
-			if next == size && !s.rep.Terminator {
+			if next == size && !s.rep.Terminator && size-off <= terminatorSize {
 				if rest, _ := src.readAt(off, size-off); bytes.HasPrefix(terminator, rest) {
 					break // the file was cut inside its terminator: no data there
 				}
 			}
 			s.lose(s.keyAt(off), off, next-off, err)
+			if stopped {
+				s.lose("", next, s.end-next, errBudget(next))
+				break
+			}
 			off = next
 			continue
 		}
@@ -202,9 +206,13 @@ func (s *salvager) run() error {
 		}
 		// The value does not decode: its frame length may be the damaged
 		// part, so entries may start inside it.
-		next, err := s.resync(off + 1)
+		next, stopped, err := s.resync(off + 1)
 		if err != nil {
 			return err
+		}
+		if stopped {
+			s.lose("", next, s.end-next, errBudget(next))
+			break
 		}
 		off = next
 	}
@@ -276,23 +284,22 @@ func (s *salvager) unsave(key string) {
 
 // resync returns the first offset at or after from where an entry parses
 // exactly and its value decodes alone, or s.end. When the budget runs out
-// first, it records the rest of the file lost and returns s.end.
-func (s *salvager) resync(from int64) (int64, error) {
+// first, it returns where it stopped, and stopped.
+func (s *salvager) resync(from int64) (next int64, stopped bool, err error) {
 	const chunk = 1 << 20
 	src := s.r.src
 	for pos := from; pos < s.end; pos += chunk {
 		if err := s.ctx.Err(); err != nil {
-			return 0, err
+			return 0, false, err
 		}
 		b, err := src.readAt(pos, min(chunk+entryFrameHeader+2, s.end-pos))
 		if err != nil {
-			return 0, err
+			return 0, false, err
 		}
 		scan := min(int64(len(b)), chunk)
 		for i := int64(0); i < scan; {
 			if s.budget == 0 {
-				s.lose("", pos+i, s.end-pos-i, errBudget(pos+i))
-				return s.end, nil
+				return pos + i, true, nil
 			}
 			j := bytes.IndexByte(b[i:scan], opFrame)
 			if j < 0 {
@@ -300,12 +307,12 @@ func (s *salvager) resync(from int64) (int64, error) {
 			}
 			q := i + int64(j)
 			if s.candidate(pos+q, b[q:]) {
-				return pos + q, nil
+				return pos + q, false, nil
 			}
 			i = q + 1
 		}
 	}
-	return s.end, nil
+	return s.end, false, nil
 }
 
 // candidate tells whether an entry parses exactly at off (b holds the bytes
@@ -374,7 +381,10 @@ func (s *salvager) saveFrom(e *Entry, inMemory bool) (decoded bool, err error) {
 		if err != nil {
 			return false, err
 		}
-		raw = bytes.Clone(b)
+		raw = b
+		if s.r.src.data != nil {
+			raw = bytes.Clone(b) // a slice of a mapping another process may write
+		}
 		vs, base = newSource(bytesReaderAt(raw), int64(len(raw))), 0
 	}
 	shift := func(err error) error {
