@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"mmpbridge/bridge"
 )
@@ -100,5 +103,37 @@ func TestSalvageCommand(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 4 {
 		t.Errorf("salvage left files behind: %v", ents)
+	}
+}
+
+// TestSalvageInterrupted: a salvage cancelled (Ctrl-C) part way exits 130
+// and leaves no OUT.
+func TestSalvageInterrupted(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "many.mmpkl")
+	manyEntries(t, bad, 200_000)
+	out := filepath.Join(dir, "out.mmpkl")
+	ctx, cancel := context.WithCancel(context.Background())
+	var o, e bytes.Buffer
+	go func() {
+		// Part way through, most likely (200,000 entries take longer);
+		// cancelled before it starts or after it ends, the assertions
+		// below hold or the test skips.
+		time.Sleep(50 * time.Millisecond)
+		cancel()
+	}()
+	code := Main(ctx, []string{"salvage", bad, out}, &o, &e)
+	if code == 0 {
+		t.Skip("salvage finished before the cancellation")
+	}
+	if code != 130 || !strings.Contains(e.String(), "interrupted") {
+		t.Errorf("cancelled salvage: exit %d, %q", code, e.String())
+	}
+	if _, err := os.Lstat(out); err == nil {
+		t.Error("a cancelled salvage left OUT")
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("a cancelled salvage left files: %v", ents)
 	}
 }
