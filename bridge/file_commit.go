@@ -232,7 +232,8 @@ type offsetWriter struct {
 	f     *os.File
 	off   int64
 	err   error
-	holes bool
+	holes bool // some range was skipped, not written
+	dirty bool // the range written to may hold old bytes (copySparse)
 }
 
 func (w *offsetWriter) write(b []byte) {
@@ -253,6 +254,17 @@ func (w *offsetWriter) skip(n int64) {
 // from one, the kernel moves the bytes (copy_file_range) without them passing
 // through user space: converters rely on it.
 func (w *offsetWriter) copyFrom(r io.Reader, n int64) {
+	if f, off, sn, p, ok := fileSection(r); ok && sn >= n {
+		// A section of a file (an array copied from one): its holes
+		// stay holes.
+		var done func(int64) error
+		if p != nil {
+			done = p.count
+		}
+		w.dirty = true // a reused slot holds old bytes
+		w.copySparse(f, off, n, done)
+		return
+	}
 	if _, err := w.f.Seek(w.off, io.SeekStart); err != nil {
 		w.err = err
 		return

@@ -6,7 +6,6 @@ package bridge
 import (
 	"bytes"
 	"encoding/binary"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -90,7 +89,7 @@ func (mf *File) Vacuum() error {
 			const piece = 64 << 20
 			for off := int64(0); off < e.Size && w.err == nil; off += piece {
 				n := min(piece, e.Size-off)
-				w.copyFrom(io.NewSectionReader(mf.f, e.Offset+off, n), n)
+				w.copySparse(mf.f, e.Offset+off, n, nil) // holes stay holes
 				done += n
 				if err := mf.cfg.report(done, total); err != nil {
 					return err
@@ -152,8 +151,9 @@ func (mf *File) restoreTrailer(r *Reader, off, size int64) (int, error) {
 
 // copyBack replaces the file's contents with the n bytes of tmp, in place.
 func (mf *File) copyBack(tmp *os.File, n int64) error {
-	w := &offsetWriter{f: mf.f}
-	w.copyFrom(io.NewSectionReader(tmp, 0, n), n)
+	// Where tmp has a hole, the old bytes are punched out.
+	w := &offsetWriter{f: mf.f, dirty: true}
+	w.copySparse(tmp, 0, n, nil)
 	if w.err != nil {
 		return w.err
 	}

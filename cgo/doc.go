@@ -100,6 +100,9 @@
 //	    file dst (may be path itself), replaced only once whole; options as
 //	    mmp_open_ex's. Not plain data (as mmp_verify judges it): code 8; not
 //	    a dict of str keys, or not storable as pickle.load gives it: 11.
+//	char *mmp_salvage(const char *src, const char *dst, const char *options_json);
+//	    What `mmpconv salvage --json` prints: the entries of a damaged file
+//	    that read and verify on their own, copied into the new file dst.
 //	char *mmp_allowed_globals(void);  the allow-list, as a JSON list.
 //	char *mmp_version(void);
 //	char *mmp_last_error(void);

@@ -8,6 +8,7 @@
 //	mmpconv rm FILE KEY...
 //	mmpconv vacuum FILE
 //	mmpconv fsck FILE
+//	mmpconv salvage [--json] BAD OUT       copy what reads and verifies of a damaged file
 //	mmpconv verify [--allow module.name]... [--json] [-q] FILE
 //	mmpconv convert [flags] SRC DST      any of mmpkl, .npy, .npz, HDF5 to any other
 //	mmpconv diff [flags] A B             exit 0 equal, 1 different

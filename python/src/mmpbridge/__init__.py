@@ -4,12 +4,13 @@
 
 An mmappickle file is a dict that is at the same time a plain pickle
 (pickle.load gives the dict) and a file whose numpy arrays are
-memory-mapped. mmapdict is mmappickle's API; convert() and verify() are
-those of the command-line tool mmpconv.
+memory-mapped. mmapdict is mmappickle's API; convert(), verify() and
+salvage() are those of the command-line tool mmpconv.
 """
 from . import _lib
 from ._dict import mmapdict
 from ._remote import LazyArray, remotedict
+from ._salvage import salvage
 from .stubs import EmptyNDArray
 
 __version__ = _lib.version()
@@ -43,4 +44,4 @@ def verify(path, allow=()):
     return _lib.verify(os.fsdecode(os.fspath(path)), list(allow))
 
 
-__all__ = ["mmapdict", "EmptyNDArray", "convert", "verify", "NotPlainError", "__version__"]
+__all__ = ["mmapdict", "EmptyNDArray", "convert", "verify", "salvage", "NotPlainError", "__version__"]

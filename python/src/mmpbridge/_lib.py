@@ -532,3 +532,17 @@ def array_layout(info, name, key):
     except Exception as e:  # noqa: BLE001 - anything numpy or the checks raise
         raise FormatError(f"{name}: key {key!r}: the array's dtype or shape cannot be used: {e}", FORMAT) from None
     return dtype, tuple(shape), order, offset, nbytes
+
+
+# mmp_salvage (mmpbridge.salvage, _salvage.py).
+_salvage = _sig("mmp_salvage", _vp, _cp, _cp, _cp)
+
+
+def salvage(src, dst, options):
+    p = _salvage(_b(src), _b(dst), _b(json.dumps(options)))
+    if not p:
+        raise error()
+    return json.loads(_take(p))
+
+
+REMOTE_CALLS.append("salvage")
