@@ -1,0 +1,176 @@
+package main
+
+// Call tokens: cancelling a libmmp call from another thread (mmp_call_token,
+// mmp_use_token, mmp_cancel). A binding that wants a call interruptible
+// takes a token, makes it the calling thread's with mmp_use_token right
+// before the call, and calls mmp_cancel(token) from another thread to stop
+// it: the call then returns promptly with codeInterrupted, having changed
+// nothing it would not have changed on any other error.
+//
+// The token reaches the work two ways. Work given a context (convert,
+// verify, rendering) gets the call's context. Work on a handle's file
+// (opened with bridge.WithInterrupt(threadStop)) asks threadStop, which
+// finds the call by the thread it runs on: an exported function runs on
+// the C thread that called it, locked to it, and so does the bridge work
+// it does in its own goroutine.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+
+	"mmpbridge/bridge"
+)
+
+// errInterrupted: the call was cancelled with mmp_cancel.
+var errInterrupted = errors.New("interrupted")
+
+// callState is one token's call.
+type callState struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	used   bool // a call started with it (a token serves one call)
+}
+
+// calls is the table of tokens issued and not yet retired (a token is
+// retired when its call ends). Numbers start at 1 and are never reused.
+var calls = struct {
+	mu   sync.Mutex
+	last int64
+	live map[int64]*callState
+}{live: map[int64]*callState{}}
+
+// newCallToken issues a token for one call.
+func newCallToken() int64 {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	calls.mu.Lock()
+	defer calls.mu.Unlock()
+	calls.last++
+	calls.live[calls.last] = &callState{ctx: ctx, cancel: cancel}
+	return calls.last
+}
+
+// cancelCall cancels the call of tok: running, or not started yet (it then
+// returns at once when it starts). A token whose call has ended is no
+// error: the cancellation came too late to matter.
+func cancelCall(tok int64) error {
+	calls.mu.Lock()
+	st, ok := calls.live[tok]
+	last := calls.last
+	calls.mu.Unlock()
+	if !ok {
+		if tok <= 0 || tok > last {
+			return fmt.Errorf("call token %d: never issued: %w", tok, errInvalidArg)
+		}
+		return nil
+	}
+	st.cancel(errInterrupted)
+	return nil
+}
+
+// beginCall claims tok for a call and returns the call's context.
+func beginCall(tok int64) (context.Context, error) {
+	calls.mu.Lock()
+	defer calls.mu.Unlock()
+	st, ok := calls.live[tok]
+	if !ok || st.used {
+		return nil, fmt.Errorf("call token %d: never issued, or already used: %w", tok, errInvalidArg)
+	}
+	st.used = true
+	return st.ctx, nil
+}
+
+// endCall retires tok.
+func endCall(tok int64) {
+	calls.mu.Lock()
+	st := calls.live[tok]
+	delete(calls.live, tok)
+	calls.mu.Unlock()
+	if st != nil {
+		st.cancel(nil) // releases the context's resources
+	}
+}
+
+// threadToken and setThreadToken read and set the calling thread's token
+// (C thread-local storage, exports.go); without cgo there is none.
+var (
+	threadToken    = func() int64 { return 0 }
+	setThreadToken = func(int64) {}
+)
+
+// threadStop is the interruption of the call running on the calling
+// thread, if any: bridge.WithInterrupt's function for every file libmmp
+// opens. It is called every few thousand opcodes; the token lookup costs
+// about as much as one.
+func threadStop() error {
+	tok := threadToken()
+	if tok == 0 {
+		return nil
+	}
+	if onPoll != nil {
+		onPoll()
+	}
+	calls.mu.Lock()
+	st := calls.live[tok]
+	calls.mu.Unlock()
+	if st == nil || st.ctx.Err() == nil {
+		return nil
+	}
+	return errInterrupted
+}
+
+// onPoll, when set (by tests, before any call), is called each time a
+// call's work asks whether it is cancelled.
+var onPoll func()
+
+// ctxStop is bridge.WithInterrupt's function for work given the call's
+// context ctx.
+func ctxStop(ctx context.Context) func() error {
+	if ctx.Done() == nil {
+		return nil
+	}
+	return func() error {
+		if onPoll != nil {
+			onPoll()
+		}
+		if ctx.Err() != nil {
+			return errInterrupted
+		}
+		return nil
+	}
+}
+
+// interruptible is the option of every file libmmp opens: its long work
+// stops when the call running it is cancelled.
+var interruptible = bridge.WithInterrupt(threadStop)
+
+// runCall runs fn under guard with the context of call token tok (0: no
+// token, a context never done), tok being the calling thread's token for
+// the duration.
+func runCall(tok int64, fn func(ctx context.Context) error) error {
+	if tok == 0 {
+		return guard(func() error { return fn(context.Background()) })
+	}
+	ctx, err := beginCall(tok)
+	if err != nil {
+		return err
+	}
+	defer endCall(tok)
+	// A call from C is locked to its thread already; a Go caller (the
+	// tests) must be, for threadStop to find the token.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	setThreadToken(tok)
+	defer setThreadToken(0)
+	if ctx.Err() != nil {
+		return errInterrupted // cancelled before it started
+	}
+	err = guard(func() error { return fn(ctx) })
+	if err != nil && ctx.Err() != nil && !errors.Is(err, errInterrupted) && errors.Is(err, context.Canceled) {
+		// Work given ctx reports context.Canceled: say why.
+		err = fmt.Errorf("%w (%w)", errInterrupted, err)
+	}
+	return err
+}
