@@ -1,7 +1,7 @@
 package main
 
 // Call tokens: cancelling a libmmp call from another thread (mmp_call_token,
-// mmp_use_token, mmp_cancel). A binding that wants a call interruptible
+// mmp_use_token, mmp_cancel), or by a signal (mmp_signal_token). A binding that wants a call interruptible
 // takes a token, makes it the calling thread's with mmp_use_token right
 // before the call, and calls mmp_cancel(token) from another thread to stop
 // it: the call then returns promptly with codeInterrupted, having changed
@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"time"
 
 	"mmpbridge/bridge"
 )
@@ -32,6 +33,7 @@ type callState struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	used   bool // a call started with it (a token serves one call)
+	sigfd  int  // a socket of signal numbers to watch for SIGINT, or -1
 }
 
 // calls is the table of tokens issued and not yet retired (a token is
@@ -43,13 +45,55 @@ var calls = struct {
 }{live: map[int64]*callState{}}
 
 // newCallToken issues a token for one call.
-func newCallToken() int64 {
+func newCallToken() int64 { return newSignalToken(-1) }
+
+// newSignalToken issues a token for one call that is also cancelled when
+// the byte of SIGINT is in the socket sigfd (>= 0): the socket whose other
+// end Python's signal module writes signal numbers to, for its main
+// thread's call (mmp_signal_token).
+func newSignalToken(sigfd int) int64 {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	calls.mu.Lock()
 	defer calls.mu.Unlock()
 	calls.last++
-	calls.live[calls.last] = &callState{ctx: ctx, cancel: cancel}
+	calls.live[calls.last] = &callState{ctx: ctx, cancel: cancel, sigfd: max(sigfd, -1)}
 	return calls.last
+}
+
+// sigPoll is how often a call watching a signal socket looks at it.
+const sigPoll = 2 * time.Millisecond
+
+// watchSignals cancels the call of st once the byte of SIGINT is in its
+// socket: at once if it is there already, else at the first look after
+// it arrives (every sigPoll, on a timer: a call shorter than that costs
+// one look). stop ends the watch.
+func watchSignals(st *callState) (stop func()) {
+	if sigintPending(st.sigfd) {
+		st.cancel(errInterrupted)
+		return func() {}
+	}
+	var mu sync.Mutex
+	stopped := false
+	mu.Lock()
+	var t *time.Timer
+	t = time.AfterFunc(sigPoll, func() {
+		if sigintPending(st.sigfd) {
+			st.cancel(errInterrupted)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			t.Reset(sigPoll)
+		}
+	})
+	mu.Unlock()
+	return func() {
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+		t.Stop()
+	}
 }
 
 // cancelCall cancels the call of tok: running, or not started yet (it then
@@ -70,8 +114,8 @@ func cancelCall(tok int64) error {
 	return nil
 }
 
-// beginCall claims tok for a call and returns the call's context.
-func beginCall(tok int64) (context.Context, error) {
+// beginCall claims tok for a call and returns its state.
+func beginCall(tok int64) (*callState, error) {
 	calls.mu.Lock()
 	defer calls.mu.Unlock()
 	st, ok := calls.live[tok]
@@ -79,7 +123,7 @@ func beginCall(tok int64) (context.Context, error) {
 		return nil, fmt.Errorf("call token %d: never issued, or already used: %w", tok, errInvalidArg)
 	}
 	st.used = true
-	return st.ctx, nil
+	return st, nil
 }
 
 // endCall retires tok.
@@ -153,11 +197,15 @@ func runCall(tok int64, fn func(ctx context.Context) error) error {
 	if tok == 0 {
 		return guard(func() error { return fn(context.Background()) })
 	}
-	ctx, err := beginCall(tok)
+	st, err := beginCall(tok)
 	if err != nil {
 		return err
 	}
 	defer endCall(tok)
+	if st.sigfd >= 0 {
+		defer watchSignals(st)()
+	}
+	ctx := st.ctx
 	// A call from C is locked to its thread already; a Go caller (the
 	// tests) must be, for threadStop to find the token.
 	runtime.LockOSThread()

@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 import (
@@ -8,6 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 )
 
@@ -275,5 +278,80 @@ func TestCallTokens(t *testing.T) {
 	defer calls.mu.Unlock()
 	if len(calls.live) > live {
 		t.Errorf("%d tokens live after 100 calls, %d before", len(calls.live), live)
+	}
+}
+
+// TestSignalToken: a call under mmp_signal_token(fd) is cancelled by the
+// byte of SIGINT in the socket fd (Python's signal.set_wakeup_fd writes the
+// numbers of the signals it takes there), whether it was there before the
+// call or arrives during it, and not by another signal's byte; the bytes
+// stay for the binding to read.
+func TestSignalToken(t *testing.T) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Skip(err)
+	}
+	defer syscall.Close(fds[0])
+	defer syscall.Close(fds[1])
+	send := func(b byte) {
+		if _, err := syscall.Write(fds[1], []byte{b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	drain := func() []byte {
+		var buf [64]byte
+		n, _, _ := syscall.Recvfrom(fds[0], buf[:], syscall.MSG_DONTWAIT)
+		return buf[:max(n, 0)]
+	}
+	path := longFile(t, 200_000, 1)
+	analyse := func(ctx context.Context) error {
+		h, err := openEx(path, -1, 0, "")
+		if err != nil {
+			return err
+		}
+		defer closeFile(h)
+		_, err = entryInfo(h, "small")
+		return err
+	}
+
+	// Another signal (SIGTERM, 15) does not interrupt the call.
+	send(15)
+	if err := runCall(newSignalToken(fds[0]), analyse); err != nil {
+		t.Fatalf("with SIGTERM's byte: %v", err)
+	}
+	if got := drain(); !bytes.Equal(got, []byte{15}) {
+		t.Errorf("socket holds %v after the call, want [15]", got)
+	}
+	// SIGINT before the call: it does nothing.
+	send(2)
+	ran := false
+	if err := runCall(newSignalToken(fds[0]), func(context.Context) error { ran = true; return nil }); errCode(err) != codeInterrupted || ran {
+		t.Errorf("SIGINT before the call: %v, ran %v", err, ran)
+	}
+	drain()
+	// SIGINT during the call: the work stops at its first poll after the
+	// watch saw it.
+	tok := newSignalToken(fds[0])
+	calls.mu.Lock()
+	ctx := calls.live[tok].ctx
+	calls.mu.Unlock()
+	var polls atomic.Int64
+	pollHook.mu.Lock()
+	pollHook.fn = func() {
+		if polls.Add(1) == 3 {
+			send(2)
+			<-ctx.Done() // the watch looks every sigPoll
+		}
+	}
+	pollHook.mu.Unlock()
+	err = runCall(tok, analyse)
+	pollHook.mu.Lock()
+	pollHook.fn = nil
+	pollHook.mu.Unlock()
+	if errCode(err) != codeInterrupted || polls.Load() > 4 {
+		t.Errorf("SIGINT during the call: %v after %d polls", err, polls.Load())
+	}
+	if got := drain(); !bytes.Equal(got, []byte{2}) {
+		t.Errorf("socket holds %v after the call, want [2]", got)
 	}
 }

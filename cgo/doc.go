@@ -98,6 +98,13 @@
 //	    Makes token the calling thread's for its next libmmp call (only
 //	    that one), which mmp_cancel(token) can then interrupt from any
 //	    thread. It never enters the Go runtime.
+//	int64_t mmp_signal_token(int fd);
+//	    As mmp_call_token, for a call also cancelled as soon as the byte 2
+//	    (SIGINT) is in the socket fd: the other end of a socket pair that
+//	    Python's signal.set_wakeup_fd writes signal numbers to, so that
+//	    Python's main thread can make the call itself and still be
+//	    interrupted by Ctrl-C. The call looks at fd when it starts and then
+//	    every 2 ms, without reading from it (the caller drains it).
 //	int mmp_cancel(int64_t token);
 //	    Cancels the call of token, running or not started yet: it returns
 //	    promptly (within a few milliseconds of work) with code 14, having

@@ -69,6 +69,11 @@ func mmp_call_token() C.int64_t {
 	return C.int64_t(newCallToken())
 }
 
+//export mmp_signal_token
+func mmp_signal_token(fd C.int) C.int64_t {
+	return C.int64_t(newSignalToken(int(fd)))
+}
+
 //export mmp_cancel
 func mmp_cancel(token C.int64_t) C.int {
 	return status(call(func() error { return cancelCall(int64(token)) }))
