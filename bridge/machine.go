@@ -194,7 +194,7 @@ type machine struct {
 // Limits.stop (WithInterrupt): often enough that no run goes on for long
 // after an interruption, rarely enough to cost nothing measurable.
 const (
-	pollOps   = 128
+	pollOps   = 512
 	pollBytes = 1 << 20
 )
 
