@@ -509,10 +509,11 @@ def _remote_url_read_into(h, offset, address, n):
 
 
 def _after_fork_in_child():
-    global EPOCH, REMOTE, _server, _server_lock
+    global EPOCH, REMOTE, _server, _server_lock, _wakeup
     EPOCH += 1
     REMOTE = True
     _server, _server_lock = None, threading.Lock()
+    _wakeup = None  # the parent's sockets stay the parent's
     g = globals()
     for name in REMOTE_CALLS:
         if name not in ("put_array_bytes", "put_masked_bytes"):
