@@ -39,10 +39,11 @@ type callState struct {
 // calls is the table of tokens issued and not yet retired (a token is
 // retired when its call ends). Numbers start at 1 and are never reused.
 var calls = struct {
-	mu   sync.Mutex
-	last int64
-	live map[int64]*callState
-}{live: map[int64]*callState{}}
+	mu       sync.Mutex
+	last     int64
+	live     map[int64]*callState
+	bySocket map[int]int64 // the last signal token of each socket
+}{live: map[int64]*callState{}, bySocket: map[int]int64{}}
 
 // newCallToken issues a token for one call.
 func newCallToken() int64 { return newSignalToken(-1) }
@@ -51,12 +52,25 @@ func newCallToken() int64 { return newSignalToken(-1) }
 // the byte of SIGINT is in the socket sigfd (>= 0): the socket whose other
 // end Python's signal module writes signal numbers to, for its main
 // thread's call (mmp_signal_token).
+//
+// The calls of one socket are one thread's, one after the other: a token
+// of the socket issued before and never used (its call failed before it
+// reached libmmp) is retired.
 func newSignalToken(sigfd int) int64 {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	calls.mu.Lock()
 	defer calls.mu.Unlock()
 	calls.last++
 	calls.live[calls.last] = &callState{ctx: ctx, cancel: cancel, sigfd: max(sigfd, -1)}
+	if sigfd >= 0 {
+		if prev, ok := calls.bySocket[sigfd]; ok {
+			if st := calls.live[prev]; st != nil && !st.used {
+				delete(calls.live, prev)
+				st.cancel(nil)
+			}
+		}
+		calls.bySocket[sigfd] = calls.last
+	}
 	return calls.last
 }
 

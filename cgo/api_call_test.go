@@ -355,3 +355,25 @@ func TestSignalToken(t *testing.T) {
 		t.Errorf("socket holds %v after the call, want [2]", got)
 	}
 }
+
+// TestSignalTokensUnused: a signal token never used (the binding's call
+// failed before reaching libmmp) is retired when the next one of its
+// socket is issued: the table does not grow.
+func TestSignalTokensUnused(t *testing.T) {
+	calls.mu.Lock()
+	live := len(calls.live)
+	calls.mu.Unlock()
+	for range 100 {
+		newSignalToken(12345)
+	}
+	tok := newSignalToken(12345)
+	calls.mu.Lock()
+	n := len(calls.live)
+	calls.mu.Unlock()
+	if n > live+1 {
+		t.Errorf("%d tokens live after 101 unused ones, %d before", n, live)
+	}
+	if err := runCall(tok, func(context.Context) error { return nil }); err != nil {
+		t.Errorf("the last token: %v", err)
+	}
+}

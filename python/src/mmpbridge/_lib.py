@@ -202,6 +202,7 @@ def _interruptible(fn, *args):
                 # raise: make the call again.
                 _drain(r, came)
     finally:
+        _use_token(0)  # unused if fn failed before its call (a bad argument)
         signal.set_wakeup_fd(old, warn_on_full_buffer=False)
         _drain(r, came)
         if came and old >= 0:
