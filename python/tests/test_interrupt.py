@@ -220,3 +220,37 @@ print("ok")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     r = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_ctrl_c_in_forked_child(big_list):
+    """In a forked child, calls go to a helper process: Ctrl-C while one is
+    waiting for its answer raises KeyboardInterrupt, and the next call gets
+    its own answer, not the interrupted call's."""
+    code = r"""
+import os, signal, sys, threading, time
+import mmpbridge
+path = sys.argv[1]
+pid = os.fork()
+if pid == 0:
+    try:
+        m = mmpbridge.mmapdict(path, readonly=True)
+        threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+        try:
+            m["big"]
+            os._exit(3)  # not interrupted
+        except KeyboardInterrupt:
+            pass
+        got = (m["small"], "big" in m, list(m.keys()))
+        if got != (1, True, ["small", "big"]):
+            print(got, file=sys.stderr)
+            os._exit(4)
+        os._exit(0)
+    except BaseException:
+        import traceback; traceback.print_exc()
+        os._exit(5)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))
+"""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    r = subprocess.run([sys.executable, "-c", code, big_list], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "0", (r.stdout, r.stderr)

@@ -465,21 +465,55 @@ def _start_server():
 
 
 def _remote_call(name, args):
-    global _server
+    global _server, _owed
     with _server_lock:
         if _server is None or _server.poll() is not None:
-            _server = _start_server()
+            _server, _owed = _start_server(), 0
+            _inbuf.clear()
+        # Answers of calls interrupted (Ctrl-C) while waiting for them: the
+        # helper still sends them; read and drop them, or this call would
+        # get another's answer.
+        while _owed:
+            _answer()
+            _owed -= 1
         msg = pickle.dumps((name, args), protocol=pickle.HIGHEST_PROTOCOL)
-        _server.stdin.write(struct.pack("<Q", len(msg)) + msg)
-        _server.stdin.flush()
-        head = _server.stdout.read(8)
-        if len(head) != 8:
-            raise OSError("mmpbridge: the helper process of this forked process died")
-        n, = struct.unpack("<Q", head)
-        ok, value = pickle.loads(_server.stdout.read(n))
+        try:
+            _server.stdin.write(struct.pack("<Q", len(msg)) + msg)
+            _server.stdin.flush()
+        except BaseException:
+            # Part of a message may have gone: the stream is broken, and
+            # so are the helper's handles.
+            _server.kill()
+            _server = None
+            raise
+        _owed += 1
+        ok, value = _answer()
+        _owed -= 1
     if not ok:
         raise value
     return value
+
+
+_owed = 0  # answers the helper owes for calls sent
+_inbuf = bytearray()  # what was read of the next answer
+
+
+def _answer():
+    """The helper's next answer. Read with os.read into _inbuf, so that an
+    exception a signal handler raises meanwhile loses no byte: the next
+    call goes on reading where this one stopped."""
+    fd = _server.stdout.fileno()
+    while True:
+        if len(_inbuf) >= 8:
+            n, = struct.unpack_from("<Q", _inbuf)
+            if len(_inbuf) >= 8 + n:
+                msg = bytes(_inbuf[8:8 + n])
+                del _inbuf[:8 + n]
+                return pickle.loads(msg)
+        b = os.read(fd, 1 << 20)
+        if not b:
+            raise OSError("mmpbridge: the helper process of this forked process died")
+        _inbuf.extend(b)
 
 
 def _remote(name):
@@ -510,10 +544,11 @@ def _remote_url_read_into(h, offset, address, n):
 
 
 def _after_fork_in_child():
-    global EPOCH, REMOTE, _server, _server_lock, _wakeup
+    global EPOCH, REMOTE, _server, _server_lock, _wakeup, _owed
     EPOCH += 1
     REMOTE = True
-    _server, _server_lock = None, threading.Lock()
+    _server, _server_lock, _owed = None, threading.Lock(), 0
+    _inbuf.clear()
     _wakeup = None  # the parent's sockets stay the parent's
     g = globals()
     for name in REMOTE_CALLS:
