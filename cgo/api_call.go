@@ -1,11 +1,12 @@
 package main
 
 // Call tokens: cancelling a libmmp call from another thread (mmp_call_token,
-// mmp_use_token, mmp_cancel), or by a signal (mmp_signal_token). A binding that wants a call interruptible
-// takes a token, makes it the calling thread's with mmp_use_token right
-// before the call, and calls mmp_cancel(token) from another thread to stop
-// it: the call then returns promptly with codeInterrupted, having changed
-// nothing it would not have changed on any other error.
+// mmp_use_token, mmp_cancel), or by a signal (mmp_signal_token). A binding
+// that wants a call interruptible takes a token, makes it the calling
+// thread's with mmp_use_token right before the call, and calls
+// mmp_cancel(token) from another thread to stop it: the call then returns
+// promptly with codeInterrupted, having changed nothing it would not have
+// changed on any other error.
 //
 // The token reaches the work two ways. Work given a context (convert,
 // verify, rendering) gets the call's context. Work on a handle's file
@@ -25,7 +26,8 @@ import (
 	"mmpbridge/bridge"
 )
 
-// errInterrupted: the call was cancelled with mmp_cancel.
+// errInterrupted: the call was cancelled (mmp_cancel, or SIGINT's byte in
+// its signal socket).
 var errInterrupted = errors.New("interrupted")
 
 // callState is one token's call.
