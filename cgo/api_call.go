@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"sync"
 	"time"
@@ -200,6 +201,17 @@ func ctxStop(ctx context.Context) func() error {
 		}
 		return nil
 	}
+}
+
+// stopReader reads r, asking threadStop before each read: the caller's
+// bytes a put copies into the file (the bridge polls its own copies).
+type stopReader struct{ r io.Reader }
+
+func (s stopReader) Read(b []byte) (int, error) {
+	if err := threadStop(); err != nil {
+		return 0, err
+	}
+	return s.r.Read(b[:min(len(b), 1<<20)])
 }
 
 // interruptible is the option of every file libmmp opens: its long work

@@ -121,6 +121,8 @@ func runCounted(t *testing.T, cancelAt int64, fn func(ctx context.Context) error
 	return err, polls.Load()
 }
 
+var bigData = make([]byte, 64<<20)
+
 // TestCancelStopsWork: each kind of long work a call does stops at the
 // first poll after its token is cancelled from another goroutine, returns
 // the interrupted error, and leaves the file and handle as they were: the
@@ -160,6 +162,9 @@ func TestCancelStopsWork(t *testing.T) {
 		{"entry_json", fresh, func(ctx context.Context, h int64) ([]byte, error) { return entryJSONCtx(ctx, h, "big") }},
 		{"verify", fresh, func(ctx context.Context, _ int64) ([]byte, error) { return verifyFileCtx(ctx, path, "") }},
 		{"vacuum", writable, func(_ context.Context, h int64) ([]byte, error) { return nil, vacuum(h) }},
+		{"put_array", writable, func(_ context.Context, h int64) ([]byte, error) {
+			return nil, putArray(h, "new", `{"dtype":"|u1","shape":[`+itoa(int64(len(bigData)))+`]}`, bigData)
+		}},
 		{"convert", fresh, func(ctx context.Context, _ int64) ([]byte, error) {
 			dst := filepath.Join(dir, "out.npz")
 			os.Remove(dst)
@@ -182,7 +187,7 @@ func TestCancelStopsWork(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.name == "vacuum" {
+			if c.name == "vacuum" || c.name == "put_array" {
 				// Vacuumed: the deleted entry is gone; start again from the
 				// original file for the interrupted run.
 				closeFile(h)
