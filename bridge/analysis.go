@@ -164,7 +164,10 @@ func (r *Reader) analyze() error {
 			a.err = &FormatError{Offset: fe.Offset, Msg: fmt.Sprintf("%s at offset %d%s%s", entryName(e), e.Offset, sep, fe.Msg), Err: sentinel}
 			return a.err
 		default:
-			return err // I/O
+			// I/O, or interrupted (WithInterrupt): the entry's memo writes
+			// are half done, so the analysis starts over next time.
+			*a = analysis{}
+			return err
 		}
 		if err == nil {
 			switch nd := m.at(root); nd.kind {

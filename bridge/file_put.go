@@ -160,7 +160,7 @@ func (mf *File) putMaskedFrom(key string, m *Masked) error {
 // that what is read through them goes to the progress callback, whose
 // error ends the read. It reports the start (0 bytes done).
 func (c *config) progressReaders(total int64, rs ...io.Reader) ([]io.Reader, error) {
-	if c.progress == nil {
+	if c.progress == nil && c.interrupt == nil {
 		return rs, nil
 	}
 	if err := c.report(0, total); err != nil {

@@ -190,6 +190,29 @@ type machine struct {
 	// maxSlot is the highest memo index written (the verifier's bound on
 	// the memo array pickle.load allocates).
 	maxSlot int64
+
+	// polled counts the opcodes run, and polledBytes the bytes grown, since
+	// Limits.stop was last called (poll); never reset with a value, so
+	// that many small values are polled too.
+	polled      int
+	polledBytes int64
+}
+
+// Every pollOps opcodes, or pollBytes bytes built, the machine calls
+// Limits.stop (WithInterrupt): often enough that no run goes on for long
+// after an interruption, rarely enough to cost nothing measurable.
+const (
+	pollOps   = 512
+	pollBytes = 1 << 20
+)
+
+// poll returns Limits.stop's error, if any.
+func (m *machine) poll() error {
+	m.polled, m.polledBytes = 0, 0
+	if m.lim.stop == nil {
+		return nil
+	}
+	return m.lim.stop()
 }
 
 func newMachine(src *source, lim Limits) *machine {
@@ -251,6 +274,9 @@ func limitErr(off int64, format string, args ...any) *FormatError {
 func (m *machine) grow(off, n int64) error {
 	if m.built += n; m.built > m.lim.MaxValueBytes {
 		return limitErr(off, "value builds more than %d bytes of objects", m.lim.MaxValueBytes)
+	}
+	if m.polledBytes += n; m.polledBytes >= pollBytes {
+		return m.poll()
 	}
 	return nil
 }
@@ -405,6 +431,11 @@ func (m *machine) run(off, n int64) (ref, error) {
 		}
 		if m.ops++; m.ops > m.lim.MaxOps {
 			return 0, limitErr(o.Off, "value has more than %d opcodes", m.lim.MaxOps)
+		}
+		if m.polled++; m.polled >= pollOps {
+			if err := m.poll(); err != nil {
+				return 0, err
+			}
 		}
 		if err := m.step(o); err != nil {
 			return 0, err

@@ -11,8 +11,10 @@ import (
 // OpenReader opens name for reading: a local path (mapped, as Open) or an
 // http(s) URL (remote.Open; the file's index, when it has one, is fetched
 // first in a few requests). It returns a snapshot of the file and what to
-// close when done with it and its arrays.
+// close when done with it and its arrays. ctx bounds the work of opening
+// and of every later read (WithContext; an option given after it wins).
 func OpenReader(ctx context.Context, name string, opts ...Option) (*Reader, io.Closer, error) {
+	opts = append([]Option{WithContext(ctx)}, opts...)
 	if !remote.IsURL(name) {
 		f, err := Open(name, opts...)
 		if err != nil {

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"context"
 	"fmt"
 
 	"mmpbridge/remote"
@@ -24,6 +25,7 @@ type config struct {
 	allowTorn bool // open a torn file so that Repair can mend it
 	noIndex   bool // write no index (index.go)
 	progress  func(done, total int64) error
+	interrupt func() error // WithInterrupt
 }
 
 func newConfig(opts []Option) (config, error) {
@@ -37,6 +39,7 @@ func newConfig(opts []Option) (config, error) {
 		}
 	}
 	c.limits = c.limits.withDefaults()
+	c.limits.stop = c.interrupt
 	return c, nil
 }
 
@@ -52,12 +55,50 @@ func WithProgress(fn func(done, total int64) error) Option {
 	}
 }
 
-// report tells the progress callback, if any, of done bytes of total.
+// report tells the progress callback, if any, of done bytes of total; it
+// returns the interruption, if any (WithInterrupt), first.
 func (c *config) report(done, total int64) error {
+	if err := c.stopped(); err != nil {
+		return err
+	}
 	if c.progress == nil {
 		return nil
 	}
 	return c.progress(done, total)
+}
+
+// WithInterrupt has long work call stop every so often — the analysis of
+// every entry (on the first read of a value), decoding a value, Verify's
+// runs, parsing the index of a file of many entries, and the copies of
+// Vacuum and of Put of an *Array or *Masked — and end with the error stop
+// returns, as soon as it returns one. Work that ends so changes nothing,
+// as with a WithProgress error, and the next call starts it over. stop is
+// called from the goroutine doing the work, often (thousands of times a
+// second): it must be cheap and safe for concurrent use. A later
+// WithInterrupt or WithContext replaces it.
+func WithInterrupt(stop func() error) Option {
+	return func(c *config) error {
+		c.interrupt = stop
+		return nil
+	}
+}
+
+// WithContext is WithInterrupt of ctx: long work ends with ctx's error
+// (context.Canceled, or context.DeadlineExceeded) once ctx is done. The
+// context bounds every later operation of the Reader or File too.
+func WithContext(ctx context.Context) Option {
+	if ctx.Done() == nil {
+		return WithInterrupt(nil) // never done
+	}
+	return WithInterrupt(ctx.Err)
+}
+
+// stopped returns the interruption, if any (WithInterrupt).
+func (c *config) stopped() error {
+	if c.interrupt == nil {
+		return nil
+	}
+	return c.interrupt()
 }
 
 // WithoutIndex makes a File write no index for remote readers (index.go):
@@ -126,6 +167,10 @@ type Limits struct {
 	// it bounds the objects a value builds (at most one per opcode).
 	// Default 100,000,000.
 	MaxOps int64
+
+	// stop is WithInterrupt's function (nil: none), here so that every
+	// machine made with the limits polls it.
+	stop func() error
 }
 
 const (

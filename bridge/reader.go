@@ -110,6 +110,11 @@ func (r *Reader) parseEntries(off int64) error {
 		if len(r.entries) >= r.cfg.limits.MaxKeys {
 			return &FormatError{Offset: off, Msg: fmt.Sprintf("more than %d entries", r.cfg.limits.MaxKeys), Err: ErrLimit}
 		}
+		if len(r.entries)%4096 == 4095 {
+			if err := r.cfg.stopped(); err != nil {
+				return err
+			}
+		}
 		e, err := r.readEntry(off, r.end)
 		if err != nil {
 			return err

@@ -97,7 +97,7 @@ func openFile(path string, writable bool) (int64, error) {
 	if writable {
 		flag = os.O_RDWR
 	}
-	f, err := bridge.OpenFile(path, flag, 0)
+	f, err := bridge.OpenFile(path, flag, 0, interruptible)
 	if err != nil {
 		return 0, err
 	}
@@ -128,7 +128,7 @@ func openEx(path string, fd int, flags int, options string) (int64, error) {
 	if err := decodeOptions(options, &o, "profile, align"); err != nil {
 		return 0, err
 	}
-	var opts []bridge.Option
+	opts := []bridge.Option{interruptible}
 	if o.Profile != "" {
 		p, err := bridge.ParseProfile(o.Profile)
 		if err != nil {
@@ -224,6 +224,7 @@ const (
 	codeFormat      = 11 // malformed file
 	codeNotArray    = 12 // the key holds no (such) array
 	codeBadHandle   = 13 // a handle never issued, or closed
+	codeInterrupted = 14 // cancelled with mmp_cancel
 )
 
 // errCode classifies err for mmp_last_error_code.
@@ -232,6 +233,8 @@ func errCode(err error) int {
 	switch {
 	case err == nil:
 		return codeNone
+	case errors.Is(err, errInterrupted):
+		return codeInterrupted
 	case errors.Is(err, errBadHandle):
 		return codeBadHandle
 	case errors.Is(err, fs.ErrNotExist):

@@ -86,11 +86,21 @@ func parseConvertOptions(s string) (convert.Options, convert.Format, convert.For
 // convertFile does what `mmpconv convert` does and returns its exit status:
 // convertOK, convertInput or convertUsage (with the error).
 func convertFile(src, dst, options string) (int, error) {
+	return convertFileCtx(context.Background(), src, dst, options)
+}
+
+// convertProgress, when set (by tests), is convert's progress callback.
+var convertProgress func(done, total int64)
+
+// convertFileCtx is convertFile stopping when ctx is done (the call's
+// context: mmp_cancel).
+func convertFileCtx(ctx context.Context, src, dst, options string) (int, error) {
 	opt, from, to, err := parseConvertOptions(options)
 	if err != nil {
 		return convertUsage, err
 	}
-	err = convert.File(context.Background(), src, dst, from, to, opt)
+	opt.Progress = convertProgress
+	err = convert.File(ctx, src, dst, from, to, opt)
 	if err == nil {
 		return convertOK, nil
 	}

@@ -33,6 +33,11 @@ func keysJSON(h int64) ([]byte, error) {
 // entryJSON returns the description of key, byte for byte what
 // `mmpconv inspect --json` prints for it.
 func entryJSON(h int64, key string) ([]byte, error) {
+	return entryJSONCtx(context.Background(), h, key)
+}
+
+// entryJSONCtx is entryJSON stopping when ctx is done.
+func entryJSONCtx(ctx context.Context, h int64, key string) ([]byte, error) {
 	f, err := handles.get(h)
 	if err != nil {
 		return nil, err
@@ -41,7 +46,7 @@ func entryJSON(h int64, key string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := render.Describe(context.Background(), v, false)
+	d, err := render.Describe(ctx, v, false)
 	if err != nil {
 		return nil, fmt.Errorf("%s: key %q: %w", f.Name(), key, err)
 	}
@@ -199,6 +204,11 @@ func valuePickleOf(f source, key string, trusted bool) ([]byte, error) {
 // verifyFile is mmpconv verify --json of path; trust is a JSON list of
 // "module.name" globals allowed with any arguments ("" or null: none).
 func verifyFile(path, trust string) ([]byte, error) {
+	return verifyFileCtx(context.Background(), path, trust)
+}
+
+// verifyFileCtx is verifyFile stopping when ctx is done.
+func verifyFileCtx(ctx context.Context, path, trust string) ([]byte, error) {
 	var names []string
 	if trust != "" {
 		if err := json.Unmarshal([]byte(trust), &names); err != nil {
@@ -213,7 +223,7 @@ func verifyFile(path, trust string) ([]byte, error) {
 		}
 		globals = append(globals, g)
 	}
-	rep, err := bridge.VerifyFile(path, globals)
+	rep, err := bridge.VerifyFile(path, globals, bridge.WithInterrupt(ctxStop(ctx)))
 	if err != nil {
 		return nil, err
 	}

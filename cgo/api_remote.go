@@ -25,7 +25,7 @@ func openRemote(url string) (int64, error) {
 	if !remote.IsURL(url) {
 		return 0, fmt.Errorf("%q: not an http:// or https:// URL", url)
 	}
-	r, c, err := bridge.OpenReader(context.Background(), url)
+	r, c, err := bridge.OpenReader(context.Background(), url, interruptible)
 	if err != nil {
 		return 0, err
 	}

@@ -58,7 +58,7 @@ func putArray(h int64, key, header string, data []byte) error {
 	if int64(len(data)) != n {
 		return fmt.Errorf("key %q: %d bytes of data for an array of %d: %w", key, len(data), n, errInvalidArg)
 	}
-	return f.PutArray(key, ah, bytes.NewReader(data))
+	return f.PutArray(key, ah, stopReader{bytes.NewReader(data)})
 }
 
 // putMasked stores a masked array: data, mask (one byte per element) and
@@ -82,7 +82,7 @@ func putMasked(h int64, key, header string, data, mask, fill []byte) error {
 	if len(fill) == 0 {
 		fill = nil
 	}
-	return f.PutMasked(key, ah, bytes.NewReader(data), bytes.NewReader(mask), fill)
+	return f.PutMasked(key, ah, stopReader{bytes.NewReader(data)}, stopReader{bytes.NewReader(mask)}, fill)
 }
 
 // reserve appends an array under key without its data (a hole the caller

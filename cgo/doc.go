@@ -112,7 +112,33 @@
 //	    Its kind: 0 none, 1 other (I/O), 2 no such file, 3 no such key,
 //	    4 not an mmappickle file, 5 torn (fsck), 6 read-only, 7 bad
 //	    argument or option, 8 not plain data, 9 unsupported, 10 over a
-//	    limit, 11 malformed file, 12 not an array, 13 bad handle.
+//	    limit, 11 malformed file, 12 not an array, 13 bad handle,
+//	    14 interrupted (mmp_cancel).
+//	int64_t mmp_call_token(void);
+//	    A new call token (> 0, never reused), for one call.
+//	void mmp_use_token(int64_t token);
+//	    Makes token the calling thread's for its next libmmp call (only
+//	    that one), which mmp_cancel(token) can then interrupt from any
+//	    thread. It never enters the Go runtime.
+//	int64_t mmp_signal_token(int fd);
+//	    As mmp_call_token, for a call also cancelled as soon as the byte 2
+//	    (SIGINT) is in the socket fd: the other end of a socket pair that
+//	    Python's signal.set_wakeup_fd writes signal numbers to, so that
+//	    Python's main thread can make the call itself and still be
+//	    interrupted by Ctrl-C. The call looks at fd when it starts and then
+//	    every 2 ms, without reading from it (the caller drains it).
+//	int mmp_cancel(int64_t token);
+//	    Cancels the call of token, running or not started yet: it returns
+//	    promptly (within a few milliseconds of work) with code 14, having
+//	    changed nothing an error would not have: opening's analysis of the
+//	    entries, decoding a value (mmp_entry_info, mmp_entry_json,
+//	    mmp_value_pickle), mmp_verify, mmp_convert (no output file is
+//	    left), mmp_vacuum and the copies of the put functions stop; a call
+//	    that ends first is not affected. 0, or -1 for a token never
+//	    issued. Typical use, for a binding whose main thread must stay
+//	    able to take signals: t = mmp_call_token(); a worker thread does
+//	    mmp_use_token(t) and the call; on Ctrl-C the main thread does
+//	    mmp_cancel(t) and waits for the worker.
 //	void mmp_free(void *p);
 //	    Frees a string or buffer returned by libmmp.
 //

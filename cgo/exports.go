@@ -11,14 +11,19 @@ typedef const char mmp_cchar;
 char *mmp_last_error(void);
 int mmp_last_error_code(void);
 void mmp_free(void *p);
+void mmp_use_token(int64_t token);
 
 // libmmp internals, hidden (not exported by libmmp.so): do not call.
 void mmpi_set_error(char *msg, int code);
+int64_t mmpi_take_token(void);
+int64_t mmpi_token(void);
+void mmpi_set_token(int64_t token);
 extern char mmpi_empty[64];
 */
 import "C"
 
 import (
+	"context"
 	"fmt"
 	"unsafe"
 
@@ -26,6 +31,11 @@ import (
 )
 
 func main() {}
+
+func init() {
+	threadToken = func() int64 { return int64(C.mmpi_token()) }
+	setThreadToken = func(t int64) { C.mmpi_set_token(C.int64_t(t)) }
+}
 
 // fail records err as the calling thread's last error.
 func fail(err error) {
@@ -38,13 +48,35 @@ func succeed() {
 }
 
 // call runs fn under guard and records its outcome for the calling thread.
+// A call token the thread set (mmp_use_token) makes it interruptible.
 func call(fn func() error) bool {
-	if err := guard(fn); err != nil {
+	return callCtx(func(context.Context) error { return fn() })
+}
+
+// callCtx is call of work that takes the call's context (done once
+// mmp_cancel cancels the thread's call token).
+func callCtx(fn func(ctx context.Context) error) bool {
+	if err := runCall(int64(C.mmpi_take_token()), fn); err != nil {
 		fail(err)
 		return false
 	}
 	succeed()
 	return true
+}
+
+//export mmp_call_token
+func mmp_call_token() C.int64_t {
+	return C.int64_t(newCallToken())
+}
+
+//export mmp_signal_token
+func mmp_signal_token(fd C.int) C.int64_t {
+	return C.int64_t(newSignalToken(int(fd)))
+}
+
+//export mmp_cancel
+func mmp_cancel(token C.int64_t) C.int {
+	return status(call(func() error { return cancelCall(int64(token)) }))
 }
 
 func goString(s *C.mmp_cchar) string {
@@ -96,11 +128,11 @@ func mmp_keys_json(h C.int64_t) *C.char {
 //export mmp_entry_json
 func mmp_entry_json(h C.int64_t, key *C.mmp_cchar) *C.char {
 	var out []byte
-	if !call(func() (err error) {
+	if !callCtx(func(ctx context.Context) (err error) {
 		if key == nil {
 			return errNilArg("key")
 		}
-		out, err = entryJSON(int64(h), goString(key))
+		out, err = entryJSONCtx(ctx, int64(h), goString(key))
 		return err
 	}) {
 		return nil
@@ -157,7 +189,7 @@ func dataPointer(nbytes *C.int64_t, get func() ([]byte, error)) unsafe.Pointer {
 //export mmp_convert
 func mmp_convert(src, dst, options *C.mmp_cchar) C.int {
 	status := convertOK
-	if !call(func() error {
+	if !callCtx(func(ctx context.Context) error {
 		if src == nil || dst == nil {
 			status = convertUsage
 			return errNilArg("src and dst")
@@ -167,7 +199,7 @@ func mmp_convert(src, dst, options *C.mmp_cchar) C.int {
 			opts = goString(options)
 		}
 		var err error
-		status, err = convertFile(goString(src), goString(dst), opts)
+		status, err = convertFileCtx(ctx, goString(src), goString(dst), opts)
 		return err
 	}) && status == convertOK {
 		status = convertInput // a recovered panic
@@ -251,11 +283,11 @@ func mmp_value_pickle(h C.int64_t, key *C.mmp_cchar, trusted C.int, n *C.int64_t
 //export mmp_verify
 func mmp_verify(path, trust *C.mmp_cchar) *C.char {
 	var out []byte
-	if !call(func() (err error) {
+	if !callCtx(func(ctx context.Context) (err error) {
 		if path == nil {
 			return errNilArg("path")
 		}
-		out, err = verifyFile(goString(path), optString(trust))
+		out, err = verifyFileCtx(ctx, goString(path), optString(trust))
 		return err
 	}) {
 		return nil

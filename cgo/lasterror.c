@@ -3,6 +3,7 @@
 // makes, so mmpi_set_error stores the error of exactly the thread that
 // called into libmmp.
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +29,29 @@ int mmp_last_error_code(void) {
 
 void mmp_free(void *p) {
 	free(p);
+}
+
+// The calling thread's call token (cgo/api_call.go): set by the caller
+// with mmp_use_token for its next call, which takes it (mmpi_take_token)
+// and keeps it as the thread's while it runs, for its work to find.
+static __thread int64_t call_token;
+
+void mmp_use_token(int64_t token) {
+	call_token = token;
+}
+
+__attribute__((visibility("hidden"))) int64_t mmpi_take_token(void) {
+	int64_t t = call_token;
+	call_token = 0;
+	return t;
+}
+
+__attribute__((visibility("hidden"))) int64_t mmpi_token(void) {
+	return call_token;
+}
+
+__attribute__((visibility("hidden"))) void mmpi_set_token(int64_t token) {
+	call_token = token;
 }
 
 // An address for empty arrays (any non-NULL address will do).

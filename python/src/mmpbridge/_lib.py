@@ -10,12 +10,23 @@ multiprocessing's default start method on Linux does to every worker. So
 in a forked child these functions go to a helper process of its own
 (_server.py, started on first use), which loads libmmp afresh; EPOCH
 tells handles opened before the fork from those opened after.
+
+While the main thread is inside a ctypes call, Python's signal handlers
+wait for it to return: Ctrl-C would wait for a long libmmp call (opening a
+big or hostile file, verify, convert, vacuum). So the wrappers of calls
+that can take long make it through _interruptible, which has libmmp watch
+for SIGINT meanwhile: Ctrl-C cancels the call, which returns at once, and
+raises KeyboardInterrupt.
 """
 import ctypes
 import io
 import json
 import os
 import pickle
+import select
+import signal
+import socket
+import threading
 
 _path = os.environ.get("MMPBRIDGE_LIBMMP") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "libmmp.so")
 try:
@@ -65,12 +76,16 @@ _url_entry_info = _sig("mmp_remote_entry_info", _vp, _i64, _cp)
 _url_value_pickle = _sig("mmp_remote_value_pickle", _vp, _i64, _cp, _int, _P64)
 _url_read = _sig("mmp_remote_read", _int, _i64, _i64, _vp, _i64)
 _url_stats = _sig("mmp_remote_stats", _vp, _i64)
+_call_token = _sig("mmp_call_token", _i64)
+_signal_token = _sig("mmp_signal_token", _i64, _int)
+_use_token = _sig("mmp_use_token", None, _i64)
+_cancel = _sig("mmp_cancel", _int, _i64)
 
 # mmp_open_ex flags.
 WRITABLE, CREATE, ALLOW_TORN = 1, 2, 4
 
 # mmp_last_error_code values (cgo/api.go).
-NO_FILE, NO_KEY, NOT_MMPKL, TORN, READ_ONLY, INVALID, NOT_PLAIN, UNSUPPORTED, LIMIT, FORMAT, NOT_ARRAY, BAD_HANDLE = range(2, 14)
+NO_FILE, NO_KEY, NOT_MMPKL, TORN, READ_ONLY, INVALID, NOT_PLAIN, UNSUPPORTED, LIMIT, FORMAT, NOT_ARRAY, BAD_HANDLE, INTERRUPTED = range(2, 15)
 
 
 class Error(Exception):
@@ -127,7 +142,92 @@ def error(key=None):
         return ValueError(msg)
     if code == BAD_HANDLE:
         return ValueError("I/O operation on a closed mmapdict")
+    if code == INTERRUPTED:
+        return _Interrupted(msg)
     return OSError(msg)
+
+
+class _Interrupted(KeyboardInterrupt):
+    """A call cancelled by the SIGINT it saw (mmp_signal_token)."""
+
+
+_wakeup = None  # (reading socket, writing socket) for signal.set_wakeup_fd
+_poller = None  # a select.poll of its reading socket
+_main_thread = threading.main_thread()
+
+
+def _interruptible(fn, *args):
+    """fn(*args), where fn makes one libmmp call (its first) and raises its
+    error, as a call that Ctrl-C interrupts.
+
+    While the main thread is inside a ctypes call, Python's signal handlers
+    wait for it to return; only its C-level handler runs, which writes the
+    signal's number to the wakeup fd (signal.set_wakeup_fd). So for the
+    call, the wakeup fd is one end of a socket pair whose other end libmmp
+    watches (mmp_signal_token): SIGINT's byte there cancels the call, which
+    returns within milliseconds, and Python's handler then raises
+    KeyboardInterrupt as usual. Afterwards the previous wakeup fd is put
+    back and given the signal numbers that came meanwhile (asyncio's loop
+    reads them there). A SIGINT handler that does not raise gets the call
+    made again. Other threads take no signals: there fn runs as it is.
+
+    A new wrapper adopts it as value_pickle does:
+    `return _interruptible(_pickle, _value_pickle, h, key, trusted)`, its
+    libmmp call the first call into libmmp fn makes."""
+    if threading.current_thread() is not _main_thread:
+        return fn(*args)
+    global _wakeup, _poller
+    if _wakeup is None:
+        try:
+            r, w = socket.socketpair()
+            r.setblocking(False)
+            w.setblocking(False)
+        except OSError:
+            return fn(*args)
+        _wakeup = r, w
+        if hasattr(select, "poll"):
+            _poller = select.poll()
+            _poller.register(r, select.POLLIN)
+    r, w = _wakeup
+    try:
+        old = signal.set_wakeup_fd(w.fileno(), warn_on_full_buffer=False)
+    except (ValueError, OSError):  # signals not ours to watch (embedded)
+        return fn(*args)
+    if old == w.fileno():  # inside another _interruptible: it watches
+        return fn(*args)
+    came = bytearray()
+    try:
+        while True:
+            _use_token(_signal_token(r.fileno()))
+            try:
+                return fn(*args)
+            except _Interrupted:
+                # Cancelled by SIGINT, whose handler (run by now) did not
+                # raise: make the call again.
+                _drain(r, came)
+    finally:
+        _use_token(0)  # unused if fn failed before its call (a bad argument)
+        signal.set_wakeup_fd(old, warn_on_full_buffer=False)
+        _drain(r, came)
+        if came and old >= 0:
+            try:
+                os.write(old, came)
+            except OSError:
+                pass
+
+
+def _drain(r, into):
+    """Moves what the socket r holds to into."""
+    if _poller is not None and not _poller.poll(0):
+        return  # nothing (the usual case: cheaper than a failed recv)
+    while True:
+        try:
+            b = r.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        if not b:
+            return
+        into += b
 
 
 def _check(status, key=None):
@@ -140,6 +240,10 @@ def _b(s):
 
 
 def open_ex(path, fd, flags, options=None):
+    return _interruptible(_open_ex_call, path, fd, flags, options)
+
+
+def _open_ex_call(path, fd, flags, options):
     h = _open_ex(_b(path) if path is not None else None, fd, flags, _b(json.dumps(options)) if options else None)
     if h == 0:
         raise error()
@@ -170,7 +274,14 @@ def _pickle(fn, h, key, trusted):
 
 
 def keys(h):
-    return _json(_keys_json(h))
+    return _interruptible(_json_call, _keys_json, h)
+
+
+def _json_call(fn, h, key=None):
+    """_json of fn(h) or fn(h, key)."""
+    if key is None:
+        return _json(fn(h))
+    return _json(fn(h, _b(key)), key)
 
 
 def has_key(h, key):
@@ -188,21 +299,27 @@ def length(h):
 
 
 def entry_info(h, key):
-    return _json(_entry_info(h, _b(key)), key)
+    return _interruptible(_json_call, _entry_info, h, key)
 
 
 def value_pickle(h, key, trusted):
-    return _pickle(_value_pickle, h, key, trusted)
+    return _interruptible(_pickle, _value_pickle, h, key, trusted)
 
 
 def put_array(h, key, header, address, nbytes):
-    _check(_put_array(h, _b(key), _b(json.dumps(header)), address, nbytes), key)
+    header = _b(json.dumps(header))
+    _interruptible(_check_call, _put_array, key, h, _b(key), header, address, nbytes)
+
+
+def _check_call(fn, key, *args):
+    """_check of fn(*args)."""
+    _check(fn(*args), key)
 
 
 def put_masked(h, key, header, data, nbytes, mask, mask_n, fill):
     fbuf = ctypes.create_string_buffer(fill, len(fill)) if fill else None
-    _check(_put_masked(h, _b(key), _b(json.dumps(header)), data, nbytes, mask, mask_n,
-                       ctypes.cast(fbuf, ctypes.c_void_p) if fbuf is not None else None, len(fill) if fill else 0), key)
+    _interruptible(_check_call, _put_masked, key, h, _b(key), _b(json.dumps(header)), data, nbytes, mask, mask_n,
+                   ctypes.cast(fbuf, ctypes.c_void_p) if fbuf is not None else None, len(fill) if fill else 0)
 
 
 def reserve(h, key, header, commit):
@@ -218,22 +335,19 @@ def slot_done(slot, commit):
 
 
 def put_pickle(h, key, data):
-    _check(_put_pickle(h, _b(key), data, len(data)), key)
+    _interruptible(_check_call, _put_pickle, key, h, _b(key), data, len(data))
 
 
 def delete(h, keys):
-    _check(_delete(h, _b(json.dumps(list(keys)))), keys[0] if len(keys) == 1 else None)
+    _interruptible(_check_call, _delete, keys[0] if len(keys) == 1 else None, h, _b(json.dumps(list(keys))))
 
 
 def vacuum(h):
-    _check(_vacuum(h))
+    _interruptible(_check_call, _vacuum, None, h)
 
 
 def fsck(h):
-    p = _fsck(h)
-    if not p:
-        raise error()
-    return json.loads(_take(p))
+    return _interruptible(_json_call, _fsck, h)
 
 
 def commit_number(h):
@@ -247,6 +361,10 @@ def set_commit_number(h, n):
 
 
 def verify(path, trust):
+    return _interruptible(_verify_call, path, trust)
+
+
+def _verify_call(path, trust):
     p = _verify(_b(path), _b(json.dumps(list(trust))) if trust else None)
     if not p:
         raise error()
@@ -254,6 +372,10 @@ def verify(path, trust):
 
 
 def convert(src, dst, options):
+    _interruptible(_convert_call, src, dst, options)
+
+
+def _convert_call(src, dst, options):
     status = _convert(_b(src), _b(dst), _b(json.dumps(options)))
     if status != 0:
         e = error()
@@ -269,6 +391,10 @@ def allowed_globals():
 
 
 def url_open(url):
+    return _interruptible(_url_open_call, url)
+
+
+def _url_open_call(url):
     h = _url_open(_b(url))
     if h == 0:
         raise error()
@@ -280,20 +406,20 @@ def url_close(h):
 
 
 def url_keys(h):
-    return _json(_url_keys(h))
+    return _interruptible(_json_call, _url_keys, h)
 
 
 def url_entry_info(h, key):
-    return _json(_url_entry_info(h, _b(key)), key)
+    return _interruptible(_json_call, _url_entry_info, h, key)
 
 
 def url_value_pickle(h, key, trusted):
-    return _pickle(_url_value_pickle, h, key, trusted)
+    return _interruptible(_pickle, _url_value_pickle, h, key, trusted)
 
 
 def url_read_into(h, offset, address, n):
     """Fills n bytes at address with the remote file's bytes at offset."""
-    _check(_url_read(h, offset, address, n))
+    _interruptible(_check_call, _url_read, None, h, offset, address, n)
 
 
 def url_read_bytes(h, offset, n):
@@ -322,7 +448,6 @@ def put_masked_bytes(h, key, header, data, mask, fill):
 
 # -- after fork: calls go to a helper process -----------------------------
 
-import threading  # noqa: E402
 import subprocess  # noqa: E402
 import struct  # noqa: E402
 import sys  # noqa: E402
@@ -346,21 +471,55 @@ def _start_server():
 
 
 def _remote_call(name, args):
-    global _server
+    global _server, _owed
     with _server_lock:
         if _server is None or _server.poll() is not None:
-            _server = _start_server()
+            _server, _owed = _start_server(), 0
+            _inbuf.clear()
+        # Answers of calls interrupted (Ctrl-C) while waiting for them: the
+        # helper still sends them; read and drop them, or this call would
+        # get another's answer.
+        while _owed:
+            _answer()
+            _owed -= 1
         msg = pickle.dumps((name, args), protocol=pickle.HIGHEST_PROTOCOL)
-        _server.stdin.write(struct.pack("<Q", len(msg)) + msg)
-        _server.stdin.flush()
-        head = _server.stdout.read(8)
-        if len(head) != 8:
-            raise OSError("mmpbridge: the helper process of this forked process died")
-        n, = struct.unpack("<Q", head)
-        ok, value = pickle.loads(_server.stdout.read(n))
+        try:
+            _server.stdin.write(struct.pack("<Q", len(msg)) + msg)
+            _server.stdin.flush()
+        except BaseException:
+            # Part of a message may have gone: the stream is broken, and
+            # so are the helper's handles.
+            _server.kill()
+            _server = None
+            raise
+        _owed += 1
+        ok, value = _answer()
+        _owed -= 1
     if not ok:
         raise value
     return value
+
+
+_owed = 0  # answers the helper owes for calls sent
+_inbuf = bytearray()  # what was read of the next answer
+
+
+def _answer():
+    """The helper's next answer. Read with os.read into _inbuf, so that an
+    exception a signal handler raises meanwhile loses no byte: the next
+    call goes on reading where this one stopped."""
+    fd = _server.stdout.fileno()
+    while True:
+        if len(_inbuf) >= 8:
+            n, = struct.unpack_from("<Q", _inbuf)
+            if len(_inbuf) >= 8 + n:
+                msg = bytes(_inbuf[8:8 + n])
+                del _inbuf[:8 + n]
+                return pickle.loads(msg)
+        b = os.read(fd, 1 << 20)
+        if not b:
+            raise OSError("mmpbridge: the helper process of this forked process died")
+        _inbuf.extend(b)
 
 
 def _remote(name):
@@ -391,10 +550,12 @@ def _remote_url_read_into(h, offset, address, n):
 
 
 def _after_fork_in_child():
-    global EPOCH, REMOTE, _server, _server_lock
+    global EPOCH, REMOTE, _server, _server_lock, _wakeup, _poller, _owed
     EPOCH += 1
     REMOTE = True
-    _server, _server_lock = None, threading.Lock()
+    _server, _server_lock, _owed = None, threading.Lock(), 0
+    _inbuf.clear()
+    _wakeup = _poller = None  # the parent's sockets stay the parent's
     g = globals()
     for name in REMOTE_CALLS:
         if name not in ("put_array_bytes", "put_masked_bytes"):
