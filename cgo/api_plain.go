@@ -100,7 +100,7 @@ func plainOptions(options string) ([]bridge.Option, error) {
 	if err := decodeOptions(options, &o, "profile, align"); err != nil {
 		return nil, err
 	}
-	var opts []bridge.Option
+	opts := []bridge.Option{interruptible}
 	if o.Profile != "" {
 		p, err := bridge.ParseProfile(o.Profile)
 		if err != nil {

@@ -27,7 +27,7 @@ type salvageOptions struct {
 // report: the entries of the damaged file src that read and verify on their
 // own are written to dst (whole or not at all; an existing dst is refused
 // unless force). Bad options and src == dst wrap errInvalidArg.
-func salvageFile(src, dst, options string) ([]byte, error) {
+func salvageFile(ctx context.Context, src, dst, options string) ([]byte, error) {
 	var o salvageOptions
 	if options != "" {
 		dec := json.NewDecoder(bytes.NewReader([]byte(options)))
@@ -53,7 +53,7 @@ func salvageFile(src, dst, options string) ([]byte, error) {
 		}
 		opts = append(opts, bridge.WithAlign(*o.Align))
 	}
-	rep, err := convert.Salvage(context.Background(), src, dst, o.Force, opts...)
+	rep, err := convert.Salvage(ctx, src, dst, o.Force, opts...)
 	if err != nil {
 		var ue *convert.UsageError
 		if errors.As(err, &ue) {

@@ -37,7 +37,7 @@ func Salvage(ctx context.Context, src, dst string, force bool, opts ...bridge.Op
 			return err
 		}
 		defer out.Close()
-		if rep, err = bridge.Salvage(ctx, f, st.Size(), out); err != nil {
+		if rep, err = bridge.Salvage(ctx, f, st.Size(), out, bridge.WithContext(ctx)); err != nil {
 			return wrapFile(src, err)
 		}
 		return out.Close()

@@ -579,8 +579,8 @@ def convert_plain(path, fd, dst, options=None):
     then only its name) as a new mmappickle file dst, replaced only once
     whole; anything but plain data (as verify judges it) in a dict of str
     keys is refused, dst untouched."""
-    _check(_convert_plain(_b(path) if path is not None else None, fd, _b(dst),
-                          _b(json.dumps(options)) if options else None))
+    _interruptible(_check_call, _convert_plain, None, _b(path) if path is not None else None, fd, _b(dst),
+                   _b(json.dumps(options)) if options else None)
 
 
 def _remote_convert_plain(path, fd, dst, options=None):
@@ -699,11 +699,12 @@ def array_layout(info, name, key):
 _salvage = _sig("mmp_salvage", _vp, _cp, _cp, _cp)
 
 
+def _salvage_call(src, dst, options):
+    return _json(_salvage(_b(src), _b(dst), _b(json.dumps(options))))
+
+
 def salvage(src, dst, options):
-    p = _salvage(_b(src), _b(dst), _b(json.dumps(options)))
-    if not p:
-        raise error()
-    return json.loads(_take(p))
+    return _interruptible(_salvage_call, src, dst, options)
 
 
 REMOTE_CALLS.append("salvage")
