@@ -406,3 +406,17 @@ func (mf *File) Sync() error {
 	}
 	return mf.wrap(mf.f.Sync())
 }
+
+// Dup returns a new descriptor of the file mf reads now, which the caller
+// closes: for a binding that maps arrays itself (numpy.memmap), so that it
+// maps the very file mf described, not whatever file has its name by then
+// (another process's Vacuum renames a new file over it). Only mf's own
+// Vacuum moves mf to another file.
+func (mf *File) Dup() (*os.File, error) {
+	mf.mu.Lock()
+	defer mf.mu.Unlock()
+	if mf.f == nil {
+		return nil, ErrClosed
+	}
+	return dupFile(mf.f)
+}

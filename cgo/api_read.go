@@ -177,8 +177,11 @@ func entryInfoOf(f source, name, key string) ([]byte, error) {
 			Fill *string   `json:"fill"`
 		}{"masked", infoOf(m.Data), infoOf(m.Mask), fill})
 	}
-	return []byte(`{"kind":"value"}`), nil
+	return valueInfo, nil
 }
+
+// valueInfo is entryInfoOf of a value that is not an array.
+var valueInfo = []byte(`{"kind":"value"}`)
 
 // valuePickle returns key's value as a complete pickle for pickle.loads.
 // Unless trusted, only plain data (as verify judges it) is handed out: the

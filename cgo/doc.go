@@ -58,6 +58,12 @@
 //	    overlapping fields and padding cannot be misread (numpy's descr
 //	    list cannot say them). nbytes is shape's product times itemsize;
 //	    a binding checks the dtype it builds has that itemsize.
+//	char *mmp_entry_map(int64_t h, const char *key, int *fd);
+//	    mmp_entry_info, with for an array or a masked array a new
+//	    descriptor in *fd (close-on-exec; the caller closes it) of the very
+//	    file the description is of, -1 for another value: map the array
+//	    through it, never through the file's name, which another process's
+//	    vacuum may have given to another file meanwhile.
 //	void *mmp_value_pickle(int64_t h, const char *key, int trusted, int64_t *n);
 //	    The key's value as a complete pickle (for pickle.loads), its length
 //	    in *n, freed with mmp_free. Unless trusted, only plain data (what

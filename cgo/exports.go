@@ -260,6 +260,26 @@ func mmp_entry_info(h C.int64_t, key *C.mmp_cchar) *C.char {
 	return cString(out)
 }
 
+//export mmp_entry_map
+func mmp_entry_map(h C.int64_t, key *C.mmp_cchar, fd *C.int) *C.char {
+	if fd != nil {
+		*fd = -1
+	}
+	var out []byte
+	if !call(func() (err error) {
+		if key == nil || fd == nil {
+			return errNilArg("key and fd")
+		}
+		var d int
+		out, d, err = entryMap(int64(h), goString(key))
+		*fd = C.int(d)
+		return err
+	}) {
+		return nil
+	}
+	return cString(out)
+}
+
 //export mmp_value_pickle
 func mmp_value_pickle(h C.int64_t, key *C.mmp_cchar, trusted C.int, n *C.int64_t) unsafe.Pointer {
 	var out []byte

@@ -1,6 +1,8 @@
 """vacuum, fsck and the commit number, as mmappickle's."""
 import os
 import pickle
+import subprocess
+import sys
 import tempfile
 
 import numpy as np
@@ -128,3 +130,34 @@ def test_commit_number(path):
         m.commit_number = 5
     with mmapdict(path, readonly=True) as m:
         assert m.commit_number == 5
+
+
+def test_arrays_mapped_from_the_file_described(tmp_path):
+    """Another process's vacuum renames a new file over the name: a dict
+    opened before still reads the file it opened, and its arrays are mapped
+    from that file, not from the new one at the old file's offsets."""
+    p = str(tmp_path / "f.mmpkl")
+    with mmapdict(p) as m:
+        m["pad"] = np.full(100_000, 7, dtype=np.int64)
+        m["x"] = np.arange(1000, dtype=np.int64)
+        m["masked"] = np.ma.MaskedArray(np.arange(5.0), [0, 1, 0, 1, 0])
+    for readonly in (True, False):
+        if not readonly:  # the first round's vacuum left no "pad": again
+            with mmapdict(p) as m:
+                m["pad"] = np.full(100_000, 7, dtype=np.int64)
+                m["x"] = np.arange(1000, dtype=np.int64)
+        a = mmapdict(p, readonly=readonly)
+        before = os.stat(p).st_ino
+        code = ("import sys, mmpbridge\n"
+                "with mmpbridge.mmapdict(sys.argv[1]) as m:\n"
+                "    del m['pad']\n"
+                "    m.vacuum()\n")
+        subprocess.run([sys.executable, "-c", code, p], check=True)
+        assert os.stat(p).st_ino != before  # renamed over: the premise
+        x = a["x"]
+        assert x.tolist() == list(range(1000))
+        if readonly:
+            mk = a["masked"]
+            assert mk.data.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+            assert np.ma.getmaskarray(mk).tolist() == [False, True, False, True, False]
+        a.close()

@@ -328,21 +328,27 @@ class mmapdict(MutableMapping):
     def __getitem__(self, k):
         _check_key(k)
         h = self._handle()
-        info = _lib.entry_info(h, k)
-        kind = info["kind"]
-        if kind == "array":
-            return self._memmap(info, k)
-        if kind == "masked":
-            data, mask = self._memmap(info["data"], k), self._memmap(info["mask"], k)
-            m = np.ma.MaskedArray(data, False)
-            m._mask = mask
-            if info["fill"] is not None:
-                m.fill_value = np.frombuffer(bytes.fromhex(info["fill"]), dtype=data.dtype)[0]
-            return m
+        # fd: the very file the description is of (not the file's name,
+        # which another process's vacuum may have moved to another file).
+        info, fd = _lib.entry_map(h, k)
+        try:
+            kind = info["kind"]
+            if kind == "array":
+                return self._memmap(info, k, fd)
+            if kind == "masked":
+                data, mask = self._memmap(info["data"], k, fd), self._memmap(info["mask"], k, fd)
+                m = np.ma.MaskedArray(data, False)
+                m._mask = mask
+                if info["fill"] is not None:
+                    m.fill_value = np.frombuffer(bytes.fromhex(info["fill"]), dtype=data.dtype)[0]
+                return m
+        finally:
+            if fd >= 0:
+                os.close(fd)
         p = _lib.value_pickle(h, k, self._trusted)
         return pickle.loads(p) if self._trusted else loads_plain(p)
 
-    def _memmap(self, info, key):
+    def _memmap(self, info, key, fd=-1):
         """A numpy.memmap of exactly the array's bytes, read-only unless the
         dict is writable. Unlike numpy.memmap(mode="r+"), which extends a
         file shorter than offset + nbytes, a file too short is refused: a
@@ -356,7 +362,9 @@ class mmapdict(MutableMapping):
             delta = offset - start
             access = mmap.ACCESS_WRITE if self._writable else mmap.ACCESS_READ
             try:
-                if self._fileobj is not None:
+                if fd >= 0:
+                    mm = mmap.mmap(fd, delta + nbytes, access=access, offset=start)
+                elif self._fileobj is not None:
                     mm = mmap.mmap(self._fileobj.fileno(), delta + nbytes, access=access, offset=start)
                 else:
                     fd = os.open(self._path, os.O_RDWR if self._writable else os.O_RDONLY)

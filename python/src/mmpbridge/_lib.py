@@ -51,6 +51,7 @@ _keys_json = _sig("mmp_keys_json", _vp, _i64)
 _has_key = _sig("mmp_has_key", _int, _i64, _cp)
 _len = _sig("mmp_len", _i64, _i64)
 _entry_info = _sig("mmp_entry_info", _vp, _i64, _cp)
+_entry_map = _sig("mmp_entry_map", _vp, _i64, _cp, ctypes.POINTER(_int))
 _value_pickle = _sig("mmp_value_pickle", _vp, _i64, _cp, _int, _P64)
 _put_array = _sig("mmp_put_array", _int, _i64, _cp, _cp, _vp, _i64)
 _put_masked = _sig("mmp_put_masked", _int, _i64, _cp, _cp, _vp, _i64, _vp, _i64, _vp, _i64)
@@ -304,6 +305,35 @@ def entry_info(h, key):
 
 def value_pickle(h, key, trusted):
     return _interruptible(_pickle, _value_pickle, h, key, trusted)
+
+
+def _entry_map_call(h, key):
+    fd = ctypes.c_int(-1)
+    p = _entry_map(h, _b(key), ctypes.byref(fd))
+    if not p:
+        raise error(key)
+    try:
+        info = json.loads(_take(p))
+    except BaseException:
+        if fd.value >= 0:
+            os.close(fd.value)
+        raise
+    return info, fd.value
+
+
+def entry_map(h, key):
+    """(entry_info, fd): for an array or a masked array fd is a new
+    descriptor of the very file the description is of (the caller closes
+    it), to map it through; -1 for another value."""
+    return _interruptible(_entry_map_call, h, key)
+
+
+def _remote_entry_map(h, key):
+    # A forked child's helper process cannot hand it a descriptor: the
+    # caller maps by name (and checks the file is the one described).
+    return entry_info(h, key), -1
+
+
 
 
 def put_array(h, key, header, address, nbytes):
@@ -563,6 +593,7 @@ def _after_fork_in_child():
     g["put_array"], g["put_masked"] = _remote_put_array, _remote_put_masked
     g["open_ex"] = _remote_open_ex
     g["url_read_into"] = _remote_url_read_into
+    g["entry_map"] = _remote_entry_map
 
 
 if hasattr(os, "register_at_fork"):
