@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -136,17 +137,12 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(sw, "bad path", http.StatusBadRequest)
 		return
 	}
-	f, err := s.root.Open(file)
+	f, st, err := s.open(file)
 	if err != nil {
 		s.fail(sw, err)
 		return
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil || !st.Mode().IsRegular() {
-		http.NotFound(sw, r)
-		return
-	}
 	etag := fmt.Sprintf(`"%x-%x"`, st.Size(), st.ModTime().UnixNano())
 	switch {
 	case rest == "":
@@ -188,10 +184,40 @@ func splitServed(p string) (file, rest string, ok bool) {
 	return file, rest, true
 }
 
-// fail answers a file that cannot be opened in DIR: missing (404), or
-// outside it through a symbolic link, or unreadable (403).
+// errNotRegular: the path names a FIFO, a device, a socket or a directory.
+var errNotRegular = errors.New("not a regular file")
+
+// open opens a regular file in DIR, and nothing else: a FIFO, a device, a
+// socket or a directory is not opened at all (a FIFO's open would block
+// until a writer came, holding a request slot). The path is checked first
+// (following links inside DIR), then opened without blocking, and the
+// descriptor opened is what is checked again: it may have been replaced
+// in between.
+func (s *server) open(file string) (*os.File, os.FileInfo, error) {
+	st, err := s.root.Stat(file)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, nil, errNotRegular
+	}
+	f, err := s.root.OpenFile(file, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err = f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, errNotRegular
+	}
+	return f, st, nil
+}
+
+// fail answers a file that cannot be opened in DIR: missing or not a
+// regular file (404), or outside DIR through a symbolic link, or
+// unreadable (403).
 func (s *server) fail(w http.ResponseWriter, err error) {
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotRegular) {
 		http.Error(w, "404 page not found", http.StatusNotFound)
 		return
 	}
