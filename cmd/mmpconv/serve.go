@@ -19,6 +19,7 @@ import (
 
 	"mmpbridge/bridge"
 	"mmpbridge/convert"
+	"mmpbridge/internal/render"
 )
 
 func serveCmd(e *env) *cobra.Command {
@@ -230,14 +231,18 @@ func (s *server) index(w http.ResponseWriter, r *http.Request, f *os.File, st os
 		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
 		return
 	}
-	out, err := inspectJSON(r.Context(), rd, false)
-	if err != nil {
+	// The request's context: a client that goes away stops the work.
+	var out bytes.Buffer
+	if err := inspectJSON(render.NewBudget(r.Context(), 0), &out, rd, false); err != nil {
+		if r.Context().Err() != nil {
+			return // nobody to answer
+		}
 		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("ETag", etag+"-index")
-	http.ServeContent(w, r, "index.json", st.ModTime(), bytes.NewReader(out))
+	http.ServeContent(w, r, "index.json", st.ModTime(), bytes.NewReader(out.Bytes()))
 }
 
 func (s *server) npy(w http.ResponseWriter, r *http.Request, f *os.File, st os.FileInfo, etag, key string) {
