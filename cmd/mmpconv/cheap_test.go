@@ -130,6 +130,8 @@ func hostileFiles() map[string]cheapValue {
 		"a tuple of 10,000 ints and a dtype as a key 100,000 times": {cat(ints, dtNew, []byte{'t', 'q', 1, '0'},
 			[]byte{'}', '('}, rep([]byte{'h', 1, 'N'}, 100_000), []byte{'u'}), 1},
 		"lists nested 25 deep, each holding the one below twice": {nested(25, ctrl(100)), 1},
+		"lists nested 20 deep, each holding the one below twice": {nested(20, ctrl(100)), 1},
+		"lists nested 16 deep, each holding the one below twice": {nested(16, ctrl(1000)), 1},
 		"lists nested 990 deep":                                  {cat(rep([]byte{']'}, 990), rep([]byte{'a'}, 989)), 0},
 		"dicts nested 990 deep":                                  {cat([]byte{'}'}, rep([]byte{'K', 1, '}'}, 989), rep([]byte{'s'}, 989)), 0},
 		"a list of 300,000 uses of a 1,000-item list":            {cat([]byte{'('}, rep([]byte{'N'}, 1000), []byte{'l', 'q', 1, '0'}, list([]byte{'h', 1}, 300_000)), 1},

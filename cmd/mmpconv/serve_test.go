@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -281,4 +282,50 @@ func TestServeOnlyRegularFiles(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !bytes.Equal(b, src) {
 		t.Errorf("GET /d.mmpkl after: %d, %d bytes, want 200 and the file", resp.StatusCode, len(b))
 	}
+}
+
+// TestServeIndexStopsWithClient: the index of a file is rendered under the
+// request's context: a request whose client has gone renders nothing and
+// answers nothing, and a value too big to render is refused (422) with the
+// limit named, not built.
+func TestServeIndexStopsWithClient(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	src, err := os.ReadFile("../../compat/testdata/mmappickle/dtypes.mmpkl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "d.mmpkl"), src, 0o644)
+	v := hostileFiles()["10,000 control characters 26,000 times"]
+	os.WriteFile(filepath.Join(dir, "big.mmpkl"), cheapFileMemo(v.value, v.memo), 0o644)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	s := newServer(root, io.Discard, 4)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest("GET", "/d.mmpkl/", nil).WithContext(ctx))
+	if rec.Body.Len() != 0 || rec.Code != http.StatusOK { // nothing written: the recorder's default
+		t.Errorf("client gone: %d, %d bytes: %.100s", rec.Code, rec.Body.Len(), rec.Body.String())
+	}
+
+	rec = httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest("GET", "/d.mmpkl/", nil))
+	if rec.Code != http.StatusOK || !json.Valid(rec.Body.Bytes()) {
+		t.Errorf("index: %d, %.100s", rec.Code, rec.Body.String())
+	}
+
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	rec = httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest("GET", "/big.mmpkl/", nil))
+	runtime.ReadMemStats(&after)
+	if rec.Code != http.StatusUnprocessableEntity || !strings.Contains(rec.Body.String(), "more than 268435456 bytes") {
+		t.Errorf("index of a value too big to render: %d, %.200s", rec.Code, rec.Body.String())
+	}
+	t.Logf("refused in %d bytes allocated (process-wide)", after.TotalAlloc-before.TotalAlloc)
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"mmpbridge/bridge"
 	"mmpbridge/internal/pyrepr"
@@ -445,21 +446,39 @@ func (o *out) pyStrUCS4(s bridge.Scalar) {
 	if single && !double {
 		quote = '"'
 	}
+	k := sizeKey{unsafe.SliceData(s.Raw), len(s.Raw), 'U'}
+	remember := o.counting() && len(s.Raw) >= rememberSize
+	if remember && o.counted(k) {
+		return
+	}
+	before := o.n
 	o.rune(quote)
 	for i := 0; i < n && o.err == nil; i++ {
 		o.pyRune(at(i), quote)
 	}
 	o.rune(quote)
+	if remember {
+		o.remember(k, before)
+	}
 }
 
 // jsonStrUCS4 is jsonStr of a str_ scalar's text.
 func (o *out) jsonStrUCS4(s bridge.Scalar) {
+	k := sizeKey{unsafe.SliceData(s.Raw), len(s.Raw), 'u'}
+	remember := o.counting() && len(s.Raw) >= rememberSize
+	if remember && o.counted(k) {
+		return
+	}
+	before := o.n
 	n, at := ucs4(s)
 	o.byte('"')
 	for i := 0; i < n && o.err == nil; i++ {
 		o.jsonRune(at(i))
 	}
 	o.byte('"')
+	if remember {
+		o.remember(k, before)
+	}
 }
 
 // longDouble formats an x87 80-bit long double (numpy's longdouble on
