@@ -85,7 +85,7 @@ func (b *Budget) emitSized(sink func(n int64) io.Writer, fn func(o *out)) (exact
 		}
 		return false, count.err
 	}
-	write := &out{ctx: b.ctx, limit: left, w: sink(count.n), exact: true}
+	write := &out{ctx: b.ctx, limit: left, w: sink(count.n), exact: true, leaves: count.leaves}
 	fn(write)
 	write.flush()
 	if write.err != nil {
@@ -109,7 +109,10 @@ type out struct {
 	steps int
 	err   error
 	exact bool // no part became null for JSON (jsonValue)
-	sizes map[sizeKey]int64
+	// leaves are the long leaves remembered (leaf), shared by the two
+	// passes of emit; cached is the bytes of those kept.
+	leaves map[sizeKey]*leaf
+	cached int64
 }
 
 const outPiece = 32 << 10
@@ -216,34 +219,81 @@ func (o *out) escDigits(prefix string, v rune, width int, digits string) {
 	o.grew()
 }
 
-// A long string shared through the memo is the same Go string at each use:
-// while counting, its rendered length is remembered (by its data pointer,
-// length and how it is rendered), so that counting costs it once.
+// A long string shared through the memo is the same Go string at each use
+// (a bytes object, a numpy scalar the same bytes). Such a leaf is
+// remembered by its data pointer, its length and how it is rendered: while
+// counting, its size, so that its next uses cost nothing to count; while
+// writing, for a leaf used more than once, its rendered bytes (up to
+// maxLeafCache each and maxCache in all), copied at its next uses.
 type sizeKey struct {
 	p   *byte
 	n   int
-	how rune // 'j' JSON, or repr's quote
+	how byte // 'r' repr, 'j' JSON, 'b' bytes repr, 'U'/'u' str_ repr/JSON
 }
 
-const rememberSize = 1024
+type leaf struct {
+	size  int64
+	uses  int
+	bytes []byte
+}
 
-// counted adds a remembered size and reports whether there was one.
-func (o *out) counted(k sizeKey) bool {
-	n, ok := o.sizes[k]
-	if ok {
-		o.add(int(n))
+const (
+	rememberSize = 64
+	maxLeafCache = 1 << 20
+	maxCache     = 16 << 20
+)
+
+// leaf renders a leaf of n bytes through fn, remembering it by k.
+func (o *out) leaf(k sizeKey, n int, fn func(o *out)) {
+	if n < rememberSize || o.err != nil {
+		fn(o)
+		return
 	}
-	return ok
+	if o.counting() {
+		if e, ok := o.leaves[k]; ok {
+			e.uses++
+			o.add(int(e.size))
+			return
+		}
+		before := o.n
+		fn(o)
+		if o.err == nil {
+			if o.leaves == nil {
+				o.leaves = map[sizeKey]*leaf{}
+			}
+			o.leaves[k] = &leaf{size: o.n - before, uses: 1}
+		}
+		return
+	}
+	e := o.leaves[k] // from the counting pass
+	if e == nil || e.uses < 2 || e.size > maxLeafCache || e.bytes == nil && o.cached+e.size > maxCache {
+		fn(o)
+		return
+	}
+	if e.bytes == nil {
+		sub := &out{ctx: o.ctx, keep: true, limit: e.size, exact: true}
+		fn(sub)
+		if sub.err != nil {
+			o.err = sub.err
+			return
+		}
+		e.bytes = sub.buf
+		o.cached += e.size
+	}
+	o.raw(e.bytes)
 }
 
-func (o *out) remember(k sizeKey, before int64) {
+func (o *out) raw(b []byte) {
 	if o.err != nil {
 		return
 	}
-	if o.sizes == nil {
-		o.sizes = map[sizeKey]int64{}
+	if o.counting() {
+		o.add(len(b))
+		return
 	}
-	o.sizes[k] = o.n - before
+	o.buf = append(o.buf, b...)
+	o.n += int64(len(b))
+	o.grew()
 }
 
 // nextRune decodes the code point at s[i:] of a string in the bridge's
@@ -260,26 +310,19 @@ func nextRune(s string, i int) (rune, int) {
 
 // pyStr writes Python's repr of a str (pyrepr.Str), stopping at the limit.
 func (o *out) pyStr(s string) {
-	quote := '\''
-	if strings.Contains(s, "'") && !strings.Contains(s, "\"") {
-		quote = '"'
-	}
-	k := sizeKey{unsafe.StringData(s), len(s), quote}
-	remember := o.counting() && len(s) >= rememberSize
-	if remember && o.counted(k) {
-		return
-	}
-	before := o.n
-	o.rune(quote)
-	for i := 0; i < len(s) && o.err == nil; {
-		r, n := nextRune(s, i)
-		i += n
-		o.pyRune(r, quote)
-	}
-	o.rune(quote)
-	if remember {
-		o.remember(k, before)
-	}
+	o.leaf(sizeKey{unsafe.StringData(s), len(s), 'r'}, len(s), func(o *out) {
+		quote := '\''
+		if strings.Contains(s, "'") && !strings.Contains(s, "\"") {
+			quote = '"'
+		}
+		o.rune(quote)
+		for i := 0; i < len(s) && o.err == nil; {
+			r, n := nextRune(s, i)
+			i += n
+			o.pyRune(r, quote)
+		}
+		o.rune(quote)
+	})
 }
 
 func (o *out) pyRune(r, quote rune) {
@@ -308,64 +351,51 @@ func (o *out) pyRune(r, quote rune) {
 
 // pyBytes writes Python's repr of a bytes object (pyrepr.Bytes).
 func (o *out) pyBytes(p []byte) {
-	quote := byte('\'')
-	if bytes.IndexByte(p, '\'') >= 0 && bytes.IndexByte(p, '"') < 0 {
-		quote = '"'
-	}
-	if len(p) >= rememberSize && o.counting() {
-		k := sizeKey{unsafe.SliceData(p), len(p), 'b'}
-		if o.counted(k) {
-			return
+	o.leaf(sizeKey{unsafe.SliceData(p), len(p), 'b'}, len(p), func(o *out) {
+		quote := byte('\'')
+		if bytes.IndexByte(p, '\'') >= 0 && bytes.IndexByte(p, '"') < 0 {
+			quote = '"'
 		}
-		before := o.n
-		defer o.remember(k, before)
-	}
-	o.byte('b')
-	o.byte(quote)
-	for _, c := range p {
-		if o.err != nil {
-			return
+		o.byte('b')
+		o.byte(quote)
+		for _, c := range p {
+			if o.err != nil {
+				return
+			}
+			switch {
+			case c == '\\':
+				o.str(`\\`)
+			case c == quote:
+				o.byte('\\')
+				o.byte(quote)
+			case c == '\n':
+				o.str(`\n`)
+			case c == '\r':
+				o.str(`\r`)
+			case c == '\t':
+				o.str(`\t`)
+			case c < 0x20 || c >= 0x7f:
+				o.esc(`\x`, rune(c), 2)
+			default:
+				o.byte(c)
+			}
 		}
-		switch {
-		case c == '\\':
-			o.str(`\\`)
-		case c == quote:
-			o.byte('\\')
-			o.byte(quote)
-		case c == '\n':
-			o.str(`\n`)
-		case c == '\r':
-			o.str(`\r`)
-		case c == '\t':
-			o.str(`\t`)
-		case c < 0x20 || c >= 0x7f:
-			o.esc(`\x`, rune(c), 2)
-		default:
-			o.byte(c)
-		}
-	}
-	o.byte(quote)
+		o.byte(quote)
+	})
 }
 
 // jsonStr writes a str as Python's json module writes it (ensure_ascii
 // off): lone surrogates as \udXXX escapes.
 func (o *out) jsonStr(s string) {
-	k := sizeKey{unsafe.StringData(s), len(s), 'j'}
-	remember := o.counting() && len(s) >= rememberSize
-	if remember && o.counted(k) {
-		return
-	}
-	before := o.n
-	o.byte('"')
-	for i := 0; i < len(s) && o.err == nil; {
-		r, n := nextRune(s, i)
-		i += n
-		o.jsonRune(r)
-	}
-	o.byte('"')
-	if remember {
-		o.remember(k, before)
-	}
+	o.leaf(sizeKey{unsafe.StringData(s), len(s), 'j'}, len(s), func(o *out) {
+		o.byte('"')
+		for i := 0; i < len(s) && o.err == nil; {
+			r, n := nextRune(s, i)
+			i += n
+			o.jsonRune(r)
+		}
+		o.byte('"')
+	})
 }
 
 func (o *out) jsonRune(r rune) {

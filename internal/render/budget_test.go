@@ -53,11 +53,20 @@ func (g *gen) str() string {
 			b = append(b, string(r)...)
 		}
 	}
+	if g.r.Intn(8) == 0 { // long enough to be remembered (leaf)
+		b = bytes.Repeat(b, 20)
+	}
 	return string(b)
 }
 
 func (g *gen) scalar() bridge.Scalar {
 	d := g.dtypes[g.r.Intn(len(g.dtypes))]
+	if g.r.Intn(6) == 0 { // a long one, remembered (leaf)
+		n := map[byte]string{'U': "<U40", 'S': "|S300", 'V': "|V100"}[d.Kind]
+		if n != "" {
+			d, _ = bridge.ParseDType(n)
+		}
+	}
 	raw := make([]byte, d.ItemSize)
 	g.r.Read(raw)
 	switch d.Kind {
@@ -122,7 +131,7 @@ func (g *gen) value(depth int) any {
 	case 5:
 		v = g.str()
 	case 6:
-		b := make([]byte, g.r.Intn(10))
+		b := make([]byte, g.r.Intn(10)+g.r.Intn(2)*100)
 		g.r.Read(b)
 		if g.r.Intn(2) == 0 {
 			v = pyval.ByteArray(b)

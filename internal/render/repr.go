@@ -432,53 +432,39 @@ func validUCS4(s bridge.Scalar) bool {
 
 // pyStrUCS4 is pyStr of a str_ scalar's text, read from its bytes.
 func (o *out) pyStrUCS4(s bridge.Scalar) {
-	n, at := ucs4(s)
-	single, double := false, false
-	for i := range n {
-		switch at(i) {
-		case '\'':
-			single = true
-		case '"':
-			double = true
+	o.leaf(sizeKey{unsafe.SliceData(s.Raw), len(s.Raw), 'U'}, len(s.Raw), func(o *out) {
+		n, at := ucs4(s)
+		single, double := false, false
+		for i := range n {
+			switch at(i) {
+			case '\'':
+				single = true
+			case '"':
+				double = true
+			}
 		}
-	}
-	quote := '\''
-	if single && !double {
-		quote = '"'
-	}
-	k := sizeKey{unsafe.SliceData(s.Raw), len(s.Raw), 'U'}
-	remember := o.counting() && len(s.Raw) >= rememberSize
-	if remember && o.counted(k) {
-		return
-	}
-	before := o.n
-	o.rune(quote)
-	for i := 0; i < n && o.err == nil; i++ {
-		o.pyRune(at(i), quote)
-	}
-	o.rune(quote)
-	if remember {
-		o.remember(k, before)
-	}
+		quote := '\''
+		if single && !double {
+			quote = '"'
+		}
+		o.rune(quote)
+		for i := 0; i < n && o.err == nil; i++ {
+			o.pyRune(at(i), quote)
+		}
+		o.rune(quote)
+	})
 }
 
 // jsonStrUCS4 is jsonStr of a str_ scalar's text.
 func (o *out) jsonStrUCS4(s bridge.Scalar) {
-	k := sizeKey{unsafe.SliceData(s.Raw), len(s.Raw), 'u'}
-	remember := o.counting() && len(s.Raw) >= rememberSize
-	if remember && o.counted(k) {
-		return
-	}
-	before := o.n
-	n, at := ucs4(s)
-	o.byte('"')
-	for i := 0; i < n && o.err == nil; i++ {
-		o.jsonRune(at(i))
-	}
-	o.byte('"')
-	if remember {
-		o.remember(k, before)
-	}
+	o.leaf(sizeKey{unsafe.SliceData(s.Raw), len(s.Raw), 'u'}, len(s.Raw), func(o *out) {
+		n, at := ucs4(s)
+		o.byte('"')
+		for i := 0; i < n && o.err == nil; i++ {
+			o.jsonRune(at(i))
+		}
+		o.byte('"')
+	})
 }
 
 // longDouble formats an x87 80-bit long double (numpy's longdouble on
