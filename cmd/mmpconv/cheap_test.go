@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"mmpbridge/internal/render"
 )
 
 // cheapFiles are files under 1 MB that build a lot: amplification through
@@ -223,6 +225,11 @@ func TestSmallFilesStayCheap(t *testing.T) {
 				t.Errorf("%s: %s: exit %d: %s", name, args[0], code, stderr.String())
 			case isHostile && code == 1 && !refused && args[0] != "verify":
 				t.Errorf("%s: %s: exit 1 without naming a limit: %s", name, args[0], msg)
+			}
+			// What a command prints is bounded by the render limit
+			// (plus its keys and headers).
+			if out.n > render.DefaultMaxBytes+int64(len(file)) {
+				t.Errorf("%s: %s printed %d bytes (limit %d)", name, args[0], out.n, render.DefaultMaxBytes)
 			}
 			if alloc > cheapBound {
 				t.Errorf("%s: %s allocated %d MiB (bound %d MiB), printed %d bytes", name, strings.Join(args[:len(args)-1], " "), alloc>>20, cheapBound>>20, out.n)
