@@ -173,7 +173,21 @@ func (m *machine) keyOf(r ref, depth int) (key string, hashable, modelled bool, 
 	return "", false, false, nil
 }
 
-func intKey(v int64) string { return "n" + strconv.FormatInt(v, 16) }
+func intKey(v int64) string {
+	if v >= -5 && v <= 256 {
+		return smallIntKeys[v+5]
+	}
+	return "n" + strconv.FormatInt(v, 16)
+}
+
+// smallIntKeys are the keys of the ints CPython caches, made once: they
+// are most keys, and set() of a shared list keys them at each call.
+var smallIntKeys = func() (k [262]string) {
+	for i := range k {
+		k[i] = "n" + strconv.FormatInt(int64(i-5), 16)
+	}
+	return k
+}()
 
 // floatKey: an integral float is the int of its value, a NaN only itself.
 func floatKey(f float64, r ref) string {

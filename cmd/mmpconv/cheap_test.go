@@ -134,10 +134,12 @@ func hostileFiles() map[string]cheapValue {
 		"lists nested 25 deep, each holding the one below twice": {nested(25, ctrl(100)), 1},
 		"lists nested 20 deep, each holding the one below twice": {nested(20, ctrl(100)), 1},
 		"lists nested 16 deep, each holding the one below twice": {nested(16, ctrl(1000)), 1},
-		"lists nested 990 deep":                                  {cat(rep([]byte{']'}, 990), rep([]byte{'a'}, 989)), 0},
-		"dicts nested 990 deep":                                  {cat([]byte{'}'}, rep([]byte{'K', 1, '}'}, 989), rep([]byte{'s'}, 989)), 0},
-		"a list of 300,000 uses of a 1,000-item list":            {cat([]byte{'('}, rep([]byte{'N'}, 1000), []byte{'l', 'q', 1, '0'}, list([]byte{'h', 1}, 300_000)), 1},
-		"300,000 MEMOIZEs of a 10,000-control str":               {cat(binUni(ctrl(10_000)), rep([]byte{0x94}, 300_000)), 300_000},
+		"frozenset() of one list of 50,000 items 30,000 times": {cat([]byte{'('}, rep([]byte{'K', 7}, 50_000), []byte{'l', 'q', 1, '0'},
+			str("builtins"), str("frozenset"), []byte{0x93, 'q', 2, '0'}, list([]byte{'h', 2, 'h', 1, 0x85, 'R'}, 30_000)), 2},
+		"lists nested 990 deep":                       {cat(rep([]byte{']'}, 990), rep([]byte{'a'}, 989)), 0},
+		"dicts nested 990 deep":                       {cat([]byte{'}'}, rep([]byte{'K', 1, '}'}, 989), rep([]byte{'s'}, 989)), 0},
+		"a list of 300,000 uses of a 1,000-item list": {cat([]byte{'('}, rep([]byte{'N'}, 1000), []byte{'l', 'q', 1, '0'}, list([]byte{'h', 1}, 300_000)), 1},
+		"300,000 MEMOIZEs of a 10,000-control str":    {cat(binUni(ctrl(10_000)), rep([]byte{0x94}, 300_000)), 300_000},
 	}
 }
 
