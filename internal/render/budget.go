@@ -13,12 +13,13 @@ import (
 	"mmpbridge/bridge"
 )
 
-// DefaultMaxBytes bounds the bytes one command (or one libmmp call) renders:
-// 256 MiB, the bridge's default Limits.MaxValueBytes (bridge.Limits). Decoding a value
-// counts what it builds, each use of a part shared through the memo
-// included, against that limit; rendering it can write several times more
-// (a control character is 1 byte decoded and 6 bytes of JSON), so what is
-// rendered counts again, against a limit of the same size.
+// DefaultMaxBytes bounds the bytes one command (or one libmmp call)
+// renders: 256 MiB, the size of the bridge's default
+// Limits.MaxValueBytes. Decoding a value counts what it builds, each use
+// of a part shared through the memo included, against that limit;
+// rendering it can write several times more (a control character is 1
+// byte decoded and 6 bytes of JSON), so what is rendered counts again,
+// against a limit of the same size.
 const DefaultMaxBytes = 256 << 20
 
 // Budget counts the bytes rendered for one command, across all its keys,
@@ -58,7 +59,7 @@ type LimitError struct {
 }
 
 func (e *LimitError) Error() string {
-	return fmt.Sprintf("rendering it writes more than %d bytes (the limit on what one command renders, the same as the bridge's MaxValueBytes)", e.Max)
+	return fmt.Sprintf("rendering it writes more than %d bytes (the limit on what one command or call renders, the size of the bridge's MaxValueBytes)", e.Max)
 }
 
 func (e *LimitError) Unwrap() error { return bridge.ErrLimit }
