@@ -226,8 +226,11 @@ func (s *server) fail(w http.ResponseWriter, err error) {
 }
 
 func (s *server) index(w http.ResponseWriter, r *http.Request, f *os.File, st os.FileInfo, etag string) {
-	rd, err := bridge.NewReader(f, st.Size())
+	rd, err := bridge.NewReader(ctxReaderAt{r.Context(), f}, st.Size())
 	if err != nil {
+		if r.Context().Err() != nil {
+			return // nobody to answer
+		}
 		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
 		return
 	}
@@ -246,8 +249,11 @@ func (s *server) index(w http.ResponseWriter, r *http.Request, f *os.File, st os
 }
 
 func (s *server) npy(w http.ResponseWriter, r *http.Request, f *os.File, st os.FileInfo, etag, key string) {
-	rd, err := bridge.NewReader(f, st.Size())
+	rd, err := bridge.NewReader(ctxReaderAt{r.Context(), f}, st.Size())
 	if err != nil {
+		if r.Context().Err() != nil {
+			return // nobody to answer
+		}
 		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
 		return
 	}
@@ -264,6 +270,20 @@ func (s *server) npy(w http.ResponseWriter, r *http.Request, f *os.File, st os.F
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("ETag", fmt.Sprintf("%s-%x", strings.TrimSuffix(etag, `"`), a.Offset)+`"`)
 	http.ServeContent(w, r, key+".npy", st.ModTime(), &multiSeeker{parts: []io.ReaderAt{bytes.NewReader(hdr), io.NewSectionReader(f, a.Offset, a.NBytes)}, sizes: []int64{int64(len(hdr)), a.NBytes}})
+}
+
+// ctxReaderAt reads for a request: once its client has gone, reading the
+// file fails, and the work on it (the index, a value) stops.
+type ctxReaderAt struct {
+	ctx context.Context
+	r   io.ReaderAt
+}
+
+func (c ctxReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.ReadAt(p, off)
 }
 
 // multiSeeker is an io.ReadSeeker over parts laid end to end (an .npy
