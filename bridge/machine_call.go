@@ -310,6 +310,12 @@ func (m *machine) callGlobal(o op, fn ref, args []ref) (ref, error) {
 		default:
 			return m.unexpected(o, fn, args, "not how CPython pickles a set")
 		}
+		// One call adds every item of a list that may be shared through
+		// the memo: the work counts at each call, as a set entry each
+		// (CPython's are 16 bytes), duplicates included.
+		if err := m.grow(o.Off, 16*int64(len(items))); err != nil {
+			return 0, err
+		}
 		r, err := m.newNode(node{kind: k, nest: 1, off: o.Off})
 		if err != nil {
 			return 0, err

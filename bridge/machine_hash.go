@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 )
 
 // This file gives dicts and sets Python's key equality: 1, 1.0, True and
@@ -26,26 +27,40 @@ const maxShortKey = 64
 // hash r (a list, a dict, an array: CPython raises); modelled is false when
 // r is hashable but its equality is not modelled.
 //
-// The keys of tuples and frozensets, and long keys, are remembered for the
-// node: an object shared through the memo is hashed once however many
-// times it is used, as CPython caches a str's or a tuple's hash, and a
-// tuple holding a long string has a short key.
+// Every node is keyed once: its result (its key, a short token standing
+// for a long key, or "not modelled") is remembered for the node, so an
+// object shared through the memo costs its size once however many times it
+// is used as a key, as CPython caches a str's or a tuple's hash. Short keys
+// of other kinds than tuples, frozensets and numpy scalars are made again
+// at each use, in constant time. Each remembered key counts against
+// MaxValueBytes.
 func (m *machine) hashKey(r ref, depth int) (key string, hashable, modelled bool, err error) {
 	if depth > m.lim.MaxDepth {
 		return "", false, false, limitErr(m.at(r).off, "keys nested deeper than %d", m.lim.MaxDepth)
 	}
 	if k, ok := m.keys[r]; ok {
+		if k == keyNotModelled {
+			return "", true, false, nil
+		}
 		return k, true, true, nil
 	}
 	k, hashable, modelled, err := m.keyOf(r, depth)
-	if err != nil || !hashable || !modelled {
+	if err != nil || !hashable {
+		// Unhashable: the dict or set operation fails, once.
 		return "", hashable, modelled, err
 	}
 	nd := m.at(r)
-	if len(k) <= maxShortKey && nd.kind != kTuple && nd.kind != kFrozenSet {
-		return k, true, true, nil
-	}
-	if len(k) > maxShortKey {
+	if !modelled {
+		k = keyNotModelled
+	} else if len(k) <= maxShortKey {
+		switch nd.kind {
+		case kTuple, kFrozenSet, kScalar:
+			// Keyed from their items, or from an item of any size
+			// (a numpy scalar's bytes): remembered.
+		default:
+			return k, true, true, nil // short: keyed again in constant time
+		}
+	} else {
 		tok, ok := m.longKeys[k]
 		if !ok {
 			if err := m.grow(nd.off, int64(len(k))); err != nil {
@@ -66,12 +81,29 @@ func (m *machine) hashKey(r ref, depth int) (key string, hashable, modelled bool
 		m.keys = map[ref]string{}
 	}
 	m.keys[r] = k
+	if k == keyNotModelled {
+		return "", true, false, nil
+	}
 	return k, true, true, nil
 }
+
+// keyNotModelled is remembered for a node whose equality is not modelled
+// (no canonical key starts with '?').
+const keyNotModelled = "?"
+
+// keyWork counts the work of keyOf, process-wide: one per node keyed, plus
+// the bytes or items it reads. Tests bound hashing work with it
+// (TestKeysHashedOnce); it is never reset.
+var keyWork atomic.Int64
 
 // keyOf computes r's canonical key (see hashKey).
 func (m *machine) keyOf(r ref, depth int) (key string, hashable, modelled bool, err error) {
 	nd := m.at(r)
+	work := int64(1) + int64(len(nd.items))
+	if sc, ok := nd.x.(*Scalar); ok {
+		work += int64(len(sc.Raw))
+	}
+	defer func() { keyWork.Add(work + int64(len(key))) }()
 	switch nd.kind {
 	case kNone:
 		return "N", true, true, nil
@@ -141,7 +173,21 @@ func (m *machine) keyOf(r ref, depth int) (key string, hashable, modelled bool, 
 	return "", false, false, nil
 }
 
-func intKey(v int64) string { return "n" + strconv.FormatInt(v, 16) }
+func intKey(v int64) string {
+	if v >= -5 && v <= 256 {
+		return smallIntKeys[v+5]
+	}
+	return "n" + strconv.FormatInt(v, 16)
+}
+
+// smallIntKeys are the keys of the ints CPython caches, made once: they
+// are most keys, and set() of a shared list keys them at each call.
+var smallIntKeys = func() (k [262]string) {
+	for i := range k {
+		k[i] = "n" + strconv.FormatInt(int64(i-5), 16)
+	}
+	return k
+}()
 
 // floatKey: an integral float is the int of its value, a NaN only itself.
 func floatKey(f float64, r ref) string {

@@ -46,7 +46,12 @@ func getCmd(e *env) *cobra.Command {
 				}
 				fmt.Fprintf(e.stdout, "%s\n", d)
 			default:
-				fmt.Fprintln(e.stdout, render.Repr(v, 0))
+				// Counted before it is written: a repr past the render
+				// limit is refused, not printed.
+				if err := render.WriteRepr(render.NewBudget(e.ctx, 0), e.stdout, v); err != nil {
+					return fmt.Errorf("%s: key %q: %w", args[0], args[1], err)
+				}
+				fmt.Fprintln(e.stdout)
 			}
 			return nil
 		},

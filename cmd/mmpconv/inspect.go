@@ -1,10 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -35,12 +35,16 @@ C order (numpy's tobytes()), which reads all the data.`,
 				return err
 			}
 			defer c.Close()
-			var out []byte
 			if asJSON {
-				out, err = inspectJSON(e.ctx, r, hash)
-			} else {
-				out, err = inspectTable(e.ctx, r, hash)
+				// Streamed, each key's JSON counted before it is
+				// written: a value too big to render is refused
+				// (after the keys before it), never half-written.
+				if err := inspectJSON(render.NewBudget(e.ctx, 0), e.stdout, r, hash); err != nil {
+					return fmt.Errorf("%s: %w", args[0], err)
+				}
+				return nil
 			}
+			out, err := inspectTable(e.ctx, r, hash)
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
@@ -102,32 +106,30 @@ func inspectTable(ctx context.Context, r *bridge.Reader, hash bool) ([]byte, err
 	return t.render(), nil
 }
 
-// inspectJSON builds {"commit_number": N, "keys": {KEY: ENTRY, ...}} with the
-// keys in file order.
-func inspectJSON(ctx context.Context, r *bridge.Reader, hash bool) ([]byte, error) {
-	var buf bytes.Buffer
-	fmt.Fprintf(&buf, "{\"commit_number\": %d, \"keys\": {", r.CommitNumber())
+// inspectJSON writes {"commit_number": N, "keys": {KEY: ENTRY, ...}} with
+// the keys in file order, all of it counted against b (and stopped when b's
+// context is).
+func inspectJSON(b *render.Budget, w io.Writer, r *bridge.Reader, hash bool) error {
+	if _, err := fmt.Fprintf(w, "{\"commit_number\": %d, \"keys\": {", r.CommitNumber()); err != nil {
+		return err
+	}
 	for i, k := range r.Keys() {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+		if err := b.Context().Err(); err != nil {
+			return err
 		}
 		v, err := r.Get(k)
 		if err != nil {
-			return nil, err
-		}
-		d, err := render.Describe(ctx, v, hash)
-		if err != nil {
-			return nil, fmt.Errorf("key %q: %w", k, err)
+			return err
 		}
 		kb, _ := json.Marshal(k)
+		sep := "\n  "
 		if i > 0 {
-			buf.WriteString(",")
+			sep = ",\n  "
 		}
-		buf.WriteString("\n  ")
-		buf.Write(kb)
-		buf.WriteString(": ")
-		buf.Write(d)
+		if err := render.WriteDescribe(b, w, sep+string(kb)+": ", v, hash); err != nil {
+			return fmt.Errorf("key %q: %w", k, err)
+		}
 	}
-	buf.WriteString("\n}}\n")
-	return buf.Bytes(), nil
+	_, err := io.WriteString(w, "\n}}\n")
+	return err
 }

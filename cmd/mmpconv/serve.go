@@ -12,12 +12,14 @@ import (
 	"os"
 	"path"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"mmpbridge/bridge"
 	"mmpbridge/convert"
+	"mmpbridge/internal/render"
 )
 
 func serveCmd(e *env) *cobra.Command {
@@ -136,17 +138,12 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(sw, "bad path", http.StatusBadRequest)
 		return
 	}
-	f, err := s.root.Open(file)
+	f, st, err := s.open(file)
 	if err != nil {
 		s.fail(sw, err)
 		return
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil || !st.Mode().IsRegular() {
-		http.NotFound(sw, r)
-		return
-	}
 	etag := fmt.Sprintf(`"%x-%x"`, st.Size(), st.ModTime().UnixNano())
 	switch {
 	case rest == "":
@@ -188,10 +185,40 @@ func splitServed(p string) (file, rest string, ok bool) {
 	return file, rest, true
 }
 
-// fail answers a file that cannot be opened in DIR: missing (404), or
-// outside it through a symbolic link, or unreadable (403).
+// errNotRegular: the path names a FIFO, a device, a socket or a directory.
+var errNotRegular = errors.New("not a regular file")
+
+// open opens a regular file in DIR, and nothing else: a FIFO, a device, a
+// socket or a directory is not opened at all (a FIFO's open would block
+// until a writer came, holding a request slot). The path is checked first
+// (following links inside DIR), then opened without blocking, and the
+// descriptor opened is what is checked again: it may have been replaced
+// in between.
+func (s *server) open(file string) (*os.File, os.FileInfo, error) {
+	st, err := s.root.Stat(file)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, nil, errNotRegular
+	}
+	f, err := s.root.OpenFile(file, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err = f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, errNotRegular
+	}
+	return f, st, nil
+}
+
+// fail answers a file that cannot be opened in DIR: missing or not a
+// regular file (404), or outside DIR through a symbolic link, or
+// unreadable (403).
 func (s *server) fail(w http.ResponseWriter, err error) {
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotRegular) {
 		http.Error(w, "404 page not found", http.StatusNotFound)
 		return
 	}
@@ -199,24 +226,34 @@ func (s *server) fail(w http.ResponseWriter, err error) {
 }
 
 func (s *server) index(w http.ResponseWriter, r *http.Request, f *os.File, st os.FileInfo, etag string) {
-	rd, err := bridge.NewReader(f, st.Size())
+	rd, err := bridge.NewReader(ctxReaderAt{r.Context(), f}, st.Size())
 	if err != nil {
+		if r.Context().Err() != nil {
+			return // nobody to answer
+		}
 		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
 		return
 	}
-	out, err := inspectJSON(r.Context(), rd, false)
-	if err != nil {
+	// The request's context: a client that goes away stops the work.
+	var out bytes.Buffer
+	if err := inspectJSON(render.NewBudget(r.Context(), 0), &out, rd, false); err != nil {
+		if r.Context().Err() != nil {
+			return // nobody to answer
+		}
 		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("ETag", etag+"-index")
-	http.ServeContent(w, r, "index.json", st.ModTime(), bytes.NewReader(out))
+	http.ServeContent(w, r, "index.json", st.ModTime(), bytes.NewReader(out.Bytes()))
 }
 
 func (s *server) npy(w http.ResponseWriter, r *http.Request, f *os.File, st os.FileInfo, etag, key string) {
-	rd, err := bridge.NewReader(f, st.Size())
+	rd, err := bridge.NewReader(ctxReaderAt{r.Context(), f}, st.Size())
 	if err != nil {
+		if r.Context().Err() != nil {
+			return // nobody to answer
+		}
 		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
 		return
 	}
@@ -233,6 +270,20 @@ func (s *server) npy(w http.ResponseWriter, r *http.Request, f *os.File, st os.F
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("ETag", fmt.Sprintf("%s-%x", strings.TrimSuffix(etag, `"`), a.Offset)+`"`)
 	http.ServeContent(w, r, key+".npy", st.ModTime(), &multiSeeker{parts: []io.ReaderAt{bytes.NewReader(hdr), io.NewSectionReader(f, a.Offset, a.NBytes)}, sizes: []int64{int64(len(hdr)), a.NBytes}})
+}
+
+// ctxReaderAt reads for a request: once its client has gone, reading the
+// file fails, and the work on it (the index, a value) stops.
+type ctxReaderAt struct {
+	ctx context.Context
+	r   io.ReaderAt
+}
+
+func (c ctxReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.ReadAt(p, off)
 }
 
 // multiSeeker is an io.ReadSeeker over parts laid end to end (an .npy

@@ -12,8 +12,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -225,4 +227,105 @@ func TestServeCommand(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("serve did not stop")
 	}
+}
+
+// TestServeOnlyRegularFiles: a FIFO, a socket, a directory or a link to a
+// FIFO inside DIR is never opened for reading: each GET answers 404 at
+// once. Before, each GET of a FIFO blocked in open(2) holding a request
+// slot, and after 64 of them every request got 503.
+func TestServeOnlyRegularFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	src, err := os.ReadFile("../../compat/testdata/mmappickle/dtypes.mmpkl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "d.mmpkl"), src, 0o644)
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo.mmpkl"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Symlink("fifo.mmpkl", filepath.Join(dir, "tofifo.mmpkl"))
+	os.Mkdir(filepath.Join(dir, "dir.mmpkl"), 0o755)
+	ln, err := net.Listen("unix", filepath.Join(dir, "sock.mmpkl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	srv := httptest.NewServer(newServer(root, io.Discard, 64)) // serve's default slots
+	defer srv.Close()
+	// A hang guard, not a measure: a blocked open never answers.
+	client := &http.Client{Timeout: 20 * time.Second}
+	paths := []string{"/fifo.mmpkl", "/fifo.mmpkl/", "/fifo.mmpkl/a.npy", "/tofifo.mmpkl", "/dir.mmpkl", "/dir.mmpkl/", "/sock.mmpkl"}
+	for i := range 70 {
+		p := paths[i%len(paths)]
+		resp, err := client.Get(srv.URL + p)
+		if err != nil {
+			t.Fatalf("GET %s (#%d): %v", p, i+1, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s: %d, want 404", p, resp.StatusCode)
+		}
+	}
+	resp, err := client.Get(srv.URL + "/d.mmpkl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(b, src) {
+		t.Errorf("GET /d.mmpkl after: %d, %d bytes, want 200 and the file", resp.StatusCode, len(b))
+	}
+}
+
+// TestServeIndexStopsWithClient: the index of a file is rendered under the
+// request's context: a request whose client has gone renders nothing and
+// answers nothing, and a value too big to render is refused (422) with the
+// limit named, not built.
+func TestServeIndexStopsWithClient(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	src, err := os.ReadFile("../../compat/testdata/mmappickle/dtypes.mmpkl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "d.mmpkl"), src, 0o644)
+	v := hostileFiles()["10,000 control characters 26,000 times"]
+	os.WriteFile(filepath.Join(dir, "big.mmpkl"), cheapFileMemo(v.value, v.memo), 0o644)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	s := newServer(root, io.Discard, 4)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest("GET", "/d.mmpkl/", nil).WithContext(ctx))
+	if rec.Body.Len() != 0 || rec.Code != http.StatusOK { // nothing written: the recorder's default
+		t.Errorf("client gone: %d, %d bytes: %.100s", rec.Code, rec.Body.Len(), rec.Body.String())
+	}
+
+	rec = httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest("GET", "/d.mmpkl/", nil))
+	if rec.Code != http.StatusOK || !json.Valid(rec.Body.Bytes()) {
+		t.Errorf("index: %d, %.100s", rec.Code, rec.Body.String())
+	}
+
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	rec = httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest("GET", "/big.mmpkl/", nil))
+	runtime.ReadMemStats(&after)
+	if rec.Code != http.StatusUnprocessableEntity || !strings.Contains(rec.Body.String(), "more than 268435456 bytes") {
+		t.Errorf("index of a value too big to render: %d, %.200s", rec.Code, rec.Body.String())
+	}
+	t.Logf("refused in %d bytes allocated (process-wide)", after.TotalAlloc-before.TotalAlloc)
 }

@@ -6,15 +6,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
 	"math"
 	"math/big"
 	"strconv"
-	"unicode/utf8"
 
 	"mmpbridge/bridge"
-	"mmpbridge/internal/pyrepr"
 	"mmpbridge/pyval"
 )
 
@@ -58,65 +55,98 @@ func Info(ctx context.Context, a *bridge.Array, hash bool) (ArrayInfo, error) {
 // "exact" is false when parts of the value JSON cannot hold became null
 // (bytes, sets, complex numbers, non-finite floats, undecoded parts, dict
 // keys other than str, int, float, bool and None).
+//
+// A description longer than DefaultMaxBytes is refused (*LimitError).
 func Describe(ctx context.Context, v any, hash bool) ([]byte, error) {
 	var buf bytes.Buffer
+	b := NewBudget(ctx, 0)
+	// Counted first: the buffer is made once, of the right size.
+	err := b.describe("", v, hash, func(n int64) io.Writer {
+		buf.Grow(int(n))
+		return &buf
+	})
+	if err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// WriteDescribe writes prefix and what Describe returns to w, whole, or
+// nothing and a *LimitError when they do not fit what is left of b.
+func WriteDescribe(b *Budget, w io.Writer, prefix string, v any, hash bool) error {
+	return b.describe(prefix, v, hash, func(int64) io.Writer { return w })
+}
+
+// describe renders prefix and Describe's JSON; sink gives the writer once
+// the size is known.
+func (b *Budget) describe(prefix string, v any, hash bool, sink func(n int64) io.Writer) error {
+	var head []byte
 	switch v := v.(type) {
 	case *bridge.Array:
-		info, err := Info(ctx, v, hash)
+		info, err := Info(b.ctx, v, hash)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		b, err := Marshal(info)
+		j, err := Marshal(info)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		buf.WriteString(`{"kind":"array",`)
-		buf.Write(b[1:])
+		head = append([]byte(`{"kind":"array",`), j[1:]...)
 	case *bridge.Masked:
-		d, err := Info(ctx, v.Data, hash)
+		d, err := Info(b.ctx, v.Data, hash)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		m, err := Info(ctx, v.Mask, hash)
+		m, err := Info(b.ctx, v.Mask, hash)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		var fill any
-		if f, ok := v.Fill.(*bridge.Array); ok {
-			fill = arrayScalarJSON(f)
-		}
-		b, err := Marshal(struct {
+		j, err := Marshal(struct {
 			Kind string    `json:"kind"`
 			Data ArrayInfo `json:"data"`
 			Mask ArrayInfo `json:"mask"`
-			Fill any       `json:"fill"`
-		}{"masked", d, m, fill})
+		}{"masked", d, m})
 		if err != nil {
-			return nil, err
+			return err
 		}
-		buf.Write(b)
+		head = append(j[:len(j)-1], `,"fill":`...)
 	case pyval.Object:
-		b, err := Marshal(struct {
+		j, err := Marshal(struct {
 			Kind   string `json:"kind"`
 			Module string `json:"module"`
 			Name   string `json:"name"`
 			Why    string `json:"why"`
 		}{"object", v.Module, v.Name, v.Why})
 		if err != nil {
-			return nil, err
+			return err
 		}
-		buf.Write(b)
-	default:
-		j, exact := JSONValue(v)
-		b, err := Marshal(j)
-		if err != nil {
-			return nil, fmt.Errorf("value as JSON: %w", err)
-		}
-		buf.WriteString(`{"kind":"value","json":`)
-		buf.Write(b)
-		fmt.Fprintf(&buf, `,"exact":%v}`, exact)
+		head = j
 	}
-	return buf.Bytes(), nil
+	render := func(o *out) {
+		o.str(prefix)
+		switch v := v.(type) {
+		case *bridge.Array, pyval.Object:
+			o.str(string(head))
+		case *bridge.Masked:
+			o.str(string(head))
+			if f, ok := v.Fill.(*bridge.Array); ok {
+				o.arrayScalarJSON(f)
+			} else {
+				o.str("null")
+			}
+			o.byte('}')
+		default:
+			o.str(`{"kind":"value","json":`)
+			o.jsonValue(v, 0)
+			if o.exact {
+				o.str(`,"exact":true}`)
+			} else {
+				o.str(`,"exact":false}`)
+			}
+		}
+	}
+	_, err := b.emitSized(sink, render)
+	return err
 }
 
 // ctxWriter fails once ctx is cancelled.
@@ -132,18 +162,24 @@ func (c ctxWriter) Write(p []byte) (int, error) {
 	return c.w.Write(p)
 }
 
-// arrayScalarJSON is the JSON of a 0-d array's element (a masked array's
-// fill value).
-func arrayScalarJSON(a *bridge.Array) any {
+// arrayScalarJSON writes the JSON of a 0-d array's element (a masked
+// array's fill value).
+func (o *out) arrayScalarJSON(a *bridge.Array) {
+	if a.NBytes > o.limit {
+		o.err = &LimitError{Max: o.limit}
+		return
+	}
 	b := a.Bytes()
 	if b == nil {
 		b = make([]byte, a.NBytes)
 		if _, err := a.Section().ReadAt(b, 0); err != nil {
-			return nil
+			o.str("null")
+			return
 		}
 	}
-	j, _ := JSONValue(bridge.Scalar{DType: a.DType, Raw: b})
-	return j
+	exact := o.exact
+	o.jsonScalar(bridge.Scalar{DType: a.DType, Raw: b})
+	o.exact = exact
 }
 
 // Marshal is json.Marshal without HTML escaping ("<f8" stays readable).
@@ -164,62 +200,87 @@ func Marshal(v any) ([]byte, error) {
 // JSON cannot hold became null or, for a dict key, was left out: bytes,
 // sets, complex numbers, NaN and infinities, timedeltas, arrays inside
 // values, undecoded objects, ints past CPython's 4,300 digits.
+//
+// The JSON is returned as a json.RawMessage; a value whose JSON is longer
+// than DefaultMaxBytes is null, not exact.
 func JSONValue(v any) (j any, exact bool) {
-	c := jsonConv{exact: true}
-	j = c.conv(v, 0)
-	return j, c.exact
+	var buf bytes.Buffer
+	b := NewBudget(context.Background(), 0)
+	exact, err := b.emit(&buf, func(o *out) { o.jsonValue(v, 0) })
+	if err != nil {
+		return nil, false
+	}
+	return json.RawMessage(buf.Bytes()), exact
 }
 
-type jsonConv struct{ exact bool }
-
-func (c *jsonConv) lossy() any {
-	c.exact = false
-	return nil
+func (o *out) lossy() {
+	o.exact = false
+	o.str("null")
 }
 
-func (c *jsonConv) conv(v any, depth int) any {
+// jsonValue writes v's JSON (see JSONValue).
+func (o *out) jsonValue(v any, depth int) {
+	if o.stopped() {
+		return
+	}
 	if depth > 1000 {
-		return c.lossy()
+		o.lossy()
+		return
 	}
 	switch v := v.(type) {
-	case nil, bool:
-		return v
+	case nil:
+		o.str("null")
+	case bool:
+		if v {
+			o.str("true")
+		} else {
+			o.str("false")
+		}
 	case string:
-		return jsonString(v)
+		o.jsonStr(v)
 	case int64:
-		return v
+		o.str(strconv.FormatInt(v, 10))
 	case *big.Int:
 		if r := bigIntRepr(v); r[0] != '<' {
-			return json.Number(r)
+			o.str(r)
+		} else {
+			o.lossy()
 		}
-		return c.lossy()
 	case float64:
 		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return c.lossy()
+			o.lossy()
+		} else {
+			o.str(PyFloat(v))
 		}
-		return json.Number(PyFloat(v))
 	case []any:
-		return c.seq(v, depth)
+		o.jsonSeq(v, depth)
 	case pyval.Tuple:
-		return c.seq(v, depth)
+		o.jsonSeq(v, depth)
 	case pyval.OrderedDict:
-		return c.conv(pyval.Dict(v), depth)
+		o.jsonValue(pyval.Dict(v), depth)
 	case pyval.Dict:
-		out := make(jsonObject, 0, len(v))
+		o.byte('{')
+		first := true
 		for _, it := range v {
+			if o.stopped() {
+				break
+			}
 			var k string
 			switch key := it.Key.(type) {
 			case string:
 				k = key
 			case bool:
-				k = map[bool]string{true: "true", false: "false"}[key]
+				k = "false"
+				if key {
+					k = "true"
+				}
 			case nil:
 				k = "null"
 			case int64:
 				k = strconv.FormatInt(key, 10)
 			case *big.Int:
 				if k = bigIntRepr(key); k[0] == '<' {
-					c.exact = false
+					o.exact = false
 					continue
 				}
 			case float64:
@@ -234,116 +295,93 @@ func (c *jsonConv) conv(v any, depth int) any {
 					k = PyFloat(key)
 				}
 			default:
-				c.exact = false // json.dumps refuses such a key
+				o.exact = false // json.dumps refuses such a key
 				continue
 			}
-			out = append(out, jsonMember{k, c.conv(it.Value, depth+1)})
+			if !first {
+				o.byte(',')
+			}
+			first = false
+			o.jsonStr(k)
+			o.byte(':')
+			o.jsonValue(it.Value, depth+1)
 		}
-		return out
+		o.byte('}')
 	case bridge.Scalar:
-		return c.scalar(v)
+		o.jsonScalar(v)
 	case bridge.DType:
-		return v.String()
+		o.jsonStr(v.String())
+	default:
+		o.lossy()
 	}
-	return c.lossy()
 }
 
-func (c *jsonConv) scalar(s bridge.Scalar) any {
+func (o *out) jsonScalar(s bridge.Scalar) {
+	if len(s.Raw) != s.DType.ItemSize {
+		o.lossy()
+		return
+	}
+	switch s.DType.Kind {
+	case 'U':
+		if !validUCS4(s) {
+			o.lossy()
+			return
+		}
+		o.jsonStrUCS4(s)
+		return
+	case 'S', 'V':
+		o.lossy()
+		return
+	}
 	switch v := s.Value().(type) {
 	case bool:
-		return v
+		if v {
+			o.str("true")
+		} else {
+			o.str("false")
+		}
 	case int64:
 		switch s.DType.Kind {
 		case 'M':
 			if v == nat || s.DType.Unit == "" {
-				return c.lossy()
+				o.lossy()
+			} else {
+				o.jsonStr(datetimeText(v, s.DType))
 			}
-			return jsonString(datetimeText(v, s.DType))
 		case 'm':
-			return c.lossy()
+			o.lossy()
+		default:
+			o.str(strconv.FormatInt(v, 10))
 		}
-		return v
 	case uint64:
-		return json.Number(strconv.FormatUint(v, 10))
+		o.str(strconv.FormatUint(v, 10))
 	case float64:
 		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return c.lossy()
+			o.lossy()
+		} else {
+			// The float64 value (a float32's shortest repr would read
+			// back as another float64).
+			o.str(PyFloat(v))
 		}
-		// The float64 value (a float32's shortest repr would read back
-		// as another float64).
-		return json.Number(PyFloat(v))
-	case string:
-		return jsonString(v)
+	default:
+		if t, ok := longDouble(s); ok && t != "nan" && t != "inf" && t != "-inf" {
+			o.str(t)
+		} else {
+			o.lossy()
+		}
 	}
-	if t, ok := longDouble(s); ok && t != "nan" && t != "inf" && t != "-inf" {
-		return json.Number(t)
-	}
-	return c.lossy()
 }
 
-func (c *jsonConv) seq(items []any, depth int) any {
-	out := make([]any, len(items))
+func (o *out) jsonSeq(items []any, depth int) {
+	o.byte('[')
 	for i, x := range items {
-		out[i] = c.conv(x, depth+1)
-	}
-	return out
-}
-
-// jsonObject is a JSON object that keeps its members in order.
-type jsonObject []jsonMember
-
-type jsonMember struct {
-	Key   string
-	Value any
-}
-
-func (o jsonObject) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	for i, m := range o {
 		if i > 0 {
-			b.WriteByte(',')
+			o.byte(',')
 		}
-		b.Write(jsonString(m.Key).quoted())
-		b.WriteByte(':')
-		v, err := Marshal(m.Value)
-		if err != nil {
-			return nil, err
+		if o.stopped() {
+			break
 		}
-		b.Write(v)
+		o.jsonValue(x, depth+1)
 	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
-}
-
-// jsonString is a string in the bridge's canonical form, written to JSON
-// as Python's json module writes it: lone surrogates as \udXXX escapes.
-type jsonString string
-
-func (s jsonString) MarshalJSON() ([]byte, error) { return s.quoted(), nil }
-
-func (s jsonString) quoted() []byte {
-	var b bytes.Buffer
-	b.WriteByte('"')
-	for _, r := range pyrepr.Runes(string(s)) {
-		switch {
-		case r == '"':
-			b.WriteString(`\"`)
-		case r == '\\':
-			b.WriteString(`\\`)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r < 0x20 || r >= 0xd800 && r <= 0xdfff:
-			fmt.Fprintf(&b, `\u%04x`, r)
-		default:
-			var p [4]byte
-			b.Write(p[:utf8.EncodeRune(p[:], r)])
-		}
-	}
-	b.WriteByte('"')
-	return b.Bytes()
+	o.byte(']')
 }

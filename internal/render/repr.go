@@ -1,12 +1,17 @@
 package render
 
 import (
+	"bytes"
+	"context"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"math"
 	"math/big"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"mmpbridge/bridge"
 	"mmpbridge/internal/pyrepr"
@@ -15,119 +20,135 @@ import (
 
 // Repr formats a decoded value the way Python's repr() does with numpy 2
 // (np.float64(1.5), dtype('<U3')), arrays as a short description, cut to
-// about max bytes (0: no limit). An int of more than 4,300 decimal digits,
-// which CPython refuses to print, shows as <int of N bits>.
+// about max bytes (0: DefaultMaxBytes). An int of more than 4,300 decimal
+// digits, which CPython refuses to print, shows as <int of N bits>.
+// Rendering stops at the cut: a long string or a big container shown in 60
+// bytes costs 60 bytes.
 func Repr(v any, max int) string {
-	var b strings.Builder
-	writeRepr(&b, v, max, 0)
-	s := b.String()
-	if max > 0 && len(s) > max {
+	if max <= 0 {
+		max = DefaultMaxBytes
+	}
+	o := &out{ctx: context.Background(), keep: true, limit: int64(max), exact: true}
+	o.repr(v, 0)
+	s := o.buf
+	if len(s) > max {
 		cut := max
 		for cut > 0 && !utf8.RuneStart(s[cut]) {
 			cut--
 		}
-		s = s[:cut] + "..."
+		return string(s[:cut]) + "..."
 	}
-	return s
+	return string(s)
 }
 
-func writeRepr(b *strings.Builder, v any, max, depth int) {
-	if max > 0 && b.Len() > max {
+// WriteRepr writes v's Repr to w, whole, or nothing and a *LimitError
+// when it does not fit what is left of b.
+func WriteRepr(b *Budget, w io.Writer, v any) error {
+	_, err := b.emit(w, func(o *out) { o.repr(v, 0) })
+	return err
+}
+
+func (o *out) repr(v any, depth int) {
+	if o.stopped() {
 		return
 	}
 	if depth > 100 {
-		b.WriteString("...")
+		o.str("...")
 		return
 	}
 	seq := func(open, close string, items []any, single bool) {
-		b.WriteString(open)
+		o.str(open)
 		for i, x := range items {
 			if i > 0 {
-				b.WriteString(", ")
+				o.str(", ")
 			}
-			if max > 0 && b.Len() > max {
+			if o.stopped() {
 				break
 			}
-			writeRepr(b, x, max, depth+1)
+			o.repr(x, depth+1)
 		}
 		if single && len(items) == 1 {
-			b.WriteString(",")
+			o.str(",")
 		}
-		b.WriteString(close)
+		o.str(close)
 	}
 	switch v := v.(type) {
 	case nil:
-		b.WriteString("None")
+		o.str("None")
 	case bool:
-		b.WriteString(pyBool(v))
+		o.str(pyBool(v))
 	case int64:
-		b.WriteString(strconv.FormatInt(v, 10))
+		o.str(strconv.FormatInt(v, 10))
 	case int:
-		b.WriteString(strconv.Itoa(v))
+		o.str(strconv.Itoa(v))
 	case *big.Int:
-		b.WriteString(bigIntRepr(v))
+		o.str(bigIntRepr(v))
 	case float64:
-		b.WriteString(PyFloat(v))
+		o.str(PyFloat(v))
 	case complex128:
-		b.WriteString(pyComplex(v))
+		o.str(pyComplex(v))
 	case string:
-		b.WriteString(pyrepr.Str(v))
+		o.pyStr(v)
 	case []byte:
-		b.WriteString(pyrepr.Bytes(v))
+		o.pyBytes(v)
 	case pyval.ByteArray:
-		b.WriteString("bytearray(" + pyrepr.Bytes(v) + ")")
+		o.str("bytearray(")
+		o.pyBytes(v)
+		o.str(")")
 	case []any:
 		seq("[", "]", v, false)
 	case pyval.Tuple:
 		seq("(", ")", v, true)
 	case pyval.Set:
 		if len(v) == 0 {
-			b.WriteString("set()")
+			o.str("set()")
 			return
 		}
 		seq("{", "}", v, false)
 	case pyval.FrozenSet:
-		b.WriteString("frozenset(")
+		o.str("frozenset(")
 		if len(v) > 0 {
 			seq("{", "}", v, false)
 		}
-		b.WriteString(")")
+		o.str(")")
 	case pyval.OrderedDict: // Python 3.12's repr
-		b.WriteString("OrderedDict(")
+		o.str("OrderedDict(")
 		if len(v) > 0 {
-			writeRepr(b, pyval.Dict(v), max, depth)
+			o.repr(pyval.Dict(v), depth)
 		}
-		b.WriteString(")")
+		o.str(")")
 	case pyval.Dict:
-		b.WriteString("{")
+		o.str("{")
 		for i, it := range v {
 			if i > 0 {
-				b.WriteString(", ")
+				o.str(", ")
 			}
-			if max > 0 && b.Len() > max {
+			if o.stopped() {
 				break
 			}
-			writeRepr(b, it.Key, max, depth+1)
-			b.WriteString(": ")
-			writeRepr(b, it.Value, max, depth+1)
+			o.repr(it.Key, depth+1)
+			o.str(": ")
+			o.repr(it.Value, depth+1)
 		}
-		b.WriteString("}")
+		o.str("}")
 	case bridge.Scalar:
-		b.WriteString(scalarRepr(v))
+		o.scalarRepr(v)
 	case bridge.DType:
-		b.WriteString("dtype(" + pyrepr.Str(dtypeReprName(v)) + ")")
+		o.str("dtype(")
+		o.pyStr(dtypeReprName(v))
+		o.str(")")
 	case pyval.Object:
-		fmt.Fprintf(b, "<%s.%s object, not decoded", v.Module, v.Name)
+		o.str("<" + v.Module + "." + v.Name + " object, not decoded")
 		if v.Why != "" {
-			fmt.Fprintf(b, ": %s", v.Why)
+			o.str(": " + v.Why)
 		}
-		b.WriteString(">")
+		o.str(">")
 	case *bridge.Array:
-		fmt.Fprintf(b, "array(dtype=%s, shape=%s)", v.DType, ShapeText(v.Shape))
+		o.str(fmt.Sprintf("array(dtype=%s, shape=%s)", v.DType, ShapeText(v.Shape)))
 	case *bridge.Masked:
-		fmt.Fprintf(b, "masked_array(dtype=%s, shape=%s)", v.Data.DType, ShapeText(v.Data.Shape))
+		o.str(fmt.Sprintf("masked_array(dtype=%s, shape=%s)", v.Data.DType, ShapeText(v.Data.Shape)))
 	default:
-		fmt.Fprintf(b, "%v", v)
+		o.str(fmt.Sprintf("%v", v))
 	}
 }
 
@@ -304,47 +325,146 @@ func scalarType(d bridge.DType) string {
 // scalarRepr is numpy 2's repr of a scalar: np.float64(1.5), np.True_,
 // np.str_('a'), np.datetime64('2020-01-01').
 func scalarRepr(s bridge.Scalar) string {
+	o := &out{ctx: context.Background(), keep: true, limit: DefaultMaxBytes, exact: true}
+	o.scalarRepr(s)
+	return string(o.buf)
+}
+
+// scalarRepr writes numpy 2's repr of a scalar; the text of a str_,
+// bytes_ or void scalar is written from its bytes as it goes.
+func (o *out) scalarRepr(s bridge.Scalar) {
 	d := s.DType
 	name := "np." + scalarType(d)
+	if len(s.Raw) != d.ItemSize {
+		o.str(name + "(...)")
+		return
+	}
+	switch d.Kind {
+	case 'U':
+		if !validUCS4(s) {
+			o.str(name + "(...)")
+			return
+		}
+		o.str(name + "(")
+		o.pyStrUCS4(s)
+		o.str(")")
+		return
+	case 'S':
+		o.str(name + "(")
+		o.pyBytes(bytes.TrimRight(s.Raw, "\x00"))
+		o.str(")")
+		return
+	case 'V': // numpy writes every byte of a void as \xHH
+		o.str(name + "(b'")
+		for _, c := range s.Raw {
+			if o.err != nil {
+				return
+			}
+			o.escDigits(`\x`, rune(c), 2, upperHexDigits)
+		}
+		o.str("')")
+		return
+	}
 	switch v := s.Value().(type) {
 	case bool:
 		if v {
-			return "np.True_"
+			o.str("np.True_")
+		} else {
+			o.str("np.False_")
 		}
-		return "np.False_"
 	case int64:
 		switch d.Kind {
 		case 'M':
 			if d.UnitCount > 1 || d.Unit == "" && v != nat {
-				return name + "(" + pyrepr.Str(datetimeText(v, d)) + ",'" + unitText(d) + "')"
+				o.str(name + "(" + pyrepr.Str(datetimeText(v, d)) + ",'" + unitText(d) + "')")
+			} else {
+				o.str(name + "(" + pyrepr.Str(datetimeText(v, d)) + ")")
 			}
-			return name + "(" + pyrepr.Str(datetimeText(v, d)) + ")"
 		case 'm':
-			return timedeltaRepr(v, d)
+			o.str(timedeltaRepr(v, d))
+		default:
+			o.str(fmt.Sprintf("%s(%d)", name, v))
 		}
-		return fmt.Sprintf("%s(%d)", name, v)
 	case uint64:
-		return fmt.Sprintf("%s(%d)", name, v)
+		o.str(fmt.Sprintf("%s(%d)", name, v))
 	case float64:
-		return name + "(" + PyFloatBits(v, 8*d.ItemSize) + ")"
+		o.str(name + "(" + PyFloatBits(v, 8*d.ItemSize) + ")")
 	case complex128:
-		return name + "(" + complexParts(v, 4*d.ItemSize) + ")"
-	case string:
-		return name + "(" + pyrepr.Str(v) + ")"
-	case []byte:
-		if d.Kind == 'V' { // numpy writes every byte of a void as \xHH
-			var b strings.Builder
-			for _, c := range s.Raw {
-				fmt.Fprintf(&b, `\x%02X`, c)
-			}
-			return name + "(b'" + b.String() + "')"
+		o.str(name + "(" + complexParts(v, 4*d.ItemSize) + ")")
+	default:
+		if t, ok := longDouble(s); ok {
+			o.str(name + "(" + t + ")")
+		} else {
+			o.str(name + "(...)")
 		}
-		return name + "(" + pyrepr.Bytes(v) + ")"
 	}
-	if t, ok := longDouble(s); ok {
-		return name + "(" + t + ")"
+}
+
+// ucs4 returns the code points of a str_ scalar (UTF-32 in its byte
+// order), trailing NULs dropped, one at a time.
+func ucs4(s bridge.Scalar) (n int, at func(i int) rune) {
+	b := s.Raw
+	be := s.DType.ByteOrder == '>'
+	at = func(i int) rune {
+		if be {
+			return rune(binary.BigEndian.Uint32(b[4*i:]))
+		}
+		return rune(binary.LittleEndian.Uint32(b[4*i:]))
 	}
-	return name + "(...)"
+	n = len(b) / 4
+	for n > 0 && at(n-1) == 0 {
+		n--
+	}
+	return n, at
+}
+
+// validUCS4: every code point of a str_ scalar is in range (numpy raises
+// on the others; Scalar.Value returns nil).
+func validUCS4(s bridge.Scalar) bool {
+	n, at := ucs4(s)
+	for i := range n {
+		if r := at(i); r < 0 || r > 0x10ffff {
+			return false
+		}
+	}
+	return true
+}
+
+// pyStrUCS4 is pyStr of a str_ scalar's text, read from its bytes.
+func (o *out) pyStrUCS4(s bridge.Scalar) {
+	o.leaf(sizeKey{unsafe.SliceData(s.Raw), len(s.Raw), 'U'}, len(s.Raw), func(o *out) {
+		n, at := ucs4(s)
+		single, double := false, false
+		for i := range n {
+			switch at(i) {
+			case '\'':
+				single = true
+			case '"':
+				double = true
+			}
+		}
+		quote := '\''
+		if single && !double {
+			quote = '"'
+		}
+		o.rune(quote)
+		for i := 0; i < n && o.err == nil; i++ {
+			o.pyRune(at(i), quote)
+		}
+		o.rune(quote)
+	})
+}
+
+// jsonStrUCS4 is jsonStr of a str_ scalar's text.
+func (o *out) jsonStrUCS4(s bridge.Scalar) {
+	o.leaf(sizeKey{unsafe.SliceData(s.Raw), len(s.Raw), 'u'}, len(s.Raw), func(o *out) {
+		n, at := ucs4(s)
+		o.byte('"')
+		for i := 0; i < n && o.err == nil; i++ {
+			o.jsonRune(at(i))
+		}
+		o.byte('"')
+	})
 }
 
 // longDouble formats an x87 80-bit long double (numpy's longdouble on
