@@ -253,3 +253,40 @@ func firstLine(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
 	return s
 }
+
+// TestRefusedRenderPrintsNothing: a value too big to render refuses the
+// command before anything is printed — inspect --json's document is whole
+// or none, even when the refused key comes after keys that render.
+func TestRefusedRenderPrintsNothing(t *testing.T) {
+	dir := t.TempDir()
+	hostile := hostileFiles()["10,000 control characters 26,000 times"]
+	entry := func(key string, value []byte, memo int) []byte {
+		body := append([]byte{0x8c, byte(len(key))}, key...)
+		body = append(body, value...)
+		body = append(body, 'J')
+		body = binary.LittleEndian.AppendUint32(body, uint32(memo))
+		body = append(body, '0', 0x88, '0')
+		b := binary.LittleEndian.AppendUint64([]byte{0x95}, uint64(len(body)))
+		return append(b, body...)
+	}
+	file := append([]byte(nil), vHeader...)
+	file = append(file, entry("a", []byte{'K', 1}, 0)...)
+	file = append(file, entry("x", hostile.value, hostile.memo)...)
+	file = append(file, vTerminator...)
+	p := filepath.Join(dir, "late.mmpkl")
+	if err := os.WriteFile(p, file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, _ := mmpconv(t, "get", p, "a"); code != 0 || strings.TrimSpace(out) != "1" {
+		t.Fatalf("get a: exit %d, %q: the premise (key a renders) fails", code, out)
+	}
+	for _, args := range [][]string{{"inspect", "--json", p}, {"inspect", "--json", "--hash", p}, {"get", p, "x"}} {
+		code, out, stderr := mmpconv(t, args...)
+		if code != 1 || !strings.Contains(stderr, "more than") || !strings.Contains(stderr, `key "x"`) {
+			t.Errorf("%v: exit %d, %s: want exit 1 naming key \"x\" and the limit", args, code, firstLine(stderr))
+		}
+		if out != "" {
+			t.Errorf("%v printed %d bytes before refusing: %.80q", args, len(out), out)
+		}
+	}
+}

@@ -37,8 +37,9 @@ C order (numpy's tobytes()), which reads all the data.`,
 			defer c.Close()
 			if asJSON {
 				// Streamed, each key's JSON counted before it is
-				// written: a value too big to render is refused
-				// (after the keys before it), never half-written.
+				// written, after a dry run of them all: a value too
+				// big to render refuses the document, none of it
+				// printed.
 				if err := inspectJSON(render.NewBudget(e.ctx, 0), e.stdout, r, hash); err != nil {
 					return fmt.Errorf("%s: %w", args[0], err)
 				}
@@ -110,9 +111,36 @@ func inspectTable(ctx context.Context, r *bridge.Reader, hash bool) ([]byte, err
 // the keys in file order, all of it counted against b (and stopped when b's
 // context is).
 func inspectJSON(b *render.Budget, w io.Writer, r *bridge.Reader, hash bool) error {
+	// A dry run first, without hashing and writing nothing, so that a key
+	// refused for its size refuses the whole document before any of it is
+	// printed: the JSON printed is whole or none. A hash adds at most
+	// hashBytes to a description, left out of the dry run's budget.
+	slack := int64(0)
+	if hash {
+		slack = int64(r.Len()) * int64(hashBytes)
+	}
+	if slack >= b.Max() {
+		return &render.LimitError{Max: b.Max()}
+	}
+	if err := inspectKeys(render.NewBudget(b.Context(), b.Max()-slack), io.Discard, r, false); err != nil {
+		return err
+	}
 	if _, err := fmt.Fprintf(w, "{\"commit_number\": %d, \"keys\": {", r.CommitNumber()); err != nil {
 		return err
 	}
+	if err := inspectKeys(b, w, r, hash); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "\n}}\n")
+	return err
+}
+
+// hashBytes bounds what --hash adds to one key's description: the
+// "sha256" field of a masked array's data and mask.
+const hashBytes = 2 * len(`,"sha256":""`+"0000000000000000000000000000000000000000000000000000000000000000")
+
+// inspectKeys writes each key's `"KEY": DESCRIPTION`, comma-separated.
+func inspectKeys(b *render.Budget, w io.Writer, r *bridge.Reader, hash bool) error {
 	for i, k := range r.Keys() {
 		if err := b.Context().Err(); err != nil {
 			return err
@@ -130,6 +158,5 @@ func inspectJSON(b *render.Budget, w io.Writer, r *bridge.Reader, hash bool) err
 			return fmt.Errorf("key %q: %w", k, err)
 		}
 	}
-	_, err := io.WriteString(w, "\n}}\n")
-	return err
+	return nil
 }
