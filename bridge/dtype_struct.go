@@ -302,18 +302,24 @@ func (d DType) structAlignment() int {
 // descrText is numpy's dtype.descr of a structured dtype as Python writes
 // it, with the padding numpy spells as unnamed void fields:
 // [('x', '<f8'), (”, '|V4'), ('y', '<i4', (2,))]; a subarray dtype alone
-// as (base, shape). Overlapping fields, which descr cannot say, are listed
-// at their offsets: [('x', '<f8', 0), ...] (not numpy's syntax).
+// as (base, shape). Fields that overlap or come out of order, which descr
+// cannot say, give numpy's str(dtype) instead: {'names': [...], 'formats':
+// [...], 'offsets': [...], 'itemsize': N} (writeDictForm). Either way
+// numpy reads the text back as the dtype: descr_to_dtype of a list,
+// numpy.dtype of a dict.
 func (d DType) descrText() string {
 	var b strings.Builder
-	d.writeDescr(&b)
+	d.writeDescr(&b, false)
 	return b.String()
 }
 
-func (d DType) writeDescr(b *strings.Builder) {
+// writeDescr writes the descr list (or numpy's dict form, see
+// writeDictForm); strStyle spells byte-order-less dtypes as str(dtype)
+// does ('u1', not descr's '|u1'), as numpy does inside its dict form.
+func (d DType) writeDescr(b *strings.Builder, strStyle bool) {
 	if base, shape, ok := d.SubArray(); ok {
 		b.WriteString("(")
-		base.writeDescrItem(b)
+		base.writeDescrItem(b, strStyle)
 		b.WriteString(", " + pyTuple(shape) + ")")
 		return
 	}
@@ -321,13 +327,19 @@ func (d DType) writeDescr(b *strings.Builder) {
 		b.WriteString(strconv.Quote(d.String()))
 		return
 	}
-	b.WriteByte('[')
 	pos := 0
 	overlap := false
 	for _, f := range d.Fields() {
 		overlap = overlap || f.Offset < pos
 		pos = max(pos, f.Offset+f.DType.ItemSize)
 	}
+	if overlap {
+		// numpy's descr cannot say fields that overlap or come out of
+		// order (dtype.descr raises): numpy's str(dtype) then.
+		d.writeDictForm(b)
+		return
+	}
+	b.WriteByte('[')
 	pos = 0
 	first := true
 	sep := func() {
@@ -337,39 +349,81 @@ func (d DType) writeDescr(b *strings.Builder) {
 		first = false
 	}
 	for _, f := range d.Fields() {
-		if !overlap && f.Offset > pos {
+		if f.Offset > pos {
 			sep()
 			fmt.Fprintf(b, "('', '|V%d')", f.Offset-pos)
 		}
 		sep()
 		b.WriteString("(" + pyrepr.Str(f.Name) + ", ")
 		if base, shape, ok := f.DType.SubArray(); ok {
-			base.writeDescrItem(b)
+			base.writeDescrItem(b, strStyle)
 			b.WriteString(", " + pyTuple(shape))
 		} else {
-			f.DType.writeDescrItem(b)
-		}
-		if overlap {
-			fmt.Fprintf(b, ", %d", f.Offset)
+			f.DType.writeDescrItem(b, strStyle)
 		}
 		b.WriteString(")")
 		pos = f.Offset + f.DType.ItemSize
 	}
-	if !overlap && d.ItemSize > pos {
+	if d.ItemSize > pos {
 		sep()
 		fmt.Fprintf(b, "('', '|V%d')", d.ItemSize-pos)
 	}
 	b.WriteByte(']')
 }
 
+// writeDictForm writes numpy's str(dtype) of a structured dtype whose
+// fields overlap or are out of order, which numpy.dtype(ast.literal_eval(s))
+// reads back exactly: {'names': [...], 'formats': [...], 'offsets': [...],
+// 'itemsize': N[, 'aligned': True]}.
+func (d DType) writeDictForm(b *strings.Builder) {
+	const strStyle = true
+	fields := d.Fields()
+	b.WriteString("{'names': [")
+	for i, f := range fields {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(pyrepr.Str(f.Name))
+	}
+	b.WriteString("], 'formats': [")
+	for i, f := range fields {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if base, shape, ok := f.DType.SubArray(); ok {
+			b.WriteString("(")
+			base.writeDescrItem(b, strStyle)
+			b.WriteString(", " + pyTuple(shape) + ")")
+		} else {
+			f.DType.writeDescrItem(b, strStyle)
+		}
+	}
+	b.WriteString("], 'offsets': [")
+	for i, f := range fields {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.Itoa(f.Offset))
+	}
+	fmt.Fprintf(b, "], 'itemsize': %d", d.ItemSize)
+	if d.Aligned() {
+		b.WriteString(", 'aligned': True")
+	}
+	b.WriteByte('}')
+}
+
 // writeDescrItem writes a field's dtype: '<f8' in Python quotes, or a
 // nested list.
-func (d DType) writeDescrItem(b *strings.Builder) {
+func (d DType) writeDescrItem(b *strings.Builder, strStyle bool) {
 	if d.structured() {
-		d.writeDescr(b)
+		d.writeDescr(b, strStyle)
 		return
 	}
-	b.WriteString("'" + d.String() + "'")
+	t := d.String()
+	if strStyle {
+		t = strings.TrimPrefix(t, "|")
+	}
+	b.WriteString("'" + t + "'")
 }
 
 func pyTuple(s []int) string {

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"bytes"
+	"encoding/json"
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
@@ -224,6 +225,63 @@ func TestPutNumpyValues(t *testing.T) {
 		for p, r := range pmCheck(t, env, []pmCase{pmRead(t, path)}) {
 			if r.Status != "loaded" || len(r.Mismatches) > 0 {
 				t.Errorf("%s: %s: %s %s %v", env, p, r.Status, r.Error, r.Mismatches)
+			}
+		}
+	}
+}
+
+// TestStructTextOverlapping: the text of a structured dtype whose fields
+// overlap or come out of order is numpy's own str(dtype) (its descr cannot
+// say them), which numpy reads back as the same dtype, on numpy 1.x and
+// 2.x. An offset written as a third item of a descr field (what was printed
+// before) is read by numpy as a subarray shape.
+func TestStructTextOverlapping(t *testing.T) {
+	t.Parallel()
+	f := func(fields []Field, size int, aligned bool) DType {
+		t.Helper()
+		d, err := StructDType(fields, size, aligned)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	i4, f8 := mustDType(t, "<i4"), mustDType(t, "<f8")
+	sub, err := SubArrayDType(f8, []int{2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner := f([]Field{{"x", i4, 0}, {"y", mustDType(t, "u1"), 4}}, 5, false)
+	cases := []DType{
+		f([]Field{{"a", i4, 0}, {"b", i4, 2}}, 6, false),
+		f([]Field{{"a", i4, 0}, {"b", i4, 0}}, 4, false),
+		f([]Field{{"b", i4, 16}, {"a", sub, 0}}, 24, false),
+		f([]Field{{"a", mustDType(t, "<i2"), 8}, {"n", inner, 0}}, 12, false),
+		f([]Field{{"b", i4, 4}, {"a", i4, 0}}, 8, true),
+		f([]Field{{"wide", mustDType(t, "|S200000"), 0}, {"head", i4, 0}}, 200000, false),
+		f([]Field{{`q'"é`, i4, 4}, {"p", f8, 0}}, 8, false),
+	}
+	var texts []string
+	for _, d := range cases {
+		texts = append(texts, d.String())
+	}
+	arg, _ := json.Marshal(texts)
+	script := `
+import ast, json, sys
+import numpy as np
+out = []
+for s in json.loads(sys.argv[1]):
+    d = np.dtype(ast.literal_eval(s))
+    out.append([str(d), d.itemsize, d.isalignedstruct])
+print(json.dumps(out))
+`
+	for _, py := range pyrun.Numpys(t) {
+		var got [][3]any
+		if err := json.Unmarshal([]byte(py.Run(t, script, string(arg))), &got); err != nil {
+			t.Fatalf("%s: %v", py, err)
+		}
+		for i, d := range cases {
+			if got[i][0] != texts[i] || got[i][1] != float64(d.ItemSize) || got[i][2] != d.Aligned() {
+				t.Errorf("%s: %s read back as %v (item size %d, aligned %v)", py, texts[i], got[i], d.ItemSize, d.Aligned())
 			}
 		}
 	}
