@@ -86,19 +86,20 @@ func TestKeysHashedOnce(t *testing.T) {
 				t.Fatalf("%d bytes", len(data))
 			}
 			before := keyWork.Load()
-			r, err := newReaderBytes(data)
-			if err != nil {
-				t.Fatal(err)
+			// A value that stops at a limit refuses the whole file, at
+			// NewReader (its later memo writes are unknown).
+			r, getErr := newReaderBytes(data)
+			if getErr == nil {
+				_, getErr = r.Get("a")
 			}
-			_, getErr := r.Get("a")
 			_, verr := Verify(bytes.NewReader(data), int64(len(data)), nil)
 			work := keyWork.Load() - before
 			if c.limit {
 				if !errors.Is(getErr, ErrLimit) {
-					t.Errorf("Get: %v, want ErrLimit", getErr)
+					t.Errorf("reading: %v, want ErrLimit", getErr)
 				}
 			} else if getErr != nil {
-				t.Errorf("Get: %v", getErr)
+				t.Errorf("reading: %v", getErr)
 			}
 			if verr != nil && !c.limit {
 				t.Errorf("Verify: %v", verr)
