@@ -18,7 +18,6 @@ import mmap
 import os
 import pickle
 import threading
-import weakref
 from typing import TYPE_CHECKING, Any, Optional, Tuple, Union
 
 import numpy as np
@@ -33,12 +32,6 @@ if TYPE_CHECKING:  # pragma: no cover
 # The fields of an array entry's description that are its identity: a key
 # whose entry differs in any of them is another entry.
 _IDENTITY = ("dtype", "itemsize", "shape", "order", "offset", "nbytes")
-
-# Mappings made in this process, shared by every LocalLazyArray of the same
-# entry (dask.distributed may unpickle one array-like more than once).
-_mapped: "weakref.WeakValueDictionary[str, np.ndarray]" = weakref.WeakValueDictionary()
-_mapped_lock = threading.Lock()
-
 
 def _identity(info: dict[str, Any]) -> dict[str, Any]:
     return {f: info.get(f) for f in _IDENTITY}
@@ -189,7 +182,8 @@ class LocalLazyArray:
         return json.dumps([self._path, self._key, self._ident, self._ino], sort_keys=True)
 
     def _mapped(self) -> np.ndarray:
-        """The read-only array over the file, mapped on first use."""
+        """The read-only array over the file, mapped on first use (once per
+        object: an unpickled copy checks the file when it first reads)."""
         a = self._array
         if a is not None:
             return a
@@ -197,14 +191,7 @@ class LocalLazyArray:
             if self._array is None:
                 if self._path is None:  # pragma: no cover - made only with a mapping
                     raise ValueError(f"{self._name}: key {self._key!r}: a lazy array of an unnamed file has no mapping")
-                ck = self._cache_key()
-                with _mapped_lock:
-                    a = _mapped.get(ck)
-                if a is None:
-                    _, _, a = _open_checked(self._path, self._key, self._ident, self._ino)
-                    with _mapped_lock:
-                        _mapped[ck] = a
-                self._array = a
+                _, _, self._array = _open_checked(self._path, self._key, self._ident, self._ino)
             return self._array
 
     # -- pickling and dask ------------------------------------------------
