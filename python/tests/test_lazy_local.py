@@ -183,38 +183,42 @@ def _in_child(blob):
 
 
 def _changes():
-    """(name, change to the file after the lazy array was pickled, what the
-    child must say): every way the key can stop describing the entry."""
-    def replaced(p):
+    """(name, change to the file after the lazy array was pickled (given
+    the lazy array made before), what the child must say): every way the key
+    can stop describing the entry."""
+    def replaced(p, before):
         with mmapdict(p) as m:
             m["c"] = np.full((2, 3, 5), 5, "<f4")  # same dtype and shape, other bytes elsewhere
 
-    def replaced_other_shape(p):
+    def replaced_other_shape(p, before):
         with mmapdict(p) as m:
             m["c"] = np.zeros(10, "<f8")
 
-    def deleted(p):
+    def deleted(p, before):
         with mmapdict(p) as m:
             del m["c"]
 
-    def now_a_value(p):
+    def now_a_value(p, before):
         with mmapdict(p) as m:
             m["c"] = {"not": "an array"}
 
-    def vacuumed(p):
+    def vacuumed(p, before):
         with mmapdict(p) as m:
             del m["f"]
             m.vacuum()  # "c" keeps its bytes, but in a new file
 
-    def vacuumed_same_offset(p):
+    def vacuumed_same_offset(p, before):
         with mmapdict(p) as m:
+            for k in [k for k in m if k != "c"]:
+                del m[k]
             m["c"] = np.full((2, 3, 5), 5, "<f4")
-            m.vacuum()  # may put the new "c" where the old one was: the inode tells
+            m.vacuum()  # the new "c" where the old one was (the first key): only the inode tells
+            assert m.lazy("c")._ident == before._ident
 
-    def removed(p):
+    def removed(p, before):
         os.remove(p)
 
-    def truncated(p):
+    def truncated(p, before):
         with open(p, "r+b") as f:
             f.truncate(200)
 
@@ -236,7 +240,7 @@ def test_a_changed_entry_raises_in_the_worker(tmp_path, name, change, error, wor
         blob = pickle.dumps(m.lazy("c"))
         here = m.lazy("c")  # mapped now: reads the entry it was made of
     assert _in_child(blob) == (0, f"ok {float(np.arange(30).sum())}")  # unchanged: reads
-    change(p)
+    change(p, here)
     code, out = _in_child(blob)
     assert code == 3, out  # never reads other bytes
     if error:
