@@ -38,7 +38,7 @@ def _identity(info: dict[str, Any]) -> dict[str, Any]:
 
 
 def _map(fd: int, name: str, key: str, dtype: np.dtype[Any], shape: Tuple[int, ...], order: str,
-         offset: int, nbytes: int) -> np.ndarray:
+         offset: int, nbytes: int) -> npt.NDArray[Any]:
     """A read-only ndarray over exactly the array's bytes of the file
     behind fd (mmap, as mmapdict._memmap; a file too short is refused)."""
     if nbytes == 0:
@@ -61,7 +61,7 @@ def _stale(name: str, key: str, why: str) -> _lib.FormatError:
 
 
 def _open_checked(path: str, key: str, ident: Optional[dict[str, Any]], ino: Optional[int]
-                  ) -> Tuple[dict[str, Any], int, np.ndarray]:
+                  ) -> Tuple[dict[str, Any], int, npt.NDArray[Any]]:
     """Opens path afresh, read-only, and maps key's array: (its identity,
     the file's inode, the array). With ident and ino given, the file must be
     the one (inode) and key the entry (identity) they describe."""
@@ -128,7 +128,7 @@ class LocalLazyArray:
     """
 
     def __init__(self, path: Optional[str], key: str, ident: dict[str, Any], ino: Optional[int],
-                 array: Optional[np.ndarray] = None, name: Optional[str] = None) -> None:
+                 array: Optional[npt.NDArray[Any]] = None, name: Optional[str] = None) -> None:
         self._path = path
         self._key = key
         self._ident = ident
@@ -181,7 +181,7 @@ class LocalLazyArray:
     def _cache_key(self) -> str:
         return json.dumps([self._path, self._key, self._ident, self._ino], sort_keys=True)
 
-    def _mapped(self) -> np.ndarray:
+    def _mapped(self) -> npt.NDArray[Any]:
         """The read-only array over the file, mapped on first use (once per
         object: an unpickled copy checks the file when it first reads)."""
         a = self._array
@@ -227,12 +227,12 @@ class LocalLazyArray:
             return r.copy(order="K")  # never a view of the mapping
         return r
 
-    def read(self, key: Tuple[Union[int, slice], ...]) -> np.ndarray:
+    def read(self, key: Tuple[Union[int, slice], ...]) -> npt.NDArray[Any]:
         """The array indexed by a tuple of ints and slices (an xarray
         BackendArray's raw indexing), always as an ndarray of its own."""
         return np.array(self._mapped()[tuple(key)], copy=True)
 
-    def __array__(self, dtype: "npt.DTypeLike" = None, copy: Optional[bool] = None) -> np.ndarray:
+    def __array__(self, dtype: Optional[npt.DTypeLike] = None, copy: Optional[bool] = None) -> npt.NDArray[Any]:
         a = self._mapped()
         if dtype is not None and np.dtype(dtype) != a.dtype:
             if copy is False:
