@@ -258,9 +258,16 @@ def _sum_in_fork(lz):
 
 
 def _lazy_in_fork(p):
-    with mmapdict(p, readonly=True) as m:  # libmmp through the forked process's helper
+    """m.lazy in a forked process (libmmp through its helper process, which
+    hands out no descriptor): by path, and on a file object."""
+    with mmapdict(p, readonly=True) as m:
         lz = m.lazy("c")
-        return float(lz[1].sum()), len(pickle.dumps(lz))
+        by_path = float(lz[1].sum()), len(pickle.dumps(lz))
+    with open(p, "rb") as f, mmapdict(f) as m:
+        lz = m.lazy("c")
+        assert not f.closed and f.tell() == 0
+        by_file = float(lz[1].sum()), len(pickle.dumps(lz))
+    return by_path, by_file
 
 
 def test_forked_workers(path):
@@ -270,8 +277,9 @@ def test_forked_workers(path):
         lz = m.lazy("c")
         with multiprocessing.get_context("fork").Pool(1) as pool:
             assert pool.map(_sum_in_fork, [lz]) == [float(np.arange(30).sum())]
-            s, n = pool.apply(_lazy_in_fork, (path,))
-    assert s == float(np.arange(15, 30).sum()) and n < 1024
+            by_path, by_file = pool.apply(_lazy_in_fork, (path,))
+    for s, n in (by_path, by_file):
+        assert s == float(np.arange(15, 30).sum()) and n < 1024
 
 
 def test_dask_distributed_moves_no_array_data(tmp_path):

@@ -158,28 +158,22 @@ class LocalLazyArray:
         try:
             if info.get("kind") != "array":
                 raise _not_plain(key, info)
-            if fd < 0 and d._fileobj is not None:
+            src = fd
+            if src < 0 and d._fileobj is not None:
                 # In a forked process libmmp's helper cannot hand out a
                 # descriptor: the dict's own is of the file it described.
-                fd, own = d._fileobj.fileno(), False
-            elif fd < 0:
+                src = d._fileobj.fileno()
+            elif src < 0:
                 # Likewise, by path: the fresh open's description is the one used.
                 ident, ino, a = _open_checked(path or name, key, None, None)
                 return cls(path, key, ident, ino, a, name)
-            else:
-                own = True
             dtype, shape, order, offset, nbytes = _lib.array_layout(info, name, key)
-            ino = os.fstat(fd).st_ino
-            a = _map(fd, name, key, dtype, shape, order, offset, nbytes)
-            if not own:
-                fd = -1
+            ino = os.fstat(src).st_ino
+            a = _map(src, name, key, dtype, shape, order, offset, nbytes)
             return cls(path, key, _identity(info), ino, a, name)
         finally:
-            if fd >= 0:
+            if fd >= 0:  # entry_map's, never the dict's own
                 os.close(fd)
-
-    def _cache_key(self) -> str:
-        return json.dumps([self._path, self._key, self._ident, self._ino], sort_keys=True)
 
     def _mapped(self) -> npt.NDArray[Any]:
         """The read-only array over the file, mapped on first use (once per
