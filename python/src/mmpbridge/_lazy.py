@@ -175,6 +175,9 @@ class LocalLazyArray:
             if fd >= 0:  # entry_map's, never the dict's own
                 os.close(fd)
 
+    def _reference(self) -> str:
+        return json.dumps([self._path, self._key, self._ident, self._ino], sort_keys=True)
+
     def _mapped(self) -> npt.NDArray[Any]:
         """The read-only array over the file, mapped on first use (once per
         object: an unpickled copy checks the file when it first reads)."""
@@ -201,7 +204,7 @@ class LocalLazyArray:
         identity, never the data."""
         if self._path is None:
             return ("mmpbridge.LocalLazyArray", "unnamed", id(self))
-        return ("mmpbridge.LocalLazyArray", self._cache_key())
+        return ("mmpbridge.LocalLazyArray", self._reference())
 
     # -- the array-like ---------------------------------------------------
 
