@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
 # whose entry differs in any of them is another entry.
 _IDENTITY = ("dtype", "itemsize", "shape", "order", "offset", "nbytes")
 
+
 def _identity(info: dict[str, Any]) -> dict[str, Any]:
     return {f: info.get(f) for f in _IDENTITY}
 
