@@ -13,6 +13,7 @@ import numpy as np
 from . import _lib
 from ._unpickle import loads_plain
 from .stubs import EmptyNDArray
+from ._lazy import LocalLazyArray
 
 _PROFILES = ("portable", "mmappickle")
 
@@ -448,6 +449,21 @@ class mmapdict(MutableMapping):
         _check_key(k)
         self._require_writable()
         _lib.delete(self._handle(), [k])
+
+    def lazy(self, k: str) -> LocalLazyArray:
+        """The array under k as an array-like that travels by reference:
+        shape, dtype, ndim, indexing (numpy's, copying out of a read-only
+        mapping of exactly its bytes) and __array__, pickled as the file's
+        path, the key and the entry's identity, never the data (m[k], a
+        numpy.memmap, pickles by value, as numpy's arrays do). For
+        dask.array.from_array on dask.distributed. In another process it maps
+        the file on first read, after checking that k still describes the
+        same entry: if k was replaced or deleted, or the file vacuumed, it
+        raises FormatError (or FileNotFoundError) instead of reading other
+        bytes. A masked array or another value raises TypeError; a missing
+        key KeyError. Pickling it needs a file opened by path."""
+        _check_key(k)
+        return LocalLazyArray._of(self, k)
 
 
 def _reopen(path, readonly, profile, align, trusted):
