@@ -97,11 +97,10 @@ def _fill_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
 
 def _filled(a: Any, dtype: np.dtype[Any]) -> np.ndarray[Any, Any]:
     if isinstance(a, np.ma.MaskedArray):
-        if dtype.kind in "fc":
-            return np.ma.filled(a.astype(dtype), np.nan)
-        if dtype.kind in "mM":
-            return np.ma.filled(a, np.array("NaT", dtype=dtype))
-        return np.array(np.ma.getdata(a), dtype=dtype)
+        data = np.array(np.ma.getdata(a), dtype=dtype)
+        if dtype.kind in "fcmM":
+            data[np.ma.getmaskarray(a)] = np.array("NaT" if dtype.kind in "mM" else np.nan, dtype=dtype)
+        return data
     return np.array(a, dtype=dtype)  # a copy: the result never pins the file's mapping
 
 
@@ -298,7 +297,7 @@ class MmpbridgeBackendEntrypoint(BackendEntrypoint):
     description = "Open mmappickle (.mmpkl) files, local or over HTTP, in xarray (mmpbridge)"
     url = "https://github.com/mmpbridge/mmpbridge#xarray"
 
-    def open_dataset(self, filename_or_obj: Any, *,  # type: ignore[override]
+    def open_dataset(self, filename_or_obj: Any, *,
                      drop_variables: Optional[Union[str, Iterable[str]]] = None) -> xr.Dataset:
         return open_mmpkl_dataset(filename_or_obj, drop_variables=drop_variables)
 
