@@ -65,11 +65,11 @@ def _datasets() -> dict[str, Any]:
 DATASETS = _datasets()
 
 
-@pytest.mark.parametrize("name", sorted(DATASETS))
-def test_round_trip(tmp_path: Path, name: str) -> None:
+@pytest.mark.parametrize("name, profile", [(n, "portable") for n in sorted(DATASETS)] + [("hyperspectral", "mmappickle")])
+def test_round_trip(tmp_path: Path, name: str, profile: str) -> None:
     ds = DATASETS[name]
     path = tmp_path / f"{name}.mmpkl"
-    mmpbridge.to_mmpkl(ds, path)
+    mmpbridge.to_mmpkl(ds, path, profile=profile)
     with xr.open_dataset(path, engine=ENGINE) as got:
         assert all(not v._in_memory for k, v in got.variables.items() if k not in got.indexes)
         xr.testing.assert_identical(got, ds)
@@ -405,7 +405,7 @@ def served(tmp_path: Path) -> Iterator[tuple[Served, Path]]:
         s.close()
 
 
-@pytest.mark.parametrize("name", ["hyperspectral", "series"])
+@pytest.mark.parametrize("name", ["hyperspectral", "series", "fortran"])
 def test_round_trip_over_http(served: tuple[Served, Path], name: str) -> None:
     server, root = served
     ds = DATASETS[name]
@@ -415,9 +415,16 @@ def test_round_trip_over_http(served: tuple[Served, Path], name: str) -> None:
     with xr.open_dataset(url, engine=ENGINE) as got:
         xr.testing.assert_identical(got, ds)
     with xr.open_dataset(url, engine=ENGINE, chunks={}) as got:
-        blob = pickle.dumps(got[list(ds.data_vars)[0]].data)
+        first = list(ds.data_vars)[0]
+        blob = pickle.dumps(got[first].data)
         assert len(blob) < 64 << 10
         xr.testing.assert_identical(got.compute(), ds)
+    # A worker in another process opens the URL itself.
+    code = ("import pickle, sys\n"
+            "a = pickle.loads(sys.stdin.buffer.read())\n"
+            "sys.stdout.buffer.write(pickle.dumps(a.compute(scheduler='threads')))\n")
+    out = subprocess.run([sys.executable, "-c", code], input=blob, capture_output=True, check=True).stdout
+    np.testing.assert_array_equal(pickle.loads(out), ds[first].values)
 
 
 def test_remote_open_is_lazy(served: tuple[Served, Path]) -> None:
