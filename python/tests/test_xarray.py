@@ -24,7 +24,8 @@ import mmpbridge
 from helpers import plain_load, require
 
 xr = require("xarray")
-from mmpbridge.xarray_backend import (  # noqa: E402 - after the skip
+from mmpbridge import xarray_backend  # noqa: E402 - after the skip
+from mmpbridge.xarray_backend import (  # noqa: E402
     XARRAY_KEY, MmpbridgeArray, MmpbridgeBackendEntrypoint, is_mmpkl_header)
 
 ENGINE = MmpbridgeBackendEntrypoint  # the class itself: works without the installed entry point
@@ -141,13 +142,15 @@ def test_open_reads_no_data_of_huge_file(tmp_path: Path, monkeypatch: pytest.Mon
 # -- dask: references, not data -------------------------------------------
 
 
-def test_dask_graph_travels_by_reference(tmp_path: Path) -> None:
+def test_dask_graph_travels_by_reference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     require("dask")
+    monkeypatch.setattr(xarray_backend, "CHUNK_BYTES", 512 << 10)  # chunks={}: 4 chunks of 16 rows
     path = tmp_path / "big.mmpkl"
     rng = np.random.default_rng(3)
     cube = rng.random((64, 128, 64), dtype=np.float32)  # 2 MiB
     mmpbridge.to_mmpkl(xr.Dataset({"cube": (("y", "x", "band"), cube)}), path)
-    with xr.open_dataset(path, engine=ENGINE, chunks={"y": 16}) as got:
+    with xr.open_dataset(path, engine=ENGINE, chunks={}) as got:
+        assert got.cube.data.chunks[0] == (16, 16, 16, 16)
         blob = pickle.dumps(got.cube.data)
         assert len(blob) < 64 << 10, len(blob)  # the array is 2 MiB
         a = pickle.loads(blob)
@@ -394,6 +397,9 @@ class Served:
     def close(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=10)
+        self._reader.join(timeout=10)
+        assert self.proc.stderr is not None
+        self.proc.stderr.close()
 
 
 @pytest.fixture
@@ -439,3 +445,31 @@ def test_remote_open_is_lazy(served: tuple[Served, Path]) -> None:
         server.settle()
         np.testing.assert_array_equal(spectrum, np.arange(256, dtype=np.float32))
         assert server.sent() - opened < 2 << 20, server.log[-5:]
+
+
+def test_masked_arrays_over_http(served: tuple[Served, Path]) -> None:
+    server, root = served
+    data = np.arange(24, dtype=np.int16).reshape(4, 6)
+    mask = (data % 5) == 0
+    with mmpbridge.mmapdict(str(root / "m.mmpkl")) as m:
+        m["q"] = np.ma.MaskedArray(data, mask)
+        m["t"] = np.ma.MaskedArray(np.array(["2024-01-01", "2024-01-02"], dtype="M8[ns]"), [False, True])
+    want = np.where(mask, np.nan, data).astype(np.float32)
+    for where in (str(root / "m.mmpkl"), f"{server.base}/m.mmpkl"):
+        with xr.open_dataset(where, engine=ENGINE) as got:
+            assert got.q.dtype == np.float32 and got.t.dtype == np.dtype("M8[ns]")
+            np.testing.assert_array_equal(got.q.values, want)
+            np.testing.assert_array_equal(got.q[1:3, ::2].values, want[1:3, ::2])
+            np.testing.assert_array_equal(got.t.values, np.array(["2024-01-01", "NaT"], dtype="M8[ns]"))
+
+
+def test_chunks_are_byte_ranges(tmp_path: Path) -> None:
+    path = tmp_path / "c.mmpkl"
+    _sparse_cube(path, (1024, 1024, 256))  # 1 MiB a row of y
+    with mmpbridge.mmapdict(str(path)) as m:
+        m["f"] = np.asfortranarray(np.zeros((3, 2), dtype=np.int8))
+    with xr.open_dataset(path, engine=ENGINE, chunks={}) as got:
+        assert got.cube.data.chunks == ((64,) * 16, (1024,), (256,))  # 64 MiB each
+        assert got.f.data.chunks == ((3,), (2,))
+        assert float(got.cube[3, 4].sum()) == sum(range(256))
+

@@ -28,6 +28,9 @@ without importing anything but numpy)::
   key ``path`` and, for ``"/"``, of the dataset; mmpconv's own records
   (``__layout__``, ``__enum__``, ``__empty__``, ``__empty_attrs__``) are
   left out. ``"__xarray__"``'s attributes come on top of them.
+- With ``chunks={}``, a variable's dask chunks are about 64 MiB, each one
+  byte range of the file (cut along the first axis of a C-ordered array,
+  the last of a Fortran-ordered one).
 - A masked array is read with its masked elements as NaN (NaT for
   datetimes), its dtype promoted as xarray's mask_and_scale promotes it
   (integers and bools to float32 or float64).
@@ -62,7 +65,7 @@ from xarray.core import indexing
 
 from . import _lib
 from ._dict import _check_key, mmapdict
-from ._remote import is_url, remotedict
+from ._remote import LazyArray, is_url, remotedict
 
 __all__ = ["MmpbridgeBackendEntrypoint", "MmpbridgeArray", "to_mmpkl", "XARRAY_KEY", "VERSION"]
 
@@ -162,12 +165,32 @@ def _open_target(location: str, key: str, kind: str, ident: tuple[int, int]) -> 
         if info["kind"] != kind or _ident(info) != ident:
             raise ValueError(f"{location}: key {key!r} was replaced since the dataset was opened "
                              f"(its data was {ident[1]} bytes at offset {ident[0]})")
-        if kind == "array" and is_url(location):
-            return d.lazy(key)
-        return d[key]  # local: memmaps (valid after close); remote masked: fetched whole
+        if is_url(location):
+            return _remote_target(d, info, key)
+        return d[key]  # memmaps (a masked array of two), valid after close
     finally:
-        if not is_url(location) or kind != "array":
+        if not is_url(location):
             d.close()
+
+
+class _RemoteMasked:
+    """A masked array of a remote file, its data and mask fetched by the selection."""
+
+    def __init__(self, data: LazyArray, mask: LazyArray) -> None:
+        self.data, self.mask = data, mask
+
+    def __getitem__(self, key: Any) -> np.ma.MaskedArray[Any, Any]:
+        return np.ma.MaskedArray(self.data[key], np.asarray(self.mask[key]).astype(bool))
+
+
+def _remote_target(d: remotedict, info: Mapping[str, Any], key: str) -> Any:
+    if info["kind"] == "masked":
+        data, mask = LazyArray(d, info["data"], key), LazyArray(d, info["mask"], key)
+        if mask.shape != data.shape:
+            raise _lib.FormatError(f"{d.url}: key {key!r}: a mask of shape {mask.shape} for data of {data.shape}",
+                                   _lib.FORMAT)
+        return _RemoteMasked(data, mask)
+    return d.lazy(key)
 
 
 def _plain_mapping(value: Any, where: str) -> dict[str, Any]:
@@ -225,6 +248,25 @@ def _location(filename_or_obj: Any) -> str:
     raise TypeError(f"engine='mmpbridge' opens a path or an http(s) URL, not {type(filename_or_obj).__name__}")
 
 
+CHUNK_BYTES = 64 << 20
+
+
+def _preferred_chunks(dims: list[str], shape: tuple[int, ...], order: str, itemsize: int) -> dict[str, int]:
+    """Chunks of about CHUNK_BYTES that are each one byte range of the
+    file: whole along every axis but the slowest-varying one (the first in
+    C order, the last in Fortran order), which is cut."""
+    if not shape:
+        return {}
+    axis = len(shape) - 1 if order == "F" and len(shape) > 1 else 0
+    per = itemsize
+    for i, n in enumerate(shape):
+        if i != axis:
+            per *= n
+    chunks = {d: max(n, 1) for d, n in zip(dims, shape)}
+    chunks[dims[axis]] = max(1, min(shape[axis], CHUNK_BYTES // max(per, 1)))
+    return chunks
+
+
 def open_mmpkl_dataset(filename_or_obj: Any, *, drop_variables: Optional[Union[str, Iterable[str]]] = None) -> xr.Dataset:
     """The file (path or http(s) URL) as a Dataset of lazily read variables (see the module's doc)."""
     location = _location(filename_or_obj)
@@ -259,7 +301,7 @@ def open_mmpkl_dataset(filename_or_obj: Any, *, drop_variables: Optional[Union[s
                     raise ValueError(f"{location}: key {key!r}: dimension {d!r} is {n} long here, "
                                      f"{sizes[d]} in another key")
             if is_url(location):
-                target = m.lazy(key) if info["kind"] == "array" else None  # masked: fetched when first read
+                target = _remote_target(m, info, key)
             else:
                 target = m[key]  # a memmap (a masked array of two): mapped, not read
                 if info["kind"] == "array" and (target.offset, target.nbytes) != _ident(info):
@@ -267,7 +309,9 @@ def open_mmpkl_dataset(filename_or_obj: Any, *, drop_variables: Optional[Union[s
             arr = MmpbridgeArray(location, key, info["kind"], tuple(shape), dtype, _ident(info), target)
             attrs = dict(h5.get("/" + key, {}))
             attrs.update(meta["attrs"].get(key, {}))
-            variables[key] = xr.Variable(list(dims), indexing.LazilyIndexedArray(arr), attrs=attrs)
+            var = xr.Variable(list(dims), indexing.LazilyIndexedArray(arr), attrs=attrs)
+            var.encoding["preferred_chunks"] = _preferred_chunks(list(dims), tuple(shape), a["order"], dtype.itemsize)
+            variables[key] = var
         missing = [c for c in meta["coords"] if c not in variables and c not in drop]
         if missing:
             raise ValueError(f"{location}: key {XARRAY_KEY!r} names coordinates that are no array key: {missing}")
