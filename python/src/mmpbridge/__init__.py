@@ -7,11 +7,18 @@ An mmappickle file is a dict that is at the same time a plain pickle
 memory-mapped. mmapdict is mmappickle's API; convert(), verify() and
 salvage() are those of the command-line tool mmpconv.
 """
+from typing import TYPE_CHECKING
+
 from . import _lib
 from ._dict import mmapdict
 from ._remote import LazyArray, remotedict
 from ._salvage import salvage
 from .stubs import EmptyNDArray
+
+if TYPE_CHECKING:
+    import os
+
+    import xarray
 
 __version__ = _lib.version()
 NotPlainError = _lib.NotPlainError
@@ -44,4 +51,13 @@ def verify(path, allow=()):
     return _lib.verify(os.fsdecode(os.fspath(path)), list(allow))
 
 
-__all__ = ["mmapdict", "EmptyNDArray", "convert", "verify", "salvage", "NotPlainError", "__version__"]
+def to_mmpkl(ds: "xarray.Dataset", path: "str | os.PathLike[str]", *, force: bool = False,
+             profile: str = "portable", align: int = 64) -> None:
+    """Write an xarray.Dataset as a new mmappickle file that
+    ``xr.open_dataset(path, engine="mmpbridge")`` reads back identical
+    (see mmpbridge.xarray_backend.to_mmpkl; imports xarray on first call)."""
+    from .xarray_backend import to_mmpkl as write
+    write(ds, path, force=force, profile=profile, align=align)
+
+
+__all__ = ["mmapdict", "to_mmpkl", "EmptyNDArray", "convert", "verify", "salvage", "NotPlainError", "__version__"]
