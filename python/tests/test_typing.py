@@ -26,7 +26,7 @@ DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 PKG = os.path.dirname(os.path.abspath(mmpbridge.__file__))
 
 
-def _mypy(tmp_path_factory, *targets, strict_package=False):
+def _mypy(tmp_path_factory, *targets):
     pytest.importorskip("mypy")
     env = dict(os.environ)
     env.pop("MYPYPATH", None)
@@ -38,9 +38,8 @@ def _mypy(tmp_path_factory, *targets, strict_package=False):
     cache = tmp_path_factory.getbasetemp() / "mypy-cache"
     cmd = [sys.executable, "-m", "mypy", "--strict", "--python-version", f"{sys.version_info[0]}.{sys.version_info[1]}",
            "--cache-dir", str(cache), "--no-error-summary", "--show-error-codes"]
-    if not strict_package:
-        # The user's view: the package's signatures, not its bodies' errors.
-        cmd.append("--follow-imports=silent")
+    # The user's view: the package's signatures, not its bodies' errors.
+    cmd.append("--follow-imports=silent")
     r = subprocess.run(cmd + list(targets), capture_output=True, text=True, env=env, timeout=600)
     return r, installed
 
@@ -133,9 +132,3 @@ def test_every_public_callable_annotated():
             if sig.return_annotation is inspect.Signature.empty:
                 missing.append(f"{f.__qualname__} -> ?")
     assert not missing, missing
-
-
-@pytest.mark.skipif(os.environ.get("MMP_MYPY_PACKAGE") != "1", reason="MMP_MYPY_PACKAGE=1 checks the package itself")
-def test_mypy_strict_package(tmp_path_factory):
-    r, _ = _mypy(tmp_path_factory, PKG, strict_package=True)
-    assert r.returncode == 0, r.stdout + r.stderr

@@ -9,7 +9,7 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Iterator, MutableMapping
-from typing import IO, TYPE_CHECKING, Any, BinaryIO, Literal, Optional, Union, cast
+from typing import IO, TYPE_CHECKING, Any, Literal, Optional, Union, cast
 
 import numpy as np
 
@@ -55,7 +55,7 @@ def _order(a: np.ndarray[Any, Any]) -> Optional[Literal["C", "F"]]:
     return None
 
 
-def _own_file(fd: int, writable: bool) -> BinaryIO:
+def _own_file(fd: int, writable: bool) -> IO[bytes]:
     """A file object of our own on the file behind fd, for numpy.memmap:
     opened anew through /proc/self/fd, so that mapping it never moves the
     caller's file position (a duplicate, where there is no /proc)."""

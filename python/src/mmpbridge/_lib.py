@@ -30,13 +30,14 @@ import signal
 import socket
 import threading
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, TypeVar, Union
 
 if TYPE_CHECKING:
     import numpy as np
 
 _T = TypeVar("_T")
 _Key = Union[str, bytes]  # a key or path as libmmp takes it (str encoded as UTF-8)
+_Address = Union[int, ctypes.c_void_p, None]  # memory handed to libmmp: an address, a pointer, or none
 
 _path = os.environ.get("MMPBRIDGE_LIBMMP") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "libmmp.so")
 try:
@@ -348,7 +349,7 @@ def _remote_entry_map(h: int, key: str) -> tuple[dict[str, Any], int]:
 
 
 
-def put_array(h: int, key: str, header: dict[str, Any], address: Optional[int], nbytes: int) -> None:
+def put_array(h: int, key: str, header: dict[str, Any], address: _Address, nbytes: int) -> None:
     header = _b(json.dumps(header))
     _interruptible(_check_call, _put_array, key, h, _b(key), header, address, nbytes)
 
@@ -358,7 +359,7 @@ def _check_call(fn: Any, key: Optional[str], *args: Any) -> None:
     _check(fn(*args), key)
 
 
-def put_masked(h: int, key: str, header: dict[str, Any], data: Optional[int], nbytes: int, mask: Optional[int],
+def put_masked(h: int, key: str, header: dict[str, Any], data: _Address, nbytes: int, mask: _Address,
                mask_n: int, fill: bytes) -> None:
     fbuf = ctypes.create_string_buffer(fill, len(fill)) if fill else None
     _interruptible(_check_call, _put_masked, key, h, _b(key), _b(json.dumps(header)), data, nbytes, mask, mask_n,
@@ -714,7 +715,7 @@ def _np_dtype(np: Any, spec: Any, depth: int) -> np.dtype[Any]:
     raise ValueError(f"not a dtype description: {spec!r:.200}")
 
 
-def array_layout(info: dict[str, Any], name: str, key: str) -> tuple[np.dtype[Any], tuple[int, ...], str, int, int]:
+def array_layout(info: dict[str, Any], name: str, key: str) -> tuple[np.dtype[Any], tuple[int, ...], Literal["C", "F"], int, int]:
     """(dtype, shape, order, offset, nbytes) of an entry_info array, every
     part checked: the dtype numpy builds has libmmp's item size, and shape
     times item size is nbytes. Raises FormatError naming name and key."""
