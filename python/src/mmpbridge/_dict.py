@@ -37,7 +37,7 @@ def _check_key(k: object) -> str:
     return k
 
 
-def _array_dtype(a: np.ndarray[Any, Any]) -> Optional[str]:
+def _array_dtype(a: np.ndarray[Any, np.dtype[Any]]) -> Optional[str]:
     """The dtype string libmmp stores, or None for what it cannot (object,
     structured, subarray dtypes): those are pickled."""
     d = a.dtype
@@ -198,6 +198,7 @@ class mmapdict(MutableMapping[str, Any]):
         data (as verify judges it) and writes the new file itself."""
         folder = os.path.dirname(os.path.abspath(self._path)) if self._path and fd < 0 else None
         if not self._trusted and fd < 0:
+            assert self._path is not None  # opened by path
             try:
                 _lib.convert_plain(self._path, -1, self._path, self._options())
             except (_lib.FormatError, _lib.NotPlainError, _lib.UnsupportedError) as e:
@@ -215,9 +216,11 @@ class mmapdict(MutableMapping[str, Any]):
                 except (_lib.FormatError, _lib.NotPlainError, _lib.UnsupportedError) as e:
                     raise ValueError(str(e)) from None
             if fd < 0:
+                assert self._path is not None  # opened by path
                 shutil.copymode(self._path, tmp)
                 os.replace(tmp, self._path)
             else:
+                assert self._fileobj is not None  # opened through a descriptor
                 with open(tmp, "rb") as f:
                     self._fileobj.seek(0)
                     shutil.copyfileobj(f, self._fileobj, 1 << 20)
@@ -231,7 +234,8 @@ class mmapdict(MutableMapping[str, Any]):
     def _convert_trusted(self, fd: int, tmp: str) -> None:
         """pickle.load of the file (trusted: it may run anything), its
         items written to the new mmappickle file tmp."""
-        src = self._fileobj if fd >= 0 else open(self._path, "rb")
+        src = self._fileobj if fd >= 0 else open(cast(str, self._path), "rb")
+        assert src is not None
         try:
             src.seek(0)
             try:
@@ -340,7 +344,7 @@ class mmapdict(MutableMapping[str, Any]):
 
     def __contains__(self, k: object) -> bool:
         try:
-            _check_key(k)
+            k = _check_key(k)
         except TypeError:
             return False  # no such key can be in the file
         return _lib.has_key(self._handle(), k)
@@ -366,7 +370,7 @@ class mmapdict(MutableMapping[str, Any]):
                 return self._memmap(info, k, fd)
             if kind == "masked":
                 data, mask = self._memmap(info["data"], k, fd), self._memmap(info["mask"], k, fd)
-                m = np.ma.MaskedArray(data, False)
+                m: Any = np.ma.MaskedArray(data, False)
                 m._mask = mask
                 if info["fill"] is not None:
                     m.fill_value = np.frombuffer(bytes.fromhex(info["fill"]), dtype=data.dtype)[0]
@@ -385,6 +389,7 @@ class mmapdict(MutableMapping[str, Any]):
         dtype, shape, order, offset, nbytes = _lib.array_layout(info, self._name(), key)
         mode = "r+" if self._writable else "r"
         if nbytes == 0:
+            buf: Any
             buf, mm, delta = (bytearray() if self._writable else b""), None, 0
         else:
             start = offset - offset % mmap.ALLOCATIONGRANULARITY
@@ -396,7 +401,7 @@ class mmapdict(MutableMapping[str, Any]):
                 elif self._fileobj is not None:
                     mm = mmap.mmap(self._fileobj.fileno(), delta + nbytes, access=access, offset=start)
                 else:
-                    fd = os.open(self._path, os.O_RDWR if self._writable else os.O_RDONLY)
+                    fd = os.open(cast(str, self._path), os.O_RDWR if self._writable else os.O_RDONLY)
                     try:
                         mm = mmap.mmap(fd, delta + nbytes, access=access, offset=start)
                     finally:
@@ -406,7 +411,7 @@ class mmapdict(MutableMapping[str, Any]):
                                        f"run past the end of the file ({e})", _lib.FORMAT) from None
             buf = mm
         a = np.ndarray.__new__(np.memmap, shape, dtype=dtype, buffer=buf, offset=delta, order=order)
-        a._mmap = mm
+        a._mmap = mm  # type: ignore[attr-defined]  # numpy.memmap's own attribute, not in its stubs
         a.filename = os.path.abspath(self._path) if self._path is not None else None
         a.offset = offset
         a.mode = mode
@@ -446,7 +451,7 @@ class mmapdict(MutableMapping[str, Any]):
             ok = False
             try:
                 if a.nbytes:
-                    mm = np.memmap(self._fileobj if self._fileobj is not None else self._path,
+                    mm = np.memmap(self._fileobj if self._fileobj is not None else cast(str, self._path),
                                    dtype=a.dtype, mode="r+", offset=off, shape=a.shape, order=header["order"])
                     mm[...] = a
                     mm.flush()
@@ -468,7 +473,7 @@ class mmapdict(MutableMapping[str, Any]):
         mask = mask.view(np.uint8) if mask.dtype == np.bool_ else mask.astype(np.uint8)
         fill = b""
         if getattr(m, "_fill_value", None) is not None:
-            fill = np.asarray(m._fill_value, dtype=data.dtype).reshape(()).tobytes()
+            fill = np.asarray(m._fill_value, dtype=data.dtype).reshape(()).tobytes()  # type: ignore[attr-defined]
         header = {"dtype": data.dtype.str, "shape": list(data.shape), "order": order}
         _lib.put_masked(h, k, header, data.ctypes.data if data.nbytes else None, data.nbytes,
                         mask.ctypes.data if mask.nbytes else None, mask.nbytes, fill)

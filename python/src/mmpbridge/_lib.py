@@ -30,14 +30,14 @@ import signal
 import socket
 import threading
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, TypeVar, Union, cast, overload
 
 if TYPE_CHECKING:
     import numpy as np
 
 _T = TypeVar("_T")
 _Key = Union[str, bytes]  # a key or path as libmmp takes it (str encoded as UTF-8)
-_Address = Union[int, ctypes.c_void_p, None]  # memory handed to libmmp: an address, a pointer, or none
+_Address = Union[int, bytes, ctypes.c_void_p, None]  # memory handed to libmmp: an address, bytes, a pointer, or none
 
 _path = os.environ.get("MMPBRIDGE_LIBMMP") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "libmmp.so")
 try:
@@ -56,42 +56,42 @@ def _sig(name: str, res: Any, *args: Any) -> Any:
 
 
 # Strings and buffers come back as void* so that they can be freed.
-_open_ex = _sig("mmp_open_ex", _i64, _cp, _int, _int, _cp)
-_close = _sig("mmp_close", _int, _i64)
-_keys_json = _sig("mmp_keys_json", _vp, _i64)
-_has_key = _sig("mmp_has_key", _int, _i64, _cp)
-_len = _sig("mmp_len", _i64, _i64)
-_entry_info = _sig("mmp_entry_info", _vp, _i64, _cp)
-_entry_map = _sig("mmp_entry_map", _vp, _i64, _cp, ctypes.POINTER(_int))
-_value_pickle = _sig("mmp_value_pickle", _vp, _i64, _cp, _int, _P64)
-_put_array = _sig("mmp_put_array", _int, _i64, _cp, _cp, _vp, _i64)
-_put_masked = _sig("mmp_put_masked", _int, _i64, _cp, _cp, _vp, _i64, _vp, _i64, _vp, _i64)
-_reserve = _sig("mmp_reserve", _i64, _i64, _cp, _cp, _int, _P64)
-_slot_done = _sig("mmp_slot_done", _int, _i64, _int)
-_put_pickle = _sig("mmp_put_pickle", _int, _i64, _cp, _vp, _i64)
-_delete = _sig("mmp_delete", _int, _i64, _cp)
-_vacuum = _sig("mmp_vacuum", _int, _i64)
-_fsck = _sig("mmp_fsck", _vp, _i64)
-_commit_number = _sig("mmp_commit_number", _int, _i64, ctypes.POINTER(_i32))
-_set_commit_number = _sig("mmp_set_commit_number", _int, _i64, _i32)
-_verify = _sig("mmp_verify", _vp, _cp, _cp)
-_convert = _sig("mmp_convert", _int, _cp, _cp, _cp)
-_version = _sig("mmp_version", _vp)
-_allowed = _sig("mmp_allowed_globals", _vp)
-_last_error = _sig("mmp_last_error", _vp)
-_last_error_code = _sig("mmp_last_error_code", _int)
-_free = _sig("mmp_free", None, _vp)
-_url_open = _sig("mmp_remote_open", _i64, _cp)
-_url_close = _sig("mmp_remote_close", _int, _i64)
-_url_keys = _sig("mmp_remote_keys_json", _vp, _i64)
-_url_entry_info = _sig("mmp_remote_entry_info", _vp, _i64, _cp)
-_url_value_pickle = _sig("mmp_remote_value_pickle", _vp, _i64, _cp, _int, _P64)
-_url_read = _sig("mmp_remote_read", _int, _i64, _i64, _vp, _i64)
-_url_stats = _sig("mmp_remote_stats", _vp, _i64)
-_call_token = _sig("mmp_call_token", _i64)
-_signal_token = _sig("mmp_signal_token", _i64, _int)
-_use_token = _sig("mmp_use_token", None, _i64)
-_cancel = _sig("mmp_cancel", _int, _i64)
+_open_ex: Callable[[Optional[bytes], int, int, Optional[bytes]], int] = _sig("mmp_open_ex", _i64, _cp, _int, _int, _cp)
+_close: Callable[[int], int] = _sig("mmp_close", _int, _i64)
+_keys_json: Callable[[int], Optional[int]] = _sig("mmp_keys_json", _vp, _i64)
+_has_key: Callable[[int, Optional[bytes]], int] = _sig("mmp_has_key", _int, _i64, _cp)
+_len: Callable[[int], int] = _sig("mmp_len", _i64, _i64)
+_entry_info: Callable[[int, Optional[bytes]], Optional[int]] = _sig("mmp_entry_info", _vp, _i64, _cp)
+_entry_map: Callable[[int, Optional[bytes], Any], Optional[int]] = _sig("mmp_entry_map", _vp, _i64, _cp, ctypes.POINTER(_int))
+_value_pickle: Callable[[int, Optional[bytes], int, Any], Optional[int]] = _sig("mmp_value_pickle", _vp, _i64, _cp, _int, _P64)
+_put_array: Callable[[int, Optional[bytes], Optional[bytes], _Address, int], int] = _sig("mmp_put_array", _int, _i64, _cp, _cp, _vp, _i64)
+_put_masked: Callable[[int, Optional[bytes], Optional[bytes], _Address, int, _Address, int, _Address, int], int] = _sig("mmp_put_masked", _int, _i64, _cp, _cp, _vp, _i64, _vp, _i64, _vp, _i64)
+_reserve: Callable[[int, Optional[bytes], Optional[bytes], int, Any], int] = _sig("mmp_reserve", _i64, _i64, _cp, _cp, _int, _P64)
+_slot_done: Callable[[int, int], int] = _sig("mmp_slot_done", _int, _i64, _int)
+_put_pickle: Callable[[int, Optional[bytes], _Address, int], int] = _sig("mmp_put_pickle", _int, _i64, _cp, _vp, _i64)
+_delete: Callable[[int, Optional[bytes]], int] = _sig("mmp_delete", _int, _i64, _cp)
+_vacuum: Callable[[int], int] = _sig("mmp_vacuum", _int, _i64)
+_fsck: Callable[[int], Optional[int]] = _sig("mmp_fsck", _vp, _i64)
+_commit_number: Callable[[int, Any], int] = _sig("mmp_commit_number", _int, _i64, ctypes.POINTER(_i32))
+_set_commit_number: Callable[[int, int], int] = _sig("mmp_set_commit_number", _int, _i64, _i32)
+_verify: Callable[[Optional[bytes], Optional[bytes]], Optional[int]] = _sig("mmp_verify", _vp, _cp, _cp)
+_convert: Callable[[Optional[bytes], Optional[bytes], Optional[bytes]], int] = _sig("mmp_convert", _int, _cp, _cp, _cp)
+_version: Callable[[], int] = _sig("mmp_version", _vp)
+_allowed: Callable[[], int] = _sig("mmp_allowed_globals", _vp)
+_last_error: Callable[[], Optional[int]] = _sig("mmp_last_error", _vp)
+_last_error_code: Callable[[], int] = _sig("mmp_last_error_code", _int)
+_free: Callable[[_Address], None] = _sig("mmp_free", None, _vp)
+_url_open: Callable[[Optional[bytes]], int] = _sig("mmp_remote_open", _i64, _cp)
+_url_close: Callable[[int], int] = _sig("mmp_remote_close", _int, _i64)
+_url_keys: Callable[[int], Optional[int]] = _sig("mmp_remote_keys_json", _vp, _i64)
+_url_entry_info: Callable[[int, Optional[bytes]], Optional[int]] = _sig("mmp_remote_entry_info", _vp, _i64, _cp)
+_url_value_pickle: Callable[[int, Optional[bytes], int, Any], Optional[int]] = _sig("mmp_remote_value_pickle", _vp, _i64, _cp, _int, _P64)
+_url_read: Callable[[int, int, _Address, int], int] = _sig("mmp_remote_read", _int, _i64, _i64, _vp, _i64)
+_url_stats: Callable[[int], Optional[int]] = _sig("mmp_remote_stats", _vp, _i64)
+_call_token: Callable[[], int] = _sig("mmp_call_token", _i64)
+_signal_token: Callable[[int], int] = _sig("mmp_signal_token", _i64, _int)
+_use_token: Callable[[int], None] = _sig("mmp_use_token", None, _i64)
+_cancel: Callable[[int], int] = _sig("mmp_cancel", _int, _i64)
 
 # mmp_open_ex flags.
 WRITABLE, CREATE, ALLOW_TORN = 1, 2, 4
@@ -126,6 +126,10 @@ class NotPlainError(pickle.UnpicklingError):
     """The value's pickle would run more than plain-data constructors."""
 
 
+@overload
+def _take(p: int) -> str: ...
+@overload
+def _take(p: Optional[int]) -> Optional[str]: ...
 def _take(p: Optional[int]) -> Optional[str]:
     """The string at p, freed."""
     if not p:
@@ -350,8 +354,7 @@ def _remote_entry_map(h: int, key: str) -> tuple[dict[str, Any], int]:
 
 
 def put_array(h: int, key: str, header: dict[str, Any], address: _Address, nbytes: int) -> None:
-    header = _b(json.dumps(header))
-    _interruptible(_check_call, _put_array, key, h, _b(key), header, address, nbytes)
+    _interruptible(_check_call, _put_array, key, h, _b(key), _b(json.dumps(header)), address, nbytes)
 
 
 def _check_call(fn: Any, key: Optional[str], *args: Any) -> None:
@@ -408,7 +411,7 @@ def verify(path: str, trust: Iterable[str]) -> dict[str, Any]:
     return _interruptible(_verify_call, path, trust)
 
 
-def _verify_call(path: str, trust: Iterable[str]) -> dict[str, Any]:
+def _verify_call(path: str, trust: Iterable[str]) -> Any:
     p = _verify(_b(path), _b(json.dumps(list(trust))) if trust else None)
     if not p:
         raise error()
@@ -473,7 +476,7 @@ def url_read_bytes(h: int, offset: int, n: int) -> bytes:
 
 
 def url_stats(h: int) -> dict[str, int]:
-    return _json(_url_stats(h))
+    return cast("dict[str, int]", _json(_url_stats(h)))
 
 
 def put_array_bytes(h: int, key: str, header: dict[str, Any], data: bytes) -> None:
@@ -528,6 +531,7 @@ def _remote_call(name: str, args: tuple[Any, ...]) -> Any:
             _owed -= 1
         msg = pickle.dumps((name, args), protocol=pickle.HIGHEST_PROTOCOL)
         try:
+            assert _server.stdin is not None
             _server.stdin.write(struct.pack("<Q", len(msg)) + msg)
             _server.stdin.flush()
         except BaseException:
@@ -552,6 +556,7 @@ def _answer() -> Any:
     """The helper's next answer. Read with os.read into _inbuf, so that an
     exception a signal handler raises meanwhile loses no byte: the next
     call goes on reading where this one stopped."""
+    assert _server is not None and _server.stdout is not None
     fd = _server.stdout.fileno()
     while True:
         if len(_inbuf) >= 8:
@@ -573,18 +578,18 @@ def _remote(name: str) -> Callable[..., Any]:
     return call
 
 
-def _remote_open_ex(path: Optional[str], fd: int, flags: int, options: Optional[dict[str, Any]] = None) -> int:
+def _remote_open_ex(path: Optional[str], fd: int, flags: int, options: Optional[dict[str, Any]] = None) -> Any:
     if fd >= 0:  # the helper opens this process's descriptor through /proc
         path, fd = f"/proc/{os.getpid()}/fd/{fd}", -1
     return _remote_call("open_ex", (path, fd, flags, options))
 
 
-def _remote_put_array(h: int, key: str, header: dict[str, Any], address: Optional[int], nbytes: int) -> None:
+def _remote_put_array(h: int, key: str, header: dict[str, Any], address: Any, nbytes: int) -> Any:
     return _remote_call("put_array_bytes", (h, key, header, ctypes.string_at(address, nbytes) if nbytes else b""))
 
 
-def _remote_put_masked(h: int, key: str, header: dict[str, Any], data: Optional[int], nbytes: int,
-                       mask: Optional[int], mask_n: int, fill: bytes) -> None:
+def _remote_put_masked(h: int, key: str, header: dict[str, Any], data: Any, nbytes: int,
+                       mask: Any, mask_n: int, fill: bytes) -> Any:
     return _remote_call("put_masked_bytes", (h, key, header, ctypes.string_at(data, nbytes) if nbytes else b"",
                                              ctypes.string_at(mask, mask_n) if mask_n else b"", fill))
 
@@ -617,7 +622,7 @@ if hasattr(os, "register_at_fork"):
 
 # -- plain pickles: converted by the Go core, no unpickler run ------------
 
-_convert_plain = _sig("mmp_convert_plain", _int, _cp, _int, _cp, _cp)
+_convert_plain: Callable[[Optional[bytes], int, Optional[bytes], Optional[bytes]], int] = _sig("mmp_convert_plain", _int, _cp, _int, _cp, _cp)
 
 
 def convert_plain(path: Optional[str], fd: int, dst: str, options: Optional[dict[str, Any]] = None) -> None:
@@ -629,7 +634,7 @@ def convert_plain(path: Optional[str], fd: int, dst: str, options: Optional[dict
                    _b(json.dumps(options)) if options else None)
 
 
-def _remote_convert_plain(path: Optional[str], fd: int, dst: str, options: Optional[dict[str, Any]] = None) -> None:
+def _remote_convert_plain(path: Optional[str], fd: int, dst: str, options: Optional[dict[str, Any]] = None) -> Any:
     if fd >= 0:  # the helper reads this process's descriptor through /proc
         name = path if path is not None else f"<file descriptor {fd}>"
         return _remote_call("convert_plain_named", (f"/proc/{os.getpid()}/fd/{fd}", name, dst, options))
@@ -672,10 +677,11 @@ def np_dtype(spec: Any) -> np.dtype[Any]:
     dtype built is checked against every number of the description.
     Raises ValueError for anything else."""
     import numpy as np
-    return _np_dtype(np, spec, 0)
+    d: np.dtype[Any] = _np_dtype(np, spec, 0)
+    return d
 
 
-def _np_dtype(np: Any, spec: Any, depth: int) -> np.dtype[Any]:
+def _np_dtype(np: Any, spec: Any, depth: int) -> Any:
     if depth > _MAX_DTYPE_DEPTH:
         raise ValueError(f"dtype nested deeper than {_MAX_DTYPE_DEPTH}")
     if isinstance(spec, str):
@@ -697,6 +703,9 @@ def _np_dtype(np: Any, spec: Any, depth: int) -> np.dtype[Any]:
             raise ValueError(f"subarray dtype {spec!r:.200} came out as {d}")
         return d
     if isinstance(spec, dict):
+        names: Any
+        formats: Any
+        offsets: Any
         names, formats, offsets = spec.get("names"), spec.get("formats"), spec.get("offsets")
         itemsize, aligned = spec.get("itemsize"), spec.get("aligned", False)
         if set(spec) - {"names", "formats", "offsets", "itemsize", "aligned"} or \
@@ -742,10 +751,10 @@ def array_layout(info: dict[str, Any], name: str, key: str) -> tuple[np.dtype[An
 
 
 # mmp_salvage (mmpbridge.salvage, _salvage.py).
-_salvage = _sig("mmp_salvage", _vp, _cp, _cp, _cp)
+_salvage: Callable[[Optional[bytes], Optional[bytes], Optional[bytes]], Optional[int]] = _sig("mmp_salvage", _vp, _cp, _cp, _cp)
 
 
-def _salvage_call(src: str, dst: str, options: dict[str, Any]) -> dict[str, Any]:
+def _salvage_call(src: str, dst: str, options: dict[str, Any]) -> Any:
     return _json(_salvage(_b(src), _b(dst), _b(json.dumps(options))))
 
 

@@ -116,7 +116,7 @@ class remotedict(Mapping[str, Any]):
             return self._fetch(info, k)
         if kind == "masked":
             data, mask = self._fetch(info["data"], k), self._fetch(info["mask"], k)
-            m = np.ma.MaskedArray(data, mask)
+            m: Any = np.ma.MaskedArray(data, mask)
             if info["fill"] is not None:
                 m.fill_value = np.frombuffer(bytes.fromhex(info["fill"]), dtype=data.dtype)[0]
             return m
@@ -175,7 +175,7 @@ class LazyArray:
         return f"<LazyArray {self.dtype} {self.shape} of {self._d.url}>"
 
     def __array__(self, dtype: Optional[DTypeLike] = None, copy: Optional[bool] = None) -> NDArray[Any]:
-        a = self[...]
+        a: NDArray[Any] = self[...]
         return a.astype(dtype) if dtype is not None else a
 
     def _rows(self, start: int, stop: int) -> NDArray[Any]:
