@@ -142,3 +142,14 @@ def test_runner_fails_on_bad_examples(tmp_path, body, want):
     r, _ = run_readme(str(md), tmp_path)
     assert r.returncode != 0 and want in r.stderr, r.stdout + r.stderr
     assert str(md) in r.stderr  # names the README and line
+
+
+def test_ctypes_example_file_is_the_readme_block():
+    """python-tests/example_ctypes.py (run by the interop suite) holds the
+    README's text, character for character."""
+    if not os.path.exists(os.path.join(REPO, "go.mod")):
+        pytest.skip("not in the repository: its README.md is not here")
+    blocks, _ = python_blocks(READMES[0])
+    text = next(t for _, t, s in blocks if s and s[0] == "example_ctypes.py")
+    with open(os.path.join(REPO, "python-tests", "example_ctypes.py"), encoding="utf-8") as f:
+        assert f.read() == text
