@@ -19,6 +19,7 @@ import sys
 import pytest
 
 import mmpbridge
+from helpers import require
 from mmpbridge import _lib
 from test_remote import served  # noqa: F401 - the fixture
 
@@ -27,7 +28,7 @@ PKG = os.path.dirname(os.path.abspath(mmpbridge.__file__))
 
 
 def _mypy(tmp_path_factory, *targets):
-    pytest.importorskip("mypy")
+    require("mypy")
     env = dict(os.environ)
     env.pop("MYPYPATH", None)
     parent = os.path.dirname(PKG)
@@ -139,7 +140,7 @@ def test_mypy_strict_package(tmp_path_factory, tmp_path):
     """The package's own code passes mypy --strict (a copy of its sources,
     so that the installed package is checked too; numpy 1.x ships numpy.ma
     untyped, so calls into it are let through)."""
-    pytest.importorskip("mypy")
+    require("mypy")
     import shutil
     shutil.copytree(PKG, tmp_path / "mmpbridge", ignore=shutil.ignore_patterns("*.so", "__pycache__"))
     env = dict(os.environ, MYPYPATH=str(tmp_path))
