@@ -37,9 +37,9 @@ class remotedict(Mapping[str, Any]):
     dask.array.from_array). Values are unpickled as plain data unless
     trusted, as in mmapdict. Writing raises io.UnsupportedOperation.
 
-    Opening raises ValueError for a URL that is not http(s), OSError for
-    a server that cannot be reached or answers with an error (the status
-    named) or without Range support, FormatError (a ValueError) for a
+    Opening raises OSError for a URL that is not http(s), a server that
+    cannot be reached or answers with an error (the status named) or
+    without Range support, FormatError (a ValueError) for a
     file that is not a sound mmappickle file. Reading raises KeyError for
     a missing key, NotPlainError (a pickle.UnpicklingError) for a value
     that is not plain data unless trusted, OSError when the file changed
