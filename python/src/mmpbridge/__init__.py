@@ -49,11 +49,11 @@ def convert(src: StrPath, dst: StrPath, profile: Literal["portable", "mmappickle
     npy, npz, hdf5), streaming. dst is refused if it exists, unless force;
     it appears whole or not at all. src is a path or an http(s) URL.
 
-    Raises ValueError for bad options (and dst existing), FileNotFoundError
-    for a missing src, FormatError (a ValueError) for a src that is not a
-    sound file of its format, UnsupportedError (a TypeError) for a value
-    the target format cannot hold (unless skip_unsupported), OSError for
-    other failures to read or write."""
+    Raises ValueError for bad options, FileNotFoundError for a missing
+    src, FormatError (a ValueError) for a src that is not a sound file of
+    its format, UnsupportedError (a TypeError) for a value the target
+    format cannot hold (unless skip_unsupported), OSError when dst exists
+    (unless force) and for other failures to read or write."""
     opts: dict[str, Any] = {"profile": profile, "align": align, "force": bool(force), "compress": bool(compress),
             "skip_unsupported": bool(skip_unsupported)}
     if key is not None:
@@ -71,9 +71,10 @@ def verify(path: StrPath, allow: Iterable[str] = ()) -> dict[str, Any]:
     every finding. allow trusts callables ("module.name") with any
     arguments.
 
-    Nothing in the file is run. Raises FileNotFoundError for a missing
-    file, FormatError (a ValueError) for one that is not an mmappickle
-    file, OSError for other failures to read it."""
+    Nothing in the file is run. A file that is not a sound mmappickle file
+    gives a report (report["structure_ok"] false, report["structure_errors"]
+    saying where and why), not an exception. Raises FileNotFoundError for
+    a missing file, OSError for other failures to read it."""
     return _lib.verify(os.fsdecode(os.fspath(path)), list(allow))
 
 
