@@ -112,5 +112,5 @@ setup(
     version=version(),
     distclass=BinaryDistribution,
     cmdclass={"build_py": BuildWithGo, "sdist": SdistWithGo, "bdist_wheel": PlatformWheel},
-    package_data={"mmpbridge": ["libmmp.so"]},
+    package_data={"mmpbridge": ["libmmp.so", "py.typed"]},
 )

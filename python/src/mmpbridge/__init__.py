@@ -5,33 +5,59 @@
 An mmappickle file is a dict that is at the same time a plain pickle
 (pickle.load gives the dict) and a file whose numpy arrays are
 memory-mapped. mmapdict is mmappickle's API; convert(), verify() and
-salvage() are those of the command-line tool mmpconv.
+salvage() are those of the command-line tool mmpconv. mmapdict of an
+http(s) URL gives a read-only remotedict.
+
+Errors: builtin exceptions where one fits (FileNotFoundError, KeyError,
+TypeError, ValueError, io.UnsupportedOperation, OSError), and:
+
+- Error: the base of libmmp's own errors (its ``code`` says which).
+- FormatError(Error, ValueError): the file is not a (sound) mmappickle
+  file: a bad header, a torn file, a value or array description that
+  breaks the format or a limit.
+- UnsupportedError(Error, TypeError): a valid value the Go core cannot
+  store or read (mmapdict pickles such arrays instead).
+- NotPlainError(pickle.UnpicklingError): a value's pickle would build
+  more than plain data; ``trusted=True`` reads it (only for files you
+  trust).
 """
-from typing import TYPE_CHECKING
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Literal, Optional, Union
 
 from . import _lib
+from ._lib import Error, FormatError, NotPlainError, UnsupportedError
 from ._dict import mmapdict
 from ._remote import LazyArray, remotedict
 from ._salvage import salvage
 from .stubs import EmptyNDArray
 
 if TYPE_CHECKING:
-    import os
-
     import xarray
 
-__version__ = _lib.version()
-NotPlainError = _lib.NotPlainError
+__version__: str = _lib.version()
+
+#: A path as mmpbridge's calls take it: str, bytes or os.PathLike.
+StrPath = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 
-def convert(src, dst, profile="portable", align=64, force=False, key=None, compress=False,
-            skip_unsupported=False, from_format=None, to_format=None):
+def convert(src: StrPath, dst: StrPath, profile: Literal["portable", "mmappickle"] = "portable", align: int = 64,
+            force: bool = False, key: Optional[str] = None, compress: bool = False,
+            skip_unsupported: bool = False, from_format: Optional[str] = None,
+            to_format: Optional[str] = None) -> None:
     """What ``mmpconv convert`` does: .npy, .npz and HDF5 to and from
     mmappickle (by extension; from_format and to_format override: mmpkl,
-    npy, npz, hdf5), streaming. dst is refused if it exists, unless force.
-    Raises ValueError for bad options, OSError or ValueError for inputs."""
-    import os
-    opts = {"profile": profile, "align": align, "force": bool(force), "compress": bool(compress),
+    npy, npz, hdf5), streaming. dst is refused if it exists, unless force;
+    it appears whole or not at all. src is a path or an http(s) URL.
+
+    Raises ValueError for bad options, FileNotFoundError for a missing
+    src, FormatError (a ValueError) for a src that is not a sound file of
+    its format, UnsupportedError (a TypeError) for a value the target
+    format cannot hold (unless skip_unsupported), OSError when dst exists
+    (unless force) and for other failures to read or write."""
+    opts: dict[str, Any] = {"profile": profile, "align": align, "force": bool(force), "compress": bool(compress),
             "skip_unsupported": bool(skip_unsupported)}
     if key is not None:
         opts["key"] = key
@@ -42,16 +68,20 @@ def convert(src, dst, profile="portable", align=64, force=False, key=None, compr
     _lib.convert(os.fsdecode(os.fspath(src)), os.fsdecode(os.fspath(dst)), opts)
 
 
-def verify(path, allow=()):
+def verify(path: StrPath, allow: Iterable[str] = ()) -> dict[str, Any]:
     """What ``mmpconv verify --json`` prints, as a dict: whether plain
     pickle.load of the file builds only plain data (report["ok"]), and
     every finding. allow trusts callables ("module.name") with any
-    arguments."""
-    import os
+    arguments.
+
+    Nothing in the file is run. A file that is not a sound mmappickle file
+    gives a report (report["structure_ok"] false, report["structure_errors"]
+    saying where and why), not an exception. Raises FileNotFoundError for
+    a missing file, OSError for other failures to read it."""
     return _lib.verify(os.fsdecode(os.fspath(path)), list(allow))
 
 
-def to_mmpkl(ds: "xarray.Dataset", path: "str | os.PathLike[str]", *, force: bool = False,
+def to_mmpkl(ds: xarray.Dataset, path: str | os.PathLike[str], *, force: bool = False,
              profile: str = "portable", align: int = 64) -> None:
     """Write an xarray.Dataset as a new mmappickle file that
     ``xr.open_dataset(path, engine="mmpbridge")`` reads back identical
@@ -60,4 +90,19 @@ def to_mmpkl(ds: "xarray.Dataset", path: "str | os.PathLike[str]", *, force: boo
     write(ds, path, force=force, profile=profile, align=align)
 
 
-__all__ = ["mmapdict", "to_mmpkl", "EmptyNDArray", "convert", "verify", "salvage", "NotPlainError", "__version__"]
+__all__ = [
+    "mmapdict",
+    "remotedict",
+    "LazyArray",
+    "EmptyNDArray",
+    "convert",
+    "verify",
+    "salvage",
+    "to_mmpkl",
+    "Error",
+    "FormatError",
+    "UnsupportedError",
+    "NotPlainError",
+    "StrPath",
+    "__version__",
+]

@@ -1,4 +1,6 @@
 """mmapdict: mmappickle's dict of memory-mapped arrays, on libmmp."""
+from __future__ import annotations
+
 import io
 import mmap
 import os
@@ -6,7 +8,8 @@ import pickle
 import shutil
 import tempfile
 import weakref
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
+from typing import IO, TYPE_CHECKING, Any, Literal, Optional, Union, cast
 
 import numpy as np
 
@@ -15,10 +18,13 @@ from ._unpickle import loads_plain
 from .stubs import EmptyNDArray
 from ._lazy import LocalLazyArray
 
+if TYPE_CHECKING:
+    from ._remote import remotedict
+
 _PROFILES = ("portable", "mmappickle")
 
 
-def _check_key(k):
+def _check_key(k: object) -> str:
     if not isinstance(k, str):
         raise TypeError(f"mmapdict keys are str, not {type(k).__name__}")
     try:
@@ -32,7 +38,7 @@ def _check_key(k):
     return k
 
 
-def _array_dtype(a):
+def _array_dtype(a: np.ndarray[Any, np.dtype[Any]]) -> Optional[str]:
     """The dtype string libmmp stores, or None for what it cannot (object,
     structured, subarray dtypes): those are pickled."""
     d = a.dtype
@@ -41,7 +47,7 @@ def _array_dtype(a):
     return d.str
 
 
-def _order(a):
+def _order(a: np.ndarray[Any, Any]) -> Optional[Literal["C", "F"]]:
     """"C" or "F" for a contiguous array, None for another."""
     if a.flags.c_contiguous:
         return "C"
@@ -50,7 +56,7 @@ def _order(a):
     return None
 
 
-def _own_file(fd, writable):
+def _own_file(fd: int, writable: bool) -> IO[bytes]:
     """A file object of our own on the file behind fd, for numpy.memmap:
     opened anew through /proc/self/fd, so that mapping it never moves the
     caller's file position (a duplicate, where there is no /proc)."""
@@ -61,7 +67,7 @@ def _own_file(fd, writable):
         return os.fdopen(os.dup(fd), mode, buffering=0)
 
 
-def _close_handle(h, epoch):
+def _close_handle(h: int, epoch: int) -> None:
     if epoch != _lib.EPOCH:
         return  # opened before a fork, by the parent: not ours to close
     try:
@@ -70,7 +76,7 @@ def _close_handle(h, epoch):
         pass
 
 
-class mmapdict(MutableMapping):
+class mmapdict(MutableMapping[str, Any]):
     """A dict stored in an mmappickle file: keys are str, arrays are
     memory-mapped, other values pickled. The API is mmappickle's.
 
@@ -90,20 +96,43 @@ class mmapdict(MutableMapping):
     profile ("portable" or "mmappickle") and align (a power of two) choose
     how new arrays are written. picklers is accepted for mmappickle's
     signature and ignored.
+
+    An http(s) URL (a str starting with http:// or https://) gives a
+    read-only mmpbridge.remotedict instead of an mmapdict (readonly=False
+    raises io.UnsupportedOperation); type checkers see mmapdict, so typed
+    code that opens URLs calls remotedict(url, trusted=...) itself.
+
+    Raises, opening: FileNotFoundError (readonly and no such file),
+    FormatError (a ValueError: not an mmappickle file, a bad header),
+    ValueError (a bad profile or align; a plain pickle that cannot be
+    converted), TypeError (file is neither a path nor a binary file
+    object), OSError (the file cannot be opened or locked). Reading and
+    writing: KeyError (no such key), TypeError (a key that is not str of
+    1 to 255 UTF-8 bytes), NotPlainError (a pickle.UnpicklingError: a
+    value that is not plain data, unless trusted), FormatError (a damaged
+    entry; a torn file until fsck()), io.UnsupportedOperation (a write to
+    a read-only dict), ValueError (a closed dict), KeyboardInterrupt
+    (Ctrl-C during a long call, which then changes nothing).
     """
 
-    def __new__(cls, file=None, *args, **kwargs):
+    def __new__(cls, file: Union[str, os.PathLike[str], os.PathLike[bytes], IO[bytes]],
+                readonly: Optional[bool] = None, picklers: object = None, *,
+                profile: Literal["portable", "mmappickle"] = "portable", align: int = 64,
+                trusted: bool = False) -> mmapdict:
         # An http(s) URL opens a read-only remotedict instead (not an
-        # mmapdict: its __init__ does not run).
+        # mmapdict: its __init__ does not run). Typed code that opens URLs
+        # calls remotedict(url) itself: the type checker sees mmapdict here.
         from ._remote import is_url, remotedict
         if cls is mmapdict and is_url(file):
-            readonly = args[0] if args else kwargs.get("readonly")
             if readonly is False:
                 raise io.UnsupportedOperation(f"{file}: remote files are read-only")
-            return remotedict(file, trusted=kwargs.get("trusted", False))
+            return cast("mmapdict", remotedict(cast(str, file), trusted=trusted))
         return super().__new__(cls)
 
-    def __init__(self, file, readonly=None, picklers=None, *, profile="portable", align=64, trusted=False):
+    def __init__(self, file: Union[str, os.PathLike[str], os.PathLike[bytes], IO[bytes]],
+                 readonly: Optional[bool] = None, picklers: object = None, *,
+                 profile: Literal["portable", "mmappickle"] = "portable", align: int = 64,
+                 trusted: bool = False) -> None:
         if profile not in _PROFILES:
             raise ValueError(f"profile {profile!r}: want 'portable' or 'mmappickle'")
         if not isinstance(align, int) or isinstance(align, bool) or align < 1 or align & (align - 1):
@@ -142,10 +171,10 @@ class mmapdict(MutableMapping):
 
     # -- opening --------------------------------------------------------
 
-    def _options(self):
+    def _options(self) -> dict[str, Any]:
         return {"profile": self._profile, "align": self._align}
 
-    def _open(self, fd=-1):
+    def _open(self, fd: int = -1) -> None:
         self._fd = fd
         flags = _lib.WRITABLE | _lib.CREATE if self._writable else 0
         name = self._path if self._path is not None else f"<file descriptor {fd}>"
@@ -163,13 +192,14 @@ class mmapdict(MutableMapping):
         self._h, self._epoch = h, _lib.EPOCH
         self._finalizer = weakref.finalize(self, _close_handle, h, self._epoch)
 
-    def _convert_plain_pickle(self, fd, why):
+    def _convert_plain_pickle(self, fd: int, why: Exception) -> None:
         """A file holding a plain pickled dict becomes an mmappickle file
         (mmappickle does it on first writable open). Unless trusted, no
         Python unpickler runs: libmmp reads the file once, proves it plain
         data (as verify judges it) and writes the new file itself."""
         folder = os.path.dirname(os.path.abspath(self._path)) if self._path and fd < 0 else None
         if not self._trusted and fd < 0:
+            assert self._path is not None  # opened by path
             try:
                 _lib.convert_plain(self._path, -1, self._path, self._options())
             except (_lib.FormatError, _lib.NotPlainError, _lib.UnsupportedError) as e:
@@ -187,9 +217,11 @@ class mmapdict(MutableMapping):
                 except (_lib.FormatError, _lib.NotPlainError, _lib.UnsupportedError) as e:
                     raise ValueError(str(e)) from None
             if fd < 0:
+                assert self._path is not None  # opened by path
                 shutil.copymode(self._path, tmp)
                 os.replace(tmp, self._path)
             else:
+                assert self._fileobj is not None  # opened through a descriptor
                 with open(tmp, "rb") as f:
                     self._fileobj.seek(0)
                     shutil.copyfileobj(f, self._fileobj, 1 << 20)
@@ -200,10 +232,11 @@ class mmapdict(MutableMapping):
             if os.path.exists(tmp):
                 os.remove(tmp)
 
-    def _convert_trusted(self, fd, tmp):
+    def _convert_trusted(self, fd: int, tmp: str) -> None:
         """pickle.load of the file (trusted: it may run anything), its
         items written to the new mmappickle file tmp."""
-        src = self._fileobj if fd >= 0 else open(self._path, "rb")
+        src = self._fileobj if fd >= 0 else open(cast(str, self._path), "rb")
+        assert src is not None
         try:
             src.seek(0)
             try:
@@ -219,10 +252,10 @@ class mmapdict(MutableMapping):
             for k, v in data.items():
                 out[k] = v
 
-    def _name(self):
+    def _name(self) -> str:
         return self._path if self._path is not None else "<file object>"
 
-    def _handle(self):
+    def _handle(self) -> int:
         if not self._h:
             raise ValueError("I/O operation on a closed mmapdict")
         if self._epoch != _lib.EPOCH:
@@ -234,17 +267,17 @@ class mmapdict(MutableMapping):
     # -- mmappickle's properties and methods ----------------------------
 
     @property
-    def writable(self):
+    def writable(self) -> bool:
         """True if the file is writable, False otherwise."""
         return self._writable
 
     @property
-    def commit_number(self):
+    def commit_number(self) -> int:
         """The file's commit number, changed by every change."""
         return _lib.commit_number(self._handle())
 
     @commit_number.setter
-    def commit_number(self, n):
+    def commit_number(self, n: int) -> None:
         if type(n) is not int:
             raise TypeError("commit_number should be an int")
         if not -(1 << 31) <= n < 1 << 31:
@@ -252,11 +285,11 @@ class mmapdict(MutableMapping):
         self._require_writable()
         _lib.set_commit_number(self._handle(), n)
 
-    def _require_writable(self):
+    def _require_writable(self) -> None:
         if not self._writable:
             raise io.UnsupportedOperation("not writable")
 
-    def vacuum(self, chunk_size=None):
+    def vacuum(self, chunk_size: Optional[int] = None) -> None:
         """Reclaim the space of deleted and replaced keys. No process may
         have the file mapped meanwhile (arrays handed out before stay valid
         for a file opened by path: it is rewritten and renamed; a file given
@@ -264,13 +297,13 @@ class mmapdict(MutableMapping):
         self._require_writable()
         _lib.vacuum(self._handle())
 
-    def fsck(self):
+    def fsck(self) -> bool:
         """Repair a file torn by an interrupted write. True when it was
         intact, False when it had to be repaired (as mmappickle)."""
         self._require_writable()
         return not _lib.fsck(self._handle())["repaired"]
 
-    def close(self):
+    def close(self) -> None:
         """Close the file; arrays handed out stay valid (numpy owns their
         mappings)."""
         if self._h:
@@ -282,42 +315,42 @@ class mmapdict(MutableMapping):
             self._fileobj = None
 
     @property
-    def closed(self):
+    def closed(self) -> bool:
         return not self._h
 
-    def __enter__(self):
+    def __enter__(self) -> mmapdict:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         state = "closed" if not self._h else ("writable" if self._writable else "read-only")
         return f"<mmpbridge.mmapdict {self._name()!r} ({state})>"
 
     # -- pickling (multiprocessing) -------------------------------------
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         if self._path is None:
             raise pickle.PicklingError("an mmapdict on an unnamed file cannot be pickled: open it by path")
         return (_reopen, (self._path, not self._writable, self._profile, self._align, self._trusted))
 
     # -- the mapping ----------------------------------------------------
 
-    def __len__(self):
+    def __len__(self) -> int:
         return _lib.length(self._handle())
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(_lib.keys(self._handle()))
 
-    def __contains__(self, k):
+    def __contains__(self, k: object) -> bool:
         try:
-            _check_key(k)
+            k = _check_key(k)
         except TypeError:
             return False  # no such key can be in the file
         return _lib.has_key(self._handle(), k)
 
-    def get(self, k, default=None):
+    def get(self, k: str, default: Any = None) -> Any:
         """m[k] if k is a key, else default."""
         if k not in self:
             return default
@@ -326,7 +359,7 @@ class mmapdict(MutableMapping):
         except KeyError:  # deleted meanwhile by another process
             return default
 
-    def __getitem__(self, k):
+    def __getitem__(self, k: str) -> Any:
         _check_key(k)
         h = self._handle()
         # fd: the very file the description is of (not the file's name,
@@ -338,7 +371,7 @@ class mmapdict(MutableMapping):
                 return self._memmap(info, k, fd)
             if kind == "masked":
                 data, mask = self._memmap(info["data"], k, fd), self._memmap(info["mask"], k, fd)
-                m = np.ma.MaskedArray(data, False)
+                m: Any = np.ma.MaskedArray(data, False)
                 m._mask = mask
                 if info["fill"] is not None:
                     m.fill_value = np.frombuffer(bytes.fromhex(info["fill"]), dtype=data.dtype)[0]
@@ -349,7 +382,7 @@ class mmapdict(MutableMapping):
         p = _lib.value_pickle(h, k, self._trusted)
         return pickle.loads(p) if self._trusted else loads_plain(p)
 
-    def _memmap(self, info, key, fd=-1):
+    def _memmap(self, info: dict[str, Any], key: str, fd: int = -1) -> np.memmap[Any, Any]:
         """A numpy.memmap of exactly the array's bytes, read-only unless the
         dict is writable. Unlike numpy.memmap(mode="r+"), which extends a
         file shorter than offset + nbytes, a file too short is refused: a
@@ -357,6 +390,7 @@ class mmapdict(MutableMapping):
         dtype, shape, order, offset, nbytes = _lib.array_layout(info, self._name(), key)
         mode = "r+" if self._writable else "r"
         if nbytes == 0:
+            buf: Any
             buf, mm, delta = (bytearray() if self._writable else b""), None, 0
         else:
             start = offset - offset % mmap.ALLOCATIONGRANULARITY
@@ -368,7 +402,7 @@ class mmapdict(MutableMapping):
                 elif self._fileobj is not None:
                     mm = mmap.mmap(self._fileobj.fileno(), delta + nbytes, access=access, offset=start)
                 else:
-                    fd = os.open(self._path, os.O_RDWR if self._writable else os.O_RDONLY)
+                    fd = os.open(cast(str, self._path), os.O_RDWR if self._writable else os.O_RDONLY)
                     try:
                         mm = mmap.mmap(fd, delta + nbytes, access=access, offset=start)
                     finally:
@@ -378,13 +412,13 @@ class mmapdict(MutableMapping):
                                        f"run past the end of the file ({e})", _lib.FORMAT) from None
             buf = mm
         a = np.ndarray.__new__(np.memmap, shape, dtype=dtype, buffer=buf, offset=delta, order=order)
-        a._mmap = mm
+        a._mmap = mm  # type: ignore[attr-defined]  # numpy.memmap's own attribute, not in its stubs
         a.filename = os.path.abspath(self._path) if self._path is not None else None
         a.offset = offset
         a.mode = mode
         return a
 
-    def __setitem__(self, k, v):
+    def __setitem__(self, k: str, v: Any) -> None:
         _check_key(k)
         self._require_writable()
         h = self._handle()
@@ -403,7 +437,7 @@ class mmapdict(MutableMapping):
                 return
         _lib.put_pickle(h, k, pickle.dumps(v, protocol=4))
 
-    def _put_array(self, h, k, a):
+    def _put_array(self, h: int, k: str, a: np.ndarray[Any, Any]) -> bool:
         order = _order(a)
         if self._profile == "mmappickle" and order == "F" and a.ndim > 1:
             a, order = np.ascontiguousarray(a), "C"  # the profile keeps no order
@@ -418,7 +452,7 @@ class mmapdict(MutableMapping):
             ok = False
             try:
                 if a.nbytes:
-                    mm = np.memmap(self._fileobj if self._fileobj is not None else self._path,
+                    mm = np.memmap(self._fileobj if self._fileobj is not None else cast(str, self._path),
                                    dtype=a.dtype, mode="r+", offset=off, shape=a.shape, order=header["order"])
                     mm[...] = a
                     mm.flush()
@@ -430,7 +464,7 @@ class mmapdict(MutableMapping):
         except _lib.UnsupportedError:
             return False  # pickled instead
 
-    def _put_masked(self, h, k, m):
+    def _put_masked(self, h: int, k: str, m: np.ma.MaskedArray[Any, Any]) -> None:
         data = np.ma.getdata(m)
         mask = np.ma.getmaskarray(m)
         order = _order(data)
@@ -440,12 +474,12 @@ class mmapdict(MutableMapping):
         mask = mask.view(np.uint8) if mask.dtype == np.bool_ else mask.astype(np.uint8)
         fill = b""
         if getattr(m, "_fill_value", None) is not None:
-            fill = np.asarray(m._fill_value, dtype=data.dtype).reshape(()).tobytes()
+            fill = np.asarray(m._fill_value, dtype=data.dtype).reshape(()).tobytes()  # type: ignore[attr-defined]
         header = {"dtype": data.dtype.str, "shape": list(data.shape), "order": order}
         _lib.put_masked(h, k, header, data.ctypes.data if data.nbytes else None, data.nbytes,
                         mask.ctypes.data if mask.nbytes else None, mask.nbytes, fill)
 
-    def __delitem__(self, k):
+    def __delitem__(self, k: str) -> None:
         _check_key(k)
         self._require_writable()
         _lib.delete(self._handle(), [k])
@@ -466,5 +500,5 @@ class mmapdict(MutableMapping):
         return LocalLazyArray._of(self, k)
 
 
-def _reopen(path, readonly, profile, align, trusted):
+def _reopen(path: str, readonly: bool, profile: Literal["portable", "mmappickle"], align: int, trusted: bool) -> mmapdict:
     return mmapdict(path, readonly, profile=profile, align=align, trusted=trusted)

@@ -18,6 +18,8 @@ that can take long make it through _interruptible, which has libmmp watch
 for SIGINT meanwhile: Ctrl-C cancels the call, which returns at once, and
 raises KeyboardInterrupt.
 """
+from __future__ import annotations
+
 import ctypes
 import io
 import json
@@ -27,6 +29,15 @@ import select
 import signal
 import socket
 import threading
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, TypeVar, Union, cast, overload
+
+if TYPE_CHECKING:
+    import numpy as np
+
+_T = TypeVar("_T")
+_Key = Union[str, bytes]  # a key or path as libmmp takes it (str encoded as UTF-8)
+_Address = Union[int, bytes, ctypes.c_void_p, None]  # memory handed to libmmp: an address, bytes, a pointer, or none
 
 _path = os.environ.get("MMPBRIDGE_LIBMMP") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "libmmp.so")
 try:
@@ -38,49 +49,49 @@ _i64, _i32, _int, _cp, _vp = ctypes.c_int64, ctypes.c_int32, ctypes.c_int, ctype
 _P64 = ctypes.POINTER(ctypes.c_int64)
 
 
-def _sig(name, res, *args):
+def _sig(name: str, res: Any, *args: Any) -> Any:
     f = getattr(_lib, name)
     f.restype, f.argtypes = res, list(args)
     return f
 
 
 # Strings and buffers come back as void* so that they can be freed.
-_open_ex = _sig("mmp_open_ex", _i64, _cp, _int, _int, _cp)
-_close = _sig("mmp_close", _int, _i64)
-_keys_json = _sig("mmp_keys_json", _vp, _i64)
-_has_key = _sig("mmp_has_key", _int, _i64, _cp)
-_len = _sig("mmp_len", _i64, _i64)
-_entry_info = _sig("mmp_entry_info", _vp, _i64, _cp)
-_entry_map = _sig("mmp_entry_map", _vp, _i64, _cp, ctypes.POINTER(_int))
-_value_pickle = _sig("mmp_value_pickle", _vp, _i64, _cp, _int, _P64)
-_put_array = _sig("mmp_put_array", _int, _i64, _cp, _cp, _vp, _i64)
-_put_masked = _sig("mmp_put_masked", _int, _i64, _cp, _cp, _vp, _i64, _vp, _i64, _vp, _i64)
-_reserve = _sig("mmp_reserve", _i64, _i64, _cp, _cp, _int, _P64)
-_slot_done = _sig("mmp_slot_done", _int, _i64, _int)
-_put_pickle = _sig("mmp_put_pickle", _int, _i64, _cp, _vp, _i64)
-_delete = _sig("mmp_delete", _int, _i64, _cp)
-_vacuum = _sig("mmp_vacuum", _int, _i64)
-_fsck = _sig("mmp_fsck", _vp, _i64)
-_commit_number = _sig("mmp_commit_number", _int, _i64, ctypes.POINTER(_i32))
-_set_commit_number = _sig("mmp_set_commit_number", _int, _i64, _i32)
-_verify = _sig("mmp_verify", _vp, _cp, _cp)
-_convert = _sig("mmp_convert", _int, _cp, _cp, _cp)
-_version = _sig("mmp_version", _vp)
-_allowed = _sig("mmp_allowed_globals", _vp)
-_last_error = _sig("mmp_last_error", _vp)
-_last_error_code = _sig("mmp_last_error_code", _int)
-_free = _sig("mmp_free", None, _vp)
-_url_open = _sig("mmp_remote_open", _i64, _cp)
-_url_close = _sig("mmp_remote_close", _int, _i64)
-_url_keys = _sig("mmp_remote_keys_json", _vp, _i64)
-_url_entry_info = _sig("mmp_remote_entry_info", _vp, _i64, _cp)
-_url_value_pickle = _sig("mmp_remote_value_pickle", _vp, _i64, _cp, _int, _P64)
-_url_read = _sig("mmp_remote_read", _int, _i64, _i64, _vp, _i64)
-_url_stats = _sig("mmp_remote_stats", _vp, _i64)
-_call_token = _sig("mmp_call_token", _i64)
-_signal_token = _sig("mmp_signal_token", _i64, _int)
-_use_token = _sig("mmp_use_token", None, _i64)
-_cancel = _sig("mmp_cancel", _int, _i64)
+_open_ex: Callable[[Optional[bytes], int, int, Optional[bytes]], int] = _sig("mmp_open_ex", _i64, _cp, _int, _int, _cp)
+_close: Callable[[int], int] = _sig("mmp_close", _int, _i64)
+_keys_json: Callable[[int], Optional[int]] = _sig("mmp_keys_json", _vp, _i64)
+_has_key: Callable[[int, Optional[bytes]], int] = _sig("mmp_has_key", _int, _i64, _cp)
+_len: Callable[[int], int] = _sig("mmp_len", _i64, _i64)
+_entry_info: Callable[[int, Optional[bytes]], Optional[int]] = _sig("mmp_entry_info", _vp, _i64, _cp)
+_entry_map: Callable[[int, Optional[bytes], Any], Optional[int]] = _sig("mmp_entry_map", _vp, _i64, _cp, ctypes.POINTER(_int))
+_value_pickle: Callable[[int, Optional[bytes], int, Any], Optional[int]] = _sig("mmp_value_pickle", _vp, _i64, _cp, _int, _P64)
+_put_array: Callable[[int, Optional[bytes], Optional[bytes], _Address, int], int] = _sig("mmp_put_array", _int, _i64, _cp, _cp, _vp, _i64)
+_put_masked: Callable[[int, Optional[bytes], Optional[bytes], _Address, int, _Address, int, _Address, int], int] = _sig("mmp_put_masked", _int, _i64, _cp, _cp, _vp, _i64, _vp, _i64, _vp, _i64)
+_reserve: Callable[[int, Optional[bytes], Optional[bytes], int, Any], int] = _sig("mmp_reserve", _i64, _i64, _cp, _cp, _int, _P64)
+_slot_done: Callable[[int, int], int] = _sig("mmp_slot_done", _int, _i64, _int)
+_put_pickle: Callable[[int, Optional[bytes], _Address, int], int] = _sig("mmp_put_pickle", _int, _i64, _cp, _vp, _i64)
+_delete: Callable[[int, Optional[bytes]], int] = _sig("mmp_delete", _int, _i64, _cp)
+_vacuum: Callable[[int], int] = _sig("mmp_vacuum", _int, _i64)
+_fsck: Callable[[int], Optional[int]] = _sig("mmp_fsck", _vp, _i64)
+_commit_number: Callable[[int, Any], int] = _sig("mmp_commit_number", _int, _i64, ctypes.POINTER(_i32))
+_set_commit_number: Callable[[int, int], int] = _sig("mmp_set_commit_number", _int, _i64, _i32)
+_verify: Callable[[Optional[bytes], Optional[bytes]], Optional[int]] = _sig("mmp_verify", _vp, _cp, _cp)
+_convert: Callable[[Optional[bytes], Optional[bytes], Optional[bytes]], int] = _sig("mmp_convert", _int, _cp, _cp, _cp)
+_version: Callable[[], int] = _sig("mmp_version", _vp)
+_allowed: Callable[[], int] = _sig("mmp_allowed_globals", _vp)
+_last_error: Callable[[], Optional[int]] = _sig("mmp_last_error", _vp)
+_last_error_code: Callable[[], int] = _sig("mmp_last_error_code", _int)
+_free: Callable[[_Address], None] = _sig("mmp_free", None, _vp)
+_url_open: Callable[[Optional[bytes]], int] = _sig("mmp_remote_open", _i64, _cp)
+_url_close: Callable[[int], int] = _sig("mmp_remote_close", _int, _i64)
+_url_keys: Callable[[int], Optional[int]] = _sig("mmp_remote_keys_json", _vp, _i64)
+_url_entry_info: Callable[[int, Optional[bytes]], Optional[int]] = _sig("mmp_remote_entry_info", _vp, _i64, _cp)
+_url_value_pickle: Callable[[int, Optional[bytes], int, Any], Optional[int]] = _sig("mmp_remote_value_pickle", _vp, _i64, _cp, _int, _P64)
+_url_read: Callable[[int, int, _Address, int], int] = _sig("mmp_remote_read", _int, _i64, _i64, _vp, _i64)
+_url_stats: Callable[[int], Optional[int]] = _sig("mmp_remote_stats", _vp, _i64)
+_call_token: Callable[[], int] = _sig("mmp_call_token", _i64)
+_signal_token: Callable[[int], int] = _sig("mmp_signal_token", _i64, _int)
+_use_token: Callable[[int], None] = _sig("mmp_use_token", None, _i64)
+_cancel: Callable[[int], int] = _sig("mmp_cancel", _int, _i64)
 
 # mmp_open_ex flags.
 WRITABLE, CREATE, ALLOW_TORN = 1, 2, 4
@@ -93,11 +104,13 @@ class Error(Exception):
     """Base of the errors libmmp reports that no builtin exception fits;
     code is its mmp_last_error_code."""
 
-    def __init__(self, msg, code):
+    code: int
+
+    def __init__(self, msg: str, code: int) -> None:
         super().__init__(msg)
         self.code = code
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         return type(self), (str(self), self.code)
 
 
@@ -113,7 +126,11 @@ class NotPlainError(pickle.UnpicklingError):
     """The value's pickle would run more than plain-data constructors."""
 
 
-def _take(p):
+@overload
+def _take(p: int) -> str: ...
+@overload
+def _take(p: Optional[int]) -> Optional[str]: ...
+def _take(p: Optional[int]) -> Optional[str]:
     """The string at p, freed."""
     if not p:
         return None
@@ -123,7 +140,7 @@ def _take(p):
         _free(p)
 
 
-def error(key=None):
+def error(key: Optional[str] = None) -> BaseException:
     """The calling thread's last libmmp error as a Python exception."""
     code = _last_error_code()
     msg = _take(_last_error()) or "libmmp failed without saying why"
@@ -157,7 +174,7 @@ _poller = None  # a select.poll of its reading socket
 _main_thread = threading.main_thread()
 
 
-def _interruptible(fn, *args):
+def _interruptible(fn: Callable[..., _T], *args: Any) -> _T:
     """fn(*args), where fn makes one libmmp call (its first) and raises its
     error, as a call that Ctrl-C interrupts.
 
@@ -217,7 +234,7 @@ def _interruptible(fn, *args):
                 pass
 
 
-def _drain(r, into):
+def _drain(r: socket.socket, into: bytearray) -> None:
     """Moves what the socket r holds to into."""
     if _poller is not None and not _poller.poll(0):
         return  # nothing (the usual case: cheaper than a failed recv)
@@ -231,38 +248,38 @@ def _drain(r, into):
         into += b
 
 
-def _check(status, key=None):
+def _check(status: int, key: Optional[str] = None) -> None:
     if status != 0:
         raise error(key)
 
 
-def _b(s):
+def _b(s: _Key) -> bytes:
     return s.encode("utf-8", "surrogatepass") if isinstance(s, str) else s
 
 
-def open_ex(path, fd, flags, options=None):
+def open_ex(path: Optional[str], fd: int, flags: int, options: Optional[dict[str, Any]] = None) -> int:
     return _interruptible(_open_ex_call, path, fd, flags, options)
 
 
-def _open_ex_call(path, fd, flags, options):
+def _open_ex_call(path: Optional[str], fd: int, flags: int, options: Optional[dict[str, Any]]) -> int:
     h = _open_ex(_b(path) if path is not None else None, fd, flags, _b(json.dumps(options)) if options else None)
     if h == 0:
         raise error()
     return h
 
 
-def close(h):
+def close(h: int) -> None:
     _check(_close(h))
 
 
-def _json(p, key=None):
+def _json(p: Optional[int], key: Optional[str] = None) -> Any:
     """The JSON string at p (freed), or the last error."""
     if not p:
         raise error(key)
     return json.loads(_take(p))
 
 
-def _pickle(fn, h, key, trusted):
+def _pickle(fn: Any, h: int, key: str, trusted: bool) -> bytes:
     """A value's pickle bytes from mmp_value_pickle or its remote twin."""
     n = ctypes.c_int64()
     p = fn(h, _b(key), 1 if trusted else 0, ctypes.byref(n))
@@ -274,40 +291,40 @@ def _pickle(fn, h, key, trusted):
         _free(p)
 
 
-def keys(h):
+def keys(h: int) -> list[str]:
     return _interruptible(_json_call, _keys_json, h)
 
 
-def _json_call(fn, h, key=None):
+def _json_call(fn: Any, h: int, key: Optional[str] = None) -> Any:
     """_json of fn(h) or fn(h, key)."""
     if key is None:
         return _json(fn(h))
     return _json(fn(h, _b(key)), key)
 
 
-def has_key(h, key):
+def has_key(h: int, key: str) -> bool:
     r = _has_key(h, _b(key))
     if r < 0:
         raise error(key)
     return r == 1
 
 
-def length(h):
+def length(h: int) -> int:
     n = _len(h)
     if n < 0:
         raise error()
     return n
 
 
-def entry_info(h, key):
+def entry_info(h: int, key: str) -> dict[str, Any]:
     return _interruptible(_json_call, _entry_info, h, key)
 
 
-def value_pickle(h, key, trusted):
+def value_pickle(h: int, key: str, trusted: bool) -> bytes:
     return _interruptible(_pickle, _value_pickle, h, key, trusted)
 
 
-def _entry_map_call(h, key):
+def _entry_map_call(h: int, key: str) -> tuple[dict[str, Any], int]:
     fd = ctypes.c_int(-1)
     p = _entry_map(h, _b(key), ctypes.byref(fd))
     if not p:
@@ -321,14 +338,14 @@ def _entry_map_call(h, key):
     return info, fd.value
 
 
-def entry_map(h, key):
+def entry_map(h: int, key: str) -> tuple[dict[str, Any], int]:
     """(entry_info, fd): for an array or a masked array fd is a new
     descriptor of the very file the description is of (the caller closes
     it), to map it through; -1 for another value."""
     return _interruptible(_entry_map_call, h, key)
 
 
-def _remote_entry_map(h, key):
+def _remote_entry_map(h: int, key: str) -> tuple[dict[str, Any], int]:
     # A forked child's helper process cannot hand it a descriptor: the
     # caller maps by name (and checks the file is the one described).
     return entry_info(h, key), -1
@@ -336,23 +353,23 @@ def _remote_entry_map(h, key):
 
 
 
-def put_array(h, key, header, address, nbytes):
-    header = _b(json.dumps(header))
-    _interruptible(_check_call, _put_array, key, h, _b(key), header, address, nbytes)
+def put_array(h: int, key: str, header: dict[str, Any], address: _Address, nbytes: int) -> None:
+    _interruptible(_check_call, _put_array, key, h, _b(key), _b(json.dumps(header)), address, nbytes)
 
 
-def _check_call(fn, key, *args):
+def _check_call(fn: Any, key: Optional[str], *args: Any) -> None:
     """_check of fn(*args)."""
     _check(fn(*args), key)
 
 
-def put_masked(h, key, header, data, nbytes, mask, mask_n, fill):
+def put_masked(h: int, key: str, header: dict[str, Any], data: _Address, nbytes: int, mask: _Address,
+               mask_n: int, fill: bytes) -> None:
     fbuf = ctypes.create_string_buffer(fill, len(fill)) if fill else None
     _interruptible(_check_call, _put_masked, key, h, _b(key), _b(json.dumps(header)), data, nbytes, mask, mask_n,
                    ctypes.cast(fbuf, ctypes.c_void_p) if fbuf is not None else None, len(fill) if fill else 0)
 
 
-def reserve(h, key, header, commit):
+def reserve(h: int, key: str, header: dict[str, Any], commit: bool) -> tuple[int, int]:
     off = ctypes.c_int64()
     slot = _reserve(h, _b(key), _b(json.dumps(header)), 1 if commit else 0, ctypes.byref(off))
     if slot < 0:
@@ -360,115 +377,115 @@ def reserve(h, key, header, commit):
     return slot, off.value
 
 
-def slot_done(slot, commit):
+def slot_done(slot: int, commit: bool) -> None:
     _check(_slot_done(slot, 1 if commit else 0))
 
 
-def put_pickle(h, key, data):
+def put_pickle(h: int, key: str, data: bytes) -> None:
     _interruptible(_check_call, _put_pickle, key, h, _b(key), data, len(data))
 
 
-def delete(h, keys):
+def delete(h: int, keys: list[str]) -> None:
     _interruptible(_check_call, _delete, keys[0] if len(keys) == 1 else None, h, _b(json.dumps(list(keys))))
 
 
-def vacuum(h):
+def vacuum(h: int) -> None:
     _interruptible(_check_call, _vacuum, None, h)
 
 
-def fsck(h):
+def fsck(h: int) -> dict[str, Any]:
     return _interruptible(_json_call, _fsck, h)
 
 
-def commit_number(h):
+def commit_number(h: int) -> int:
     n = _i32()
     _check(_commit_number(h, ctypes.byref(n)))
     return n.value
 
 
-def set_commit_number(h, n):
+def set_commit_number(h: int, n: int) -> None:
     _check(_set_commit_number(h, n))
 
 
-def verify(path, trust):
+def verify(path: str, trust: Iterable[str]) -> dict[str, Any]:
     return _interruptible(_verify_call, path, trust)
 
 
-def _verify_call(path, trust):
+def _verify_call(path: str, trust: Iterable[str]) -> Any:
     p = _verify(_b(path), _b(json.dumps(list(trust))) if trust else None)
     if not p:
         raise error()
     return json.loads(_take(p))
 
 
-def convert(src, dst, options):
+def convert(src: str, dst: str, options: dict[str, Any]) -> None:
     _interruptible(_convert_call, src, dst, options)
 
 
-def _convert_call(src, dst, options):
+def _convert_call(src: str, dst: str, options: dict[str, Any]) -> None:
     status = _convert(_b(src), _b(dst), _b(json.dumps(options)))
     if status != 0:
         e = error()
         raise (ValueError(str(e)) if status == 2 else e)
 
 
-def version():
+def version() -> str:
     return _take(_version())
 
 
-def allowed_globals():
+def allowed_globals() -> list[tuple[str, ...]]:
     return [tuple(g.rsplit(".", 1)) for g in json.loads(_take(_allowed()))]
 
 
-def url_open(url):
+def url_open(url: str) -> int:
     return _interruptible(_url_open_call, url)
 
 
-def _url_open_call(url):
+def _url_open_call(url: str) -> int:
     h = _url_open(_b(url))
     if h == 0:
         raise error()
     return h
 
 
-def url_close(h):
+def url_close(h: int) -> None:
     _check(_url_close(h))
 
 
-def url_keys(h):
+def url_keys(h: int) -> list[str]:
     return _interruptible(_json_call, _url_keys, h)
 
 
-def url_entry_info(h, key):
+def url_entry_info(h: int, key: str) -> dict[str, Any]:
     return _interruptible(_json_call, _url_entry_info, h, key)
 
 
-def url_value_pickle(h, key, trusted):
+def url_value_pickle(h: int, key: str, trusted: bool) -> bytes:
     return _interruptible(_pickle, _url_value_pickle, h, key, trusted)
 
 
-def url_read_into(h, offset, address, n):
+def url_read_into(h: int, offset: int, address: int, n: int) -> None:
     """Fills n bytes at address with the remote file's bytes at offset."""
     _interruptible(_check_call, _url_read, None, h, offset, address, n)
 
 
-def url_read_bytes(h, offset, n):
+def url_read_bytes(h: int, offset: int, n: int) -> bytes:
     buf = ctypes.create_string_buffer(n)
     url_read_into(h, offset, ctypes.addressof(buf), n)
     return buf.raw
 
 
-def url_stats(h):
-    return _json(_url_stats(h))
+def url_stats(h: int) -> dict[str, int]:
+    return cast("dict[str, int]", _json(_url_stats(h)))
 
 
-def put_array_bytes(h, key, header, data):
+def put_array_bytes(h: int, key: str, header: dict[str, Any], data: bytes) -> None:
     """put_array of data given as bytes (the helper process's form)."""
     buf = ctypes.create_string_buffer(data, len(data)) if data else None
     put_array(h, key, header, ctypes.cast(buf, ctypes.c_void_p) if buf is not None else None, len(data))
 
 
-def put_masked_bytes(h, key, header, data, mask, fill):
+def put_masked_bytes(h: int, key: str, header: dict[str, Any], data: bytes, mask: bytes, fill: bytes) -> None:
     """put_masked of data and mask given as bytes (the helper's form)."""
     d = ctypes.create_string_buffer(data, len(data)) if data else None
     k = ctypes.create_string_buffer(mask, len(mask)) if mask else None
@@ -492,7 +509,7 @@ _server = None
 _server_lock = threading.Lock()
 
 
-def _start_server():
+def _start_server() -> subprocess.Popen[bytes]:
     pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, MMPBRIDGE_LIBMMP=_path,
                PYTHONPATH=os.pathsep.join([pkg_parent] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
@@ -500,7 +517,7 @@ def _start_server():
                             stdout=subprocess.PIPE, env=env, close_fds=True)
 
 
-def _remote_call(name, args):
+def _remote_call(name: str, args: tuple[Any, ...]) -> Any:
     global _server, _owed
     with _server_lock:
         if _server is None or _server.poll() is not None:
@@ -514,6 +531,7 @@ def _remote_call(name, args):
             _owed -= 1
         msg = pickle.dumps((name, args), protocol=pickle.HIGHEST_PROTOCOL)
         try:
+            assert _server.stdin is not None
             _server.stdin.write(struct.pack("<Q", len(msg)) + msg)
             _server.stdin.flush()
         except BaseException:
@@ -534,10 +552,11 @@ _owed = 0  # answers the helper owes for calls sent
 _inbuf = bytearray()  # what was read of the next answer
 
 
-def _answer():
+def _answer() -> Any:
     """The helper's next answer. Read with os.read into _inbuf, so that an
     exception a signal handler raises meanwhile loses no byte: the next
     call goes on reading where this one stopped."""
+    assert _server is not None and _server.stdout is not None
     fd = _server.stdout.fileno()
     while True:
         if len(_inbuf) >= 8:
@@ -552,34 +571,35 @@ def _answer():
         _inbuf.extend(b)
 
 
-def _remote(name):
-    def call(*args):
+def _remote(name: str) -> Callable[..., Any]:
+    def call(*args: Any) -> Any:
         return _remote_call(name, args)
     call.__name__ = name
     return call
 
 
-def _remote_open_ex(path, fd, flags, options=None):
+def _remote_open_ex(path: Optional[str], fd: int, flags: int, options: Optional[dict[str, Any]] = None) -> Any:
     if fd >= 0:  # the helper opens this process's descriptor through /proc
         path, fd = f"/proc/{os.getpid()}/fd/{fd}", -1
     return _remote_call("open_ex", (path, fd, flags, options))
 
 
-def _remote_put_array(h, key, header, address, nbytes):
+def _remote_put_array(h: int, key: str, header: dict[str, Any], address: Any, nbytes: int) -> Any:
     return _remote_call("put_array_bytes", (h, key, header, ctypes.string_at(address, nbytes) if nbytes else b""))
 
 
-def _remote_put_masked(h, key, header, data, nbytes, mask, mask_n, fill):
+def _remote_put_masked(h: int, key: str, header: dict[str, Any], data: Any, nbytes: int,
+                       mask: Any, mask_n: int, fill: bytes) -> Any:
     return _remote_call("put_masked_bytes", (h, key, header, ctypes.string_at(data, nbytes) if nbytes else b"",
                                              ctypes.string_at(mask, mask_n) if mask_n else b"", fill))
 
 
-def _remote_url_read_into(h, offset, address, n):
+def _remote_url_read_into(h: int, offset: int, address: int, n: int) -> None:
     data = _remote_call("url_read_bytes", (h, offset, n))
     ctypes.memmove(address, data, n)
 
 
-def _after_fork_in_child():
+def _after_fork_in_child() -> None:
     global EPOCH, REMOTE, _server, _server_lock, _wakeup, _poller, _owed
     EPOCH += 1
     REMOTE = True
@@ -602,10 +622,10 @@ if hasattr(os, "register_at_fork"):
 
 # -- plain pickles: converted by the Go core, no unpickler run ------------
 
-_convert_plain = _sig("mmp_convert_plain", _int, _cp, _int, _cp, _cp)
+_convert_plain: Callable[[Optional[bytes], int, Optional[bytes], Optional[bytes]], int] = _sig("mmp_convert_plain", _int, _cp, _int, _cp, _cp)
 
 
-def convert_plain(path, fd, dst, options=None):
+def convert_plain(path: Optional[str], fd: int, dst: str, options: Optional[dict[str, Any]] = None) -> None:
     """Writes the plain pickled dict at path (or behind descriptor fd, path
     then only its name) as a new mmappickle file dst, replaced only once
     whole; anything but plain data (as verify judges it) in a dict of str
@@ -614,14 +634,14 @@ def convert_plain(path, fd, dst, options=None):
                    _b(json.dumps(options)) if options else None)
 
 
-def _remote_convert_plain(path, fd, dst, options=None):
+def _remote_convert_plain(path: Optional[str], fd: int, dst: str, options: Optional[dict[str, Any]] = None) -> Any:
     if fd >= 0:  # the helper reads this process's descriptor through /proc
         name = path if path is not None else f"<file descriptor {fd}>"
         return _remote_call("convert_plain_named", (f"/proc/{os.getpid()}/fd/{fd}", name, dst, options))
     return _remote_call("convert_plain", (path, fd, dst, options))
 
 
-def convert_plain_named(path, name, dst, options=None):
+def convert_plain_named(path: str, name: str, dst: str, options: Optional[dict[str, Any]] = None) -> None:
     """convert_plain of path, errors naming name instead (the helper
     process's form of a descriptor)."""
     try:
@@ -631,7 +651,7 @@ def convert_plain_named(path, name, dst, options=None):
         raise (type(e)(msg, e.code) if isinstance(e, Error) else type(e)(msg)) from None
 
 
-def _convert_plain_after_fork():
+def _convert_plain_after_fork() -> None:
     # After _after_fork_in_child, which made convert_plain a plain remote
     # call: a descriptor must become a /proc path first.
     globals()["convert_plain"] = _remote_convert_plain
@@ -648,7 +668,7 @@ if hasattr(os, "register_at_fork"):
 _MAX_DTYPE_DEPTH = 32
 
 
-def np_dtype(spec):
+def np_dtype(spec: Any) -> np.dtype[Any]:
     """The numpy dtype libmmp describes (entry_info's "dtype"): dtype.str
     ("<f8") for a plain dtype; for a structured one an object {"names",
     "formats", "offsets", "itemsize", "aligned"} built with
@@ -657,10 +677,11 @@ def np_dtype(spec):
     dtype built is checked against every number of the description.
     Raises ValueError for anything else."""
     import numpy as np
-    return _np_dtype(np, spec, 0)
+    d: np.dtype[Any] = _np_dtype(np, spec, 0)
+    return d
 
 
-def _np_dtype(np, spec, depth):
+def _np_dtype(np: Any, spec: Any, depth: int) -> Any:
     if depth > _MAX_DTYPE_DEPTH:
         raise ValueError(f"dtype nested deeper than {_MAX_DTYPE_DEPTH}")
     if isinstance(spec, str):
@@ -682,6 +703,9 @@ def _np_dtype(np, spec, depth):
             raise ValueError(f"subarray dtype {spec!r:.200} came out as {d}")
         return d
     if isinstance(spec, dict):
+        names: Any
+        formats: Any
+        offsets: Any
         names, formats, offsets = spec.get("names"), spec.get("formats"), spec.get("offsets")
         itemsize, aligned = spec.get("itemsize"), spec.get("aligned", False)
         if set(spec) - {"names", "formats", "offsets", "itemsize", "aligned"} or \
@@ -700,7 +724,7 @@ def _np_dtype(np, spec, depth):
     raise ValueError(f"not a dtype description: {spec!r:.200}")
 
 
-def array_layout(info, name, key):
+def array_layout(info: dict[str, Any], name: str, key: str) -> tuple[np.dtype[Any], tuple[int, ...], Literal["C", "F"], int, int]:
     """(dtype, shape, order, offset, nbytes) of an entry_info array, every
     part checked: the dtype numpy builds has libmmp's item size, and shape
     times item size is nbytes. Raises FormatError naming name and key."""
@@ -727,14 +751,14 @@ def array_layout(info, name, key):
 
 
 # mmp_salvage (mmpbridge.salvage, _salvage.py).
-_salvage = _sig("mmp_salvage", _vp, _cp, _cp, _cp)
+_salvage: Callable[[Optional[bytes], Optional[bytes], Optional[bytes]], Optional[int]] = _sig("mmp_salvage", _vp, _cp, _cp, _cp)
 
 
-def _salvage_call(src, dst, options):
+def _salvage_call(src: str, dst: str, options: dict[str, Any]) -> Any:
     return _json(_salvage(_b(src), _b(dst), _b(json.dumps(options))))
 
 
-def salvage(src, dst, options):
+def salvage(src: str, dst: str, options: dict[str, Any]) -> dict[str, Any]:
     return _interruptible(_salvage_call, src, dst, options)
 
 

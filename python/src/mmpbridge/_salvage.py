@@ -1,10 +1,17 @@
 """mmpbridge.salvage: what ``mmpconv salvage --json`` does."""
+from __future__ import annotations
+
 import os
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from . import StrPath
 
 from . import _lib
 
 
-def salvage(src, dst, force=False, profile="portable", align=64):
+def salvage(src: StrPath, dst: StrPath, force: bool = False, profile: Literal["portable", "mmappickle"] = "portable",
+            align: int = 64) -> dict[str, Any]:
     """Save what can be saved of a damaged mmappickle file.
 
     mmapdict and pickle.load refuse a damaged file whole. salvage reads src
@@ -24,7 +31,9 @@ def salvage(src, dst, force=False, profile="portable", align=64):
     "cause"}, key None for bytes where no entry could be read), and
     "header_ok", "terminator", "skipped", "replaced". Raises FormatError
     when src has neither an mmappickle header nor any entry, ValueError
-    for bad options or when src and dst are the same file.
+    for bad options or when src and dst are the same file,
+    FileNotFoundError for a missing src, OSError for other
+    failures to read src or write dst.
     """
     opts = {"force": bool(force), "profile": str(profile), "align": int(align)}
     return _lib.salvage(os.fsdecode(os.fspath(src)), os.fsdecode(os.fspath(dst)), opts)

@@ -2,6 +2,8 @@
 it is sent, on stdin, and answers on stdout; exits at end of input. Both
 ends are mmpbridge: the messages are pickles of plain arguments, results
 and exceptions."""
+from __future__ import annotations
+
 import pickle
 import struct
 import sys
@@ -11,7 +13,7 @@ from . import _lib
 _calls = {name: getattr(_lib, name) for name in _lib.REMOTE_CALLS}
 
 
-def main():
+def main() -> None:
     rd, wr = sys.stdin.buffer, sys.stdout.buffer
     while True:
         head = rd.read(8)
