@@ -23,6 +23,7 @@ import textwrap
 
 import pytest
 
+from helpers import require
 from mmpbridge import _lib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -84,6 +85,14 @@ def python_blocks(path):
     return blocks, skipped
 
 
+IMPORT = re.compile(r"^(?:import|from)\s+([A-Za-z_]\w*)", re.M)
+
+
+def imported_modules(blocks):
+    """The top-level modules the blocks import."""
+    return {m for _, text, _ in blocks for m in IMPORT.findall(text)}
+
+
 def run_readme(path, tmp_path):
     blocks, _ = python_blocks(path)
     spec = tmp_path / "blocks.json"
@@ -101,6 +110,12 @@ READMES = [os.path.join(REPO, "README.md"), os.path.join(PYDIR, "README.md")]
 def test_readme_examples_run(readme, tmp_path):
     if not os.path.exists(os.path.join(REPO, "go.mod")):
         pytest.skip("not in the repository: its README.md is not here")
+    # What the examples import must be here: where the environment lists
+    # it in MMP_REQUIRE (numpy1, numpy2: dask, xarray) a missing one fails,
+    # elsewhere (the reference environment, which has neither) the README
+    # is skipped, saying which.
+    for name in sorted(imported_modules(python_blocks(readme)[0])):
+        require(name)
     r, blocks = run_readme(readme, tmp_path)
     assert blocks, f"no ```python block found in {readme}"
     assert r.returncode == 0, f"{readme}:\n{r.stdout}\n{r.stderr}"

@@ -82,7 +82,7 @@ def verify(path: StrPath, allow: Iterable[str] = ()) -> dict[str, Any]:
 
 
 def to_mmpkl(ds: xarray.Dataset, path: str | os.PathLike[str], *, force: bool = False,
-             profile: str = "portable", align: int = 64) -> None:
+             profile: Literal["portable", "mmappickle"] = "portable", align: int = 64) -> None:
     """Write an xarray.Dataset as a new mmappickle file that
     ``xr.open_dataset(path, engine="mmpbridge")`` reads back identical
     (see mmpbridge.xarray_backend.to_mmpkl; imports xarray on first call)."""

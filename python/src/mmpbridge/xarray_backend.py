@@ -56,7 +56,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 import numpy as np
 import xarray as xr
@@ -421,7 +421,7 @@ def _storable(values: np.ndarray[Any, Any], name: str) -> np.ndarray[Any, Any]:
                     "as an array (convert it first)")
 
 
-def to_mmpkl(ds: xr.Dataset, path: PathOrURL, *, force: bool = False, profile: str = "portable",
+def to_mmpkl(ds: xr.Dataset, path: PathOrURL, *, force: bool = False, profile: Literal["portable", "mmappickle"] = "portable",
              align: int = 64) -> None:
     """Write the Dataset to a new mmappickle file at path, so that
     ``xr.open_dataset(path, engine="mmpbridge")`` gives it back: every
