@@ -193,7 +193,8 @@ def test_selections_equal_numpy(small):
             assert type(got) is type(arr[key]) or isinstance(got, np.ndarray), (k, key, type(got))
             if isinstance(got, np.ndarray) and got.size > 1:
                 k_copy = np.array(exp, order="K")
-                assert got.flags.c_contiguous == k_copy.flags.c_contiguous and got.flags.owndata, (k, key)
+                assert got.flags.c_contiguous == k_copy.flags.c_contiguous and got.flags.writeable, (k, key)
+                assert got.base is None or got.base.base is None and got.base.flags.owndata, (k, key)
             if arr.ndim:
                 _check_moved(lz, key, arr, log)
 

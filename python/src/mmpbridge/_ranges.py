@@ -49,7 +49,9 @@ The fetched ranges land in a scratch buffer as long as their span, at
 their offsets in the file (an anonymous mapping reserving no memory for the
 gaps, which are never touched), and numpy's own indexing of a view of the
 box over it makes the result, so its shape, order and dtype (byte order
-kept) are exactly numpy's.
+kept) are exactly numpy's. A box that is one range in C or Fortran order
+(a C row, a Fortran band, the whole array) is read in place into the
+result instead.
 """
 import mmap
 import operator
@@ -300,6 +302,13 @@ def take(p, dtype, read):
         return _result(box[p.residual])
     lo = int(p.starts[0])
     span = int(p.starts[-1] + p.lengths[-1]) - lo
+    order = _contiguous(p.shape, p.strides, dtype.itemsize)
+    if order is not None and len(p.starts) == 1 and span == p.selected and p.first == lo:
+        # The box is one range in the order of an array: read it in place.
+        box = np.empty(p.shape, dtype=dtype, order=order)
+        read(np.array([[lo, span, 0]], dtype=np.int64), box.ctypes.data, span)
+        out = box[p.residual]
+        return out.copy() if isinstance(out, np.generic) else out
     if span <= _SMALL_SCRATCH:
         scratch = bytearray(span)
     else:
@@ -312,6 +321,20 @@ def take(p, dtype, read):
     read(triples, raw.ctypes.data, span)
     box = np.ndarray(p.shape, dtype=dtype, buffer=raw, offset=p.first - lo, strides=p.strides)
     return _result(box[p.residual])
+
+
+def _contiguous(shape, strides, itemsize):
+    """"C" or "F" when byte strides are those of a contiguous array of
+    that order (axes of length 1 aside), else None."""
+    for order, axes in (("C", range(len(shape) - 1, -1, -1)), ("F", range(len(shape)))):
+        want = itemsize
+        for ax in axes:
+            if shape[ax] != 1 and strides[ax] != want:
+                break
+            want *= shape[ax]
+        else:
+            return order
+    return None
 
 
 def _result(out):
