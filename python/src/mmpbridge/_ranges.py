@@ -285,7 +285,11 @@ def _merge(offs, run, sel, block, max_requests):
         small = np.flatnonzero(gaps < block)
         if small.size:
             if small.size > extra:
-                small = small[np.argpartition(gaps[small], extra - 1)[:extra]]
+                # Equal gaps are merged evenly over the file (a golden-ratio
+                # sequence breaks the ties), so that the ranges come out of
+                # about one length and fetch in parallel.
+                spread = (small * 0.6180339887498949) % 1.0
+                small = small[np.lexsort((spread, gaps[small]))[:extra]]
             join = np.zeros(len(gaps), dtype=bool)
             join[small] = True
             starts = starts[np.concatenate(([True], ~join))]
