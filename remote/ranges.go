@@ -15,7 +15,8 @@ type Range struct {
 }
 
 // ReadRanges reads every range exactly as asked: one ranged request per
-// range, or per piece of a range longer than the large-read piece (8 MiB),
+// range, or per piece of a range of 1.5 large-read pieces (12 MiB) or more
+// (split in pieces of equal length, about 8 MiB),
 // a few requests at a time (as many as a large read), past the block cache
 // and its readahead, so that the bytes moved are the ranges' bytes and no
 // more. A selection of an array planned as byte ranges reads through it.
@@ -39,8 +40,17 @@ func (f *File) ReadRanges(ctx context.Context, ranges []Range) error {
 	fail := func(err error) { once.Do(func() { first = err; failed.Store(true) }) }
 	defer wg.Wait()
 	for _, r := range ranges {
-		for lo := int64(0); lo < int64(len(r.P)); lo += piece {
-			hi := min(lo+piece, int64(len(r.P)))
+		// Pieces of equal length, as many as whole pieces fit (rounded):
+		// a range a little over a piece is one request, not two.
+		size := int64(len(r.P))
+		n := max(1, size/piece+min(1, size%piece*2/piece))
+		q, rem := size/n, size%n
+		for i := int64(0); i < n && size > 0; i++ {
+			lo := i*q + min(i, rem)
+			hi := lo + q
+			if i < rem {
+				hi++
+			}
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():

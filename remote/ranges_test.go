@@ -41,7 +41,7 @@ func (s *rangeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // TestReadRangesExact: each range is one request for exactly its bytes
-// (pieces of 8 MiB past that), never rounded to blocks or read ahead, even
+// (pieces of about 8 MiB past 12 MiB), never rounded to blocks or read ahead, even
 // when the ranges walk the file sequentially as a cached read's would.
 func TestReadRangesExact(t *testing.T) {
 	t.Parallel()
@@ -68,7 +68,9 @@ func TestReadRangesExact(t *testing.T) {
 		{"strided", [][2]int64{{65536, 4}, {131072, 4}, {196608, 4}, {262144, 4}}, 4},
 		{"last byte", [][2]int64{{int64(len(data)) - 1, 1}}, 1},
 		{"empty range", [][2]int64{{5, 0}, {6, 3}}, 1},
-		{"pieces", [][2]int64{{3, 17 << 20}}, 3},
+		{"pieces", [][2]int64{{3, 17 << 20}}, 2},
+		{"a little over a piece", [][2]int64{{3, 9 << 20}}, 1},
+		{"three pieces", [][2]int64{{0, 20 << 20}}, 3},
 	}
 	for _, tc := range tests {
 		srv.mu.Lock()

@@ -9,7 +9,8 @@ bytes: the innermost run is one element, grown by every inner axis taken
 whole with step 1 (a C row, a Fortran column, a band of a band-sequential
 cube). Runs are then merged into *ranges*, each fetched exactly (no block
 rounding, no readahead: libmmp's mmp_remote_read_ranges) by one request, or
-a few for a range over 8 MiB, a few requests at a time.
+pieces of about 8 MiB for a range of 12 MiB or more, a few requests at a
+time.
 
 Merging, and why. A request costs about what a block (BLOCK, 64 KiB, the
 remote reader's block) costs to transfer, so a gap under a block is cheaper
@@ -32,7 +33,7 @@ and a bounded number of requests.
    move the same bytes in far more requests.
 
 So the requests are at most max(MAX_REQUESTS, 1 + the gaps of a block or
-more between runs), plus one per further 8 MiB of a range: a selection
+more between runs), plus about one per 8 MiB past the first of a range: a selection
 needs more than a few hundred requests only when it skips a block or more
 that many times, each request then saving at least a block of transfer.
 
@@ -61,7 +62,7 @@ import numpy as np
 
 BLOCK = 64 << 10
 MAX_REQUESTS = 256
-PIECE = 8 << 20  # remote reader's large-read piece: longer ranges are several requests
+PIECE = 8 << 20  # remote reader's large-read piece: a range of 1.5 pieces or more is several requests
 MAX_RUNS = 1 << 16
 HARD_RUNS = 1 << 20
 _SMALL_SCRATCH = 4 << 20
@@ -94,7 +95,7 @@ class Plan:
     @property
     def requests(self):
         """How many requests fetching the ranges takes."""
-        return int(((self.lengths + PIECE - 1) // PIECE).sum())
+        return int(np.maximum(1, (self.lengths + PIECE // 2) // PIECE).sum())
 
 
 def _is_int(k):
