@@ -121,9 +121,10 @@ def _check_moved(lz, key, local, log):
     assert moved == p.nbytes and requests == p.requests, (key, moved, p.nbytes, requests, p.requests)
     sel, gaps = _runs(_element_offsets(key, lz.shape, lz.dtype.itemsize, "F" if lz._fortran else "C"), lz.dtype.itemsize)
     assert p.selected >= sel
-    ranges = len(p.starts)
-    # Requests: at most the cap, or one per skip of a block or more.
-    assert ranges <= max(CAP, 1 + int((gaps >= BLOCK).sum())), (key, ranges)
+    ranges = p.nranges
+    # Requests: at most the cap, or one per skip of a block or more; plus
+    # one per further batch (a range cut at a batch's bound).
+    assert ranges <= max(CAP, 1 + int((gaps >= BLOCK).sum())) + len(p.batches()) - 1, (key, ranges)
     assert requests <= ranges + moved // PIECE, (key, requests)
     # The least any plan of at most K ranges moves: the selection and every
     # gap but the K - 1 largest. K is the bound's: the cap, or one range per
@@ -184,7 +185,16 @@ def _random_keys(rng, shape, count):
     return keys
 
 
-def test_selections_equal_numpy(small):
+@pytest.fixture(params=["one batch", "batches of 2 KiB"])
+def batches(request, monkeypatch):
+    """Plans read in one batch, or (scratch limit 2 KiB) in many: every
+    selection goes through the batched path too."""
+    if request.param != "one batch":
+        monkeypatch.setattr(_ranges, "SCRATCH_LIMIT", 2048)
+    return request.param
+
+
+def test_selections_equal_numpy(small, batches):
     url, local, log = small
     m = mmpbridge.mmapdict(url)
     rng = np.random.default_rng(3)
@@ -215,7 +225,7 @@ FANCY = [[0, 2, 1], np.array([-1, 0]), (slice(None), [3, 1, 3]), ([1, 2], Ellips
          (slice(1, 3), np.array(4)), (True, 0), (np.bool_(False), Ellipsis), np.ones(1, dtype=bool)]
 
 
-def test_fancy_indexing_bounded(small):
+def test_fancy_indexing_bounded(small, batches):
     """Advanced indexing equals numpy's and moves no more than the bounding
     box of its index arrays (here at most the box's span)."""
     url, local, log = small
@@ -246,6 +256,8 @@ def test_fancy_indexing_bounded(small):
         m.lazy("c")[np.zeros(3, dtype=bool)]
     with pytest.raises(IndexError):
         m.lazy("c")[0.5]
+    with pytest.raises(IndexError):
+        m.lazy("c")[np.array([2 ** 63 + 1], dtype=np.uint64)]
 
 
 def test_index_errors_as_numpy(small):
@@ -317,7 +329,12 @@ def test_cube_selections_move_their_bytes(cubes):
         lz, arr = m.lazy(k), local[k]
         for name, key in _cube_selections(shape):
             sel, moved, requests, took, reachable = _check_moved(lz, key, arr, log)
-            notes.append((k, name, sel, moved, requests, len(lz._plan(key).starts), took, reachable))
+            # Memory: no scratch is larger than a batch's bound.
+            p, sizes = lz._plan(key), []
+            _ranges.take(p, lz.dtype, lambda t, a, n: sizes.append(n) or _lib.url_read_ranges(m._handle(), t, a, n))
+            outer = max((abs(st) for n, st in zip(p.shape, p.strides) if n > 1), default=0)
+            assert max(sizes, default=0) <= max(_ranges.SCRATCH_LIMIT, outer) + outer, (k, name, max(sizes))
+            notes.append((k, name, sel, moved, requests, lz._plan(key).nranges, took, reachable))
     print(f"\ncube {shape} float32, {np.prod(shape) * 4 / 2 ** 20:.0f} MiB; block {BLOCK >> 10} KiB, cap {CAP} ranges")
     print(f"{'order':5} {'selection':22} {'selected':>13} {'moved':>13} {'ratio':>8} {'requests':>8} {'ranges':>6} {'seconds':>7}  goal")
     for k, name, sel, moved, requests, ranges, took, reachable in notes:

@@ -33,7 +33,8 @@ and a bounded number of requests.
    move the same bytes in far more requests.
 
 So the requests are at most max(MAX_REQUESTS, 1 + the gaps of a block or
-more between runs), plus about one per 8 MiB past the first of a range: a selection
+more between runs), plus one per 64 MiB batch past the first (see
+below), plus about one per 8 MiB past the first of a range: a selection
 needs more than a few hundred requests only when it skips a block or more
 that many times, each request then saving at least a block of transfer.
 
@@ -52,7 +53,12 @@ gaps, which are never touched), and numpy's own indexing of a view of the
 box over it makes the result, so its shape, order and dtype (byte order
 kept) are exactly numpy's. A box that is one range in C or Fortran order
 (a C row, a Fortran band, the whole array) is read in place into the
-result instead.
+result instead. Ranges spanning more than SCRATCH_LIMIT (64 MiB) are read
+in batches, by groups of indices along the box's outermost axis in the
+file, each into a scratch of its own (the ranges cut at the groups'
+bounds: a request more per group at most), so memory stays the result's
+plus about 64 MiB (or one index of that axis, if larger) even where the
+plan moves the whole file.
 """
 import mmap
 import operator
@@ -65,6 +71,7 @@ MAX_REQUESTS = 256
 PIECE = 8 << 20  # remote reader's large-read piece: a range of 1.5 pieces or more is several requests
 MAX_RUNS = 1 << 16
 HARD_RUNS = 1 << 20
+SCRATCH_LIMIT = 64 << 20
 _SMALL_SCRATCH = 4 << 20
 _MAP_NORESERVE = 0x4000 if sys.platform.startswith("linux") else 0
 
@@ -73,29 +80,72 @@ class Plan:
     """A selection's box, the key numpy applies to the box, and the byte
     ranges (file offset, length) it needs, sorted and disjoint."""
 
-    __slots__ = ("shape", "strides", "first", "residual", "starts", "lengths", "selected")
+    __slots__ = ("shape", "strides", "first", "itemsize", "residual", "starts", "lengths", "selected", "_batches")
 
-    def __init__(self, shape, strides, first, residual, starts, lengths, selected):
+    def __init__(self, shape, strides, first, itemsize, residual, starts, lengths, selected):
         self.shape = shape          # the box's shape
         self.strides = strides      # its byte strides in the file (negative for negative steps)
         self.first = first          # the file offset of its first element
+        self.itemsize = itemsize
         self.residual = residual    # the key that gives the result from the box
         self.starts = starts        # int64 array: range offsets in the file
         self.lengths = lengths      # int64 array: range lengths
         self.selected = selected    # the box's bytes
+        self._batches = None
+
+    def batches(self):
+        """The ranges as they are read: [(axis, i0, i1, starts, lengths)],
+        one batch (axis None) when their span is at most SCRATCH_LIMIT,
+        else one per group of indices i0:i1 along the box's outermost axis
+        in the file, the ranges cut to the group's span, so that the
+        scratch holding a batch stays about SCRATCH_LIMIT."""
+        if self._batches is not None:
+            return self._batches
+        out = [(None, 0, 0, self.starts, self.lengths)]
+        axes = [ax for ax, n in enumerate(self.shape) if n > 1]
+        if len(self.starts) and axes and self.starts[-1] + self.lengths[-1] - self.starts[0] > SCRATCH_LIMIT \
+                and not self._direct():
+            ax = max(axes, key=lambda a: abs(self.strides[a]))
+            rows = max(1, SCRATCH_LIMIT // abs(self.strides[ax]))
+            ends = self.starts + self.lengths
+            out = []
+            for i0 in range(0, self.shape[ax], rows):
+                i1 = min(self.shape[ax], i0 + rows)
+                lo, hi = self._span(ax, i0, i1)
+                a, b = np.searchsorted(ends, lo, "right"), np.searchsorted(self.starts, hi, "left")
+                s = np.maximum(self.starts[a:b], lo)
+                out.append((ax, i0, i1, s, np.minimum(ends[a:b], hi) - s))
+        self._batches = out
+        return out
+
+    def _span(self, ax, i0, i1):
+        """The file bytes [lo, hi) the box's elements i0:i1 along ax lie in."""
+        first = self.first + i0 * self.strides[ax]
+        lo = hi = first
+        for a, (n, st) in enumerate(zip(self.shape, self.strides)):
+            n = i1 - i0 if a == ax else n
+            lo += min(0, (n - 1) * st)
+            hi += max(0, (n - 1) * st)
+        return lo, hi + self.itemsize
+
+    def _direct(self):
+        """Whether the box is one range in C or Fortran order: read in
+        place into the result."""
+        return len(self.starts) == 1 and int(self.lengths[0]) == self.selected and self.first == int(self.starts[0]) \
+            and _contiguous(self.shape, self.strides, self.itemsize) is not None
 
     @property
-    def ranges(self):
-        return list(zip(self.starts.tolist(), self.lengths.tolist()))
+    def nranges(self):
+        return sum(len(b[3]) for b in self.batches())
 
     @property
     def nbytes(self):
-        return int(self.lengths.sum())
+        return sum(int(b[4].sum()) for b in self.batches())
 
     @property
     def requests(self):
         """How many requests fetching the ranges takes."""
-        return int(np.maximum(1, (self.lengths + PIECE // 2) // PIECE).sum())
+        return sum(int(np.maximum(1, (b[4] + PIECE // 2) // PIECE).sum()) for b in self.batches())
 
 
 def _is_int(k):
@@ -136,6 +186,8 @@ def _box(key, shape):
                 comps.append(("bool", a))
                 used += a.ndim
             elif a.dtype.kind in "iu" or (a.size == 0 and a.dtype.kind == "f" and isinstance(k, list)):
+                if a.size and a.dtype.kind == "u" and int(a.max()) > np.iinfo(np.intp).max:
+                    raise IndexError(f"index {int(a.max())} is out of bounds")
                 comps.append(("arr", a.astype(np.intp)))
                 used += 1
             else:
@@ -230,7 +282,7 @@ def plan(key, shape, itemsize, order, offset, block=BLOCK, max_requests=MAX_REQU
         selected *= n
     empty = np.zeros(0, np.int64)
     if selected == 0:
-        return Plan(bshape, bstrides, first, residual, empty, empty, 0)
+        return Plan(bshape, bstrides, first, itemsize, residual, empty, empty, 0)
     # Walk in file order: positive steps from the lowest index, outer axes
     # (largest stride) first; an axis of one index only moves the base.
     base = offset
@@ -258,7 +310,7 @@ def plan(key, shape, itemsize, order, offset, block=BLOCK, max_requests=MAX_REQU
     for s, t, n in axes:
         offs = (offs[:, None] + np.arange(n, dtype=np.int64) * (t * s)).ravel()
     starts, ends = _merge(offs, run, sel, block, max_requests)
-    return Plan(bshape, bstrides, first, residual, starts, ends - starts, selected)
+    return Plan(bshape, bstrides, first, itemsize, residual, starts, ends - starts, selected)
 
 
 def _merge(offs, run, sel, block, max_requests):
@@ -305,27 +357,44 @@ def take(p, dtype, read):
     if p.selected == 0:
         box = np.empty(p.shape, dtype=dtype)
         return _result(box[p.residual])
-    lo = int(p.starts[0])
-    span = int(p.starts[-1] + p.lengths[-1]) - lo
-    order = _contiguous(p.shape, p.strides, dtype.itemsize)
-    if order is not None and len(p.starts) == 1 and span == p.selected and p.first == lo:
+    if p._direct():
         # The box is one range in the order of an array: read it in place.
-        box = np.empty(p.shape, dtype=dtype, order=order)
-        read(np.array([[lo, span, 0]], dtype=np.int64), box.ctypes.data, span)
+        box = np.empty(p.shape, dtype=dtype, order=_contiguous(p.shape, p.strides, dtype.itemsize))
+        read(np.array([[p.first, p.selected, 0]], dtype=np.int64), box.ctypes.data, p.selected)
         out = box[p.residual]
         return out.copy() if isinstance(out, np.generic) else out
+    batches = p.batches()
+    if batches[0][0] is None:
+        return _result(_fetch_box(p, dtype, read, p.first, p.shape, batches[0][3], batches[0][4])[p.residual])
+    # Batch by batch into the box (in the file's order of axes, as numpy's
+    # copy of the box view would be), the scratch dropped after each.
+    perm = sorted(range(len(p.shape)), key=lambda a: -abs(p.strides[a]))
+    box = np.empty([p.shape[a] for a in perm], dtype=dtype).transpose(np.argsort(perm))
+    for ax, i0, i1, starts, lengths in batches:
+        shape = p.shape[:ax] + (i1 - i0,) + p.shape[ax + 1:]
+        part = _fetch_box(p, dtype, read, p.first + i0 * p.strides[ax], shape, starts, lengths)
+        box[(slice(None),) * ax + (slice(i0, i1),)] = part
+        del part
+    out = box[p.residual]
+    return out.copy() if isinstance(out, np.generic) else out
+
+
+def _fetch_box(p, dtype, read, first, shape, starts, lengths):
+    """A view of the box shape of p's strides whose first element is at
+    first in the file, over a scratch holding the ranges."""
+    lo = int(starts[0])
+    span = int(starts[-1] + lengths[-1]) - lo
     if span <= _SMALL_SCRATCH:
         scratch = bytearray(span)
     else:
         scratch = mmap.mmap(-1, span, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE)
     raw = np.frombuffer(scratch, dtype=np.uint8)
-    triples = np.empty((len(p.starts), 3), dtype=np.int64)
-    triples[:, 0] = p.starts
-    triples[:, 1] = p.lengths
-    triples[:, 2] = p.starts - lo
+    triples = np.empty((len(starts), 3), dtype=np.int64)
+    triples[:, 0] = starts
+    triples[:, 1] = lengths
+    triples[:, 2] = starts - lo
     read(triples, raw.ctypes.data, span)
-    box = np.ndarray(p.shape, dtype=dtype, buffer=raw, offset=p.first - lo, strides=p.strides)
-    return _result(box[p.residual])
+    return np.ndarray(shape, dtype=dtype, buffer=raw, offset=first - lo, strides=p.strides)
 
 
 def _contiguous(shape, strides, itemsize):
