@@ -346,3 +346,25 @@ def test_cube_selections_move_their_bytes(cubes):
     # one; the rest meet it.
     thin = {(k, name) for k, name, *_, reachable in notes if not reachable}
     assert {("c", "one band"), ("f", "one row")} <= thin, thin
+
+
+def _forked_take(args):
+    m, k, key = args
+    return m.lazy(k)[key]
+
+
+def test_selections_in_forked_workers(small):
+    """In forked workers (libmmp through the helper process) the ranges
+    come back packed and land where the in-process read puts them."""
+    import multiprocessing
+    url, local, _ = small
+    m = mmpbridge.mmapdict(url)
+    keys = [("c", (slice(None, None, 3), 5, slice(None, None, -2))), ("f", (Ellipsis, 4)), ("f", (2, slice(None), 1)),
+            ("c", ([1, 30], slice(None), 0)), ("v", slice(None, None, -7))]
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        got = pool.map(_forked_take, [(m, k, key) for k, key in keys])
+    for (k, key), g in zip(keys, got):
+        # Compared by value: numpy's pickle of a Fortran-ordered non-native
+        # array (the worker's answer) gives it back in native byte order.
+        w = np.asarray(local[k][key])
+        assert g.shape == w.shape and g.dtype.kind == w.dtype.kind and np.array_equal(g, w), (k, key)

@@ -742,10 +742,11 @@ REMOTE_CALLS.append("salvage")
 
 
 # mmp_remote_read_ranges (remote selections, _ranges.py).
+from typing import Any, List  # noqa: E402
 _url_read_ranges = _sig("mmp_remote_read_ranges", _int, _i64, _P64, _i64, _vp, _i64)
 
 
-def url_read_ranges(h, triples, address, size):
+def url_read_ranges(h: int, triples: Any, address: int, size: int) -> None:
     """Fills the size bytes at address with byte ranges of the remote file:
     triples is a C-contiguous int64 numpy array of (file offset, length,
     offset at address) rows, each read exactly (no block rounding, no
@@ -753,7 +754,7 @@ def url_read_ranges(h, triples, address, size):
     _interruptible(_check_call, _url_read_ranges, None, h, triples.ctypes.data_as(_P64), len(triples), address, size)
 
 
-def url_read_ranges_bytes(h, triples):
+def url_read_ranges_bytes(h: int, triples: List[List[int]]) -> bytes:
     """The ranges of (file offset, length) pairs, one after another, as bytes
     (the helper process's form)."""
     import numpy as np
@@ -767,7 +768,7 @@ def url_read_ranges_bytes(h, triples):
     return buf.raw[:n]
 
 
-def _remote_url_read_ranges(h, triples, address, size):
+def _remote_url_read_ranges(h: int, triples: Any, address: int, size: int) -> None:
     data = _remote_call("url_read_ranges_bytes", (h, triples[:, :2].tolist()))
     at = 0
     for _, n, dst in triples.tolist():
@@ -777,7 +778,7 @@ def _remote_url_read_ranges(h, triples, address, size):
         at += n
 
 
-def _after_fork_ranges():
+def _after_fork_ranges() -> None:
     globals()["url_read_ranges"] = _remote_url_read_ranges
 
 

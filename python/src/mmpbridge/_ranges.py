@@ -14,7 +14,7 @@ time.
 
 Merging, and why. A request costs about what a block (BLOCK, 64 KiB, the
 remote reader's block) costs to transfer, so a gap under a block is cheaper
-fetched than skipped, and a gap of a block or more is never fetched. The
+fetched than skipped, and a gap of a block or more is not fetched. The
 goal is: bytes moved <= 1.5 x the selection's bytes + one BLOCK per range,
 and a bounded number of requests.
 
@@ -60,11 +60,21 @@ bounds: a request more per group at most), so memory stays the result's
 plus about 64 MiB (or one index of that axis, if larger) even where the
 plan moves the whole file.
 """
+from __future__ import annotations
+
 import mmap
 import operator
 import sys
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
+import numpy.typing as npt
+
+Ints = npt.NDArray[np.int64]
+# (file offset, length, offset at address) rows, the address, its size.
+Reader = Callable[[Ints, int, int], None]
+# (axis or None, i0, i1, starts, lengths): see Plan.batches.
+Batch = Tuple[Optional[int], int, int, Ints, Ints]
 
 BLOCK = 64 << 10
 MAX_REQUESTS = 256
@@ -82,7 +92,8 @@ class Plan:
 
     __slots__ = ("shape", "strides", "first", "itemsize", "residual", "starts", "lengths", "selected", "_batches")
 
-    def __init__(self, shape, strides, first, itemsize, residual, starts, lengths, selected):
+    def __init__(self, shape: Tuple[int, ...], strides: Tuple[int, ...], first: int, itemsize: int,
+                 residual: Tuple[Any, ...], starts: Ints, lengths: Ints, selected: int) -> None:
         self.shape = shape          # the box's shape
         self.strides = strides      # its byte strides in the file (negative for negative steps)
         self.first = first          # the file offset of its first element
@@ -91,9 +102,9 @@ class Plan:
         self.starts = starts        # int64 array: range offsets in the file
         self.lengths = lengths      # int64 array: range lengths
         self.selected = selected    # the box's bytes
-        self._batches = None
+        self._batches: Optional[List[Batch]] = None
 
-    def batches(self):
+    def batches(self) -> List[Batch]:
         """The ranges as they are read: [(axis, i0, i1, starts, lengths)],
         one batch (axis None) when their span is at most SCRATCH_LIMIT,
         else one per group of indices i0:i1 along the box's outermost axis
@@ -101,11 +112,11 @@ class Plan:
         scratch holding a batch stays about SCRATCH_LIMIT."""
         if self._batches is not None:
             return self._batches
-        out = [(None, 0, 0, self.starts, self.lengths)]
+        out: List[Batch] = [(None, 0, 0, self.starts, self.lengths)]
         axes = [ax for ax, n in enumerate(self.shape) if n > 1]
         if len(self.starts) and axes and self.starts[-1] + self.lengths[-1] - self.starts[0] > SCRATCH_LIMIT \
                 and not self._direct():
-            ax = max(axes, key=lambda a: abs(self.strides[a]))
+            ax: int = max(axes, key=lambda a: abs(self.strides[a]))
             rows = max(1, SCRATCH_LIMIT // abs(self.strides[ax]))
             ends = self.starts + self.lengths
             out = []
@@ -118,7 +129,7 @@ class Plan:
         self._batches = out
         return out
 
-    def _span(self, ax, i0, i1):
+    def _span(self, ax: int, i0: int, i1: int) -> Tuple[int, int]:
         """The file bytes [lo, hi) the box's elements i0:i1 along ax lie in."""
         first = self.first + i0 * self.strides[ax]
         lo = hi = first
@@ -128,44 +139,44 @@ class Plan:
             hi += max(0, (n - 1) * st)
         return lo, hi + self.itemsize
 
-    def _direct(self):
+    def _direct(self) -> bool:
         """Whether the box is one range in C or Fortran order: read in
         place into the result."""
         return len(self.starts) == 1 and int(self.lengths[0]) == self.selected and self.first == int(self.starts[0]) \
             and _contiguous(self.shape, self.strides, self.itemsize) is not None
 
     @property
-    def nranges(self):
+    def nranges(self) -> int:
         return sum(len(b[3]) for b in self.batches())
 
     @property
-    def nbytes(self):
+    def nbytes(self) -> int:
         return sum(int(b[4].sum()) for b in self.batches())
 
     @property
-    def requests(self):
+    def requests(self) -> int:
         """How many requests fetching the ranges takes."""
         return sum(int(np.maximum(1, (b[4] + PIECE // 2) // PIECE).sum()) for b in self.batches())
 
 
-def _is_int(k):
+def _is_int(k: object) -> bool:
     if isinstance(k, (bool, np.bool_)) or isinstance(k, (slice, np.ndarray, list, tuple)) or k is None or k is Ellipsis:
         return False
     try:
-        operator.index(k)
+        operator.index(k)  # type: ignore[arg-type]
     except TypeError:
         return False
     return True
 
 
-def _box(key, shape):
+def _box(key: Any, shape: Sequence[int]) -> Tuple[List[Tuple[int, int, int]], Tuple[Any, ...]]:
     """(box, residual): per axis (first, step, count) of the indices the
     selection takes, and the key giving the result from the box (same
     structure: Ellipsis and np.newaxis kept). Raises IndexError as numpy
     does."""
     ndim = len(shape)
     key = key if isinstance(key, tuple) else (key,)
-    comps = []
+    comps: List[Tuple[str, Any]] = []
     used = 0
     ellipses = 0
     for k in key:
@@ -197,8 +208,8 @@ def _box(key, shape):
         raise IndexError("an index can only have a single ellipsis ('...')")
     if used > ndim:
         raise IndexError(f"too many indices for array: array is {ndim}-dimensional, but {used} were indexed")
-    box = [None] * ndim
-    residual = []
+    box: List[Tuple[int, int, int]] = [(0, 1, 0)] * ndim
+    residual: List[Any] = []
     ax = 0
     for kind, k in comps:
         if kind == "new":
@@ -260,7 +271,8 @@ def _box(key, shape):
     return box, tuple(residual)
 
 
-def file_strides(shape, itemsize, order):
+def file_strides(shape: Sequence[int], itemsize: int, order: str) -> List[int]:
+    """The byte strides of an array of shape, itemsize and order (C or F)."""
     strides = [0] * len(shape)
     acc = itemsize
     for ax in (range(len(shape) - 1, -1, -1) if order == "C" else range(len(shape))):
@@ -269,7 +281,8 @@ def file_strides(shape, itemsize, order):
     return strides
 
 
-def plan(key, shape, itemsize, order, offset, block=BLOCK, max_requests=MAX_REQUESTS):
+def plan(key: Any, shape: Sequence[int], itemsize: int, order: str, offset: int,
+         block: int = BLOCK, max_requests: int = MAX_REQUESTS) -> Plan:
     """The Plan of array[key] for an array of shape, itemsize and order
     (C or F) whose bytes start at offset in the file."""
     box, residual = _box(key, shape)
@@ -313,25 +326,22 @@ def plan(key, shape, itemsize, order, offset, block=BLOCK, max_requests=MAX_REQU
     return Plan(bshape, bstrides, first, itemsize, residual, starts, ends - starts, selected)
 
 
-def _merge(offs, run, sel, block, max_requests):
+def _merge(offs: Ints, run: int, sel: int, block: int, max_requests: int) -> Tuple[Ints, Ints]:
     """Ranges (starts, ends) covering runs of length run at sorted offsets
     offs (sel selected bytes in each): steps 1 and 2 of the module's doc."""
-    starts, ends = [], []
-    lo = hi = None
+    first: List[int] = []
+    last: List[int] = []
     got = 0
     for o in offs.tolist():
-        if lo is not None and o - hi < block and o + run - lo <= 1.5 * (got + sel) + block:
-            hi = o + run
+        if first and o - last[-1] < block and o + run - first[-1] <= 1.5 * (got + sel) + block:
+            last[-1] = o + run
             got += sel
             continue
-        if lo is not None:
-            starts.append(lo)
-            ends.append(hi)
-        lo, hi, got = o, o + run, sel
-    starts.append(lo)
-    ends.append(hi)
-    starts = np.array(starts, dtype=np.int64)
-    ends = np.array(ends, dtype=np.int64)
+        first.append(o)
+        last.append(o + run)
+        got = sel
+    starts = np.array(first, dtype=np.int64)
+    ends = np.array(last, dtype=np.int64)
     extra = len(starts) - max_requests
     if extra > 0:
         gaps = starts[1:] - ends[:-1]
@@ -350,7 +360,7 @@ def _merge(offs, run, sel, block, max_requests):
     return starts, ends
 
 
-def take(p, dtype, read):
+def take(p: Plan, dtype: np.dtype[Any], read: Reader) -> Any:
     """numpy's array[key] for the Plan p: read(triples, address, size)
     fills the size bytes at address with the file's ranges, triples an
     int64 array of (file offset, length, offset at address)."""
@@ -359,7 +369,7 @@ def take(p, dtype, read):
         return _result(box[p.residual])
     if p._direct():
         # The box is one range in the order of an array: read it in place.
-        box = np.empty(p.shape, dtype=dtype, order=_contiguous(p.shape, p.strides, dtype.itemsize))
+        box = np.empty(p.shape, dtype=dtype, order="F" if _contiguous(p.shape, p.strides, dtype.itemsize) == "F" else "C")
         read(np.array([[p.first, p.selected, 0]], dtype=np.int64), box.ctypes.data, p.selected)
         out = box[p.residual]
         return out.copy() if isinstance(out, np.generic) else out
@@ -370,7 +380,8 @@ def take(p, dtype, read):
     # copy of the box view would be), the scratch dropped after each.
     perm = sorted(range(len(p.shape)), key=lambda a: -abs(p.strides[a]))
     box = np.empty([p.shape[a] for a in perm], dtype=dtype).transpose(np.argsort(perm))
-    for ax, i0, i1, starts, lengths in batches:
+    for axis, i0, i1, starts, lengths in batches:
+        ax = int(axis or 0)
         shape = p.shape[:ax] + (i1 - i0,) + p.shape[ax + 1:]
         part = _fetch_box(p, dtype, read, p.first + i0 * p.strides[ax], shape, starts, lengths)
         box[(slice(None),) * ax + (slice(i0, i1),)] = part
@@ -379,12 +390,14 @@ def take(p, dtype, read):
     return out.copy() if isinstance(out, np.generic) else out
 
 
-def _fetch_box(p, dtype, read, first, shape, starts, lengths):
+def _fetch_box(p: Plan, dtype: np.dtype[Any], read: Reader, first: int, shape: Tuple[int, ...],
+               starts: Ints, lengths: Ints) -> npt.NDArray[Any]:
     """A view of the box shape of p's strides whose first element is at
     first in the file, over a scratch holding the ranges."""
     lo = int(starts[0])
     span = int(starts[-1] + lengths[-1]) - lo
-    if span <= _SMALL_SCRATCH:
+    scratch: Any
+    if span <= _SMALL_SCRATCH or not hasattr(mmap, "MAP_ANONYMOUS"):
         scratch = bytearray(span)
     else:
         scratch = mmap.mmap(-1, span, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE)
@@ -397,7 +410,7 @@ def _fetch_box(p, dtype, read, first, shape, starts, lengths):
     return np.ndarray(shape, dtype=dtype, buffer=raw, offset=first - lo, strides=p.strides)
 
 
-def _contiguous(shape, strides, itemsize):
+def _contiguous(shape: Sequence[int], strides: Sequence[int], itemsize: int) -> Optional[str]:
     """"C" or "F" when byte strides are those of a contiguous array of
     that order (axes of length 1 aside), else None."""
     for order, axes in (("C", range(len(shape) - 1, -1, -1)), ("F", range(len(shape)))):
@@ -411,7 +424,7 @@ def _contiguous(shape, strides, itemsize):
     return None
 
 
-def _result(out):
+def _result(out: Any) -> Any:
     """A copy that owns its memory (the scratch is dropped)."""
     if isinstance(out, np.ndarray):
         return out.copy(order="K")

@@ -4,6 +4,7 @@ the file's identity pinned at open)."""
 import pickle
 import weakref
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -162,11 +163,11 @@ class LazyArray:
         a = self[...]
         return a.astype(dtype) if dtype is not None else a
 
-    def _plan(self, key):
+    def _plan(self, key: Any) -> _ranges.Plan:
         """The byte ranges array[key] needs (a _ranges.Plan)."""
         return _ranges.plan(key, self.shape, self.dtype.itemsize, "F" if self._fortran else "C", self._offset)
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: Any) -> Any:
         h = self._d._handle()
         return _ranges.take(self._plan(key), self.dtype,
                             lambda triples, address, size: _lib.url_read_ranges(h, triples, address, size))
