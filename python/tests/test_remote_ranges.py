@@ -368,3 +368,42 @@ def test_selections_in_forked_workers(small):
         # array (the worker's answer) gives it back in native byte order.
         w = np.asarray(local[k][key])
         assert g.shape == w.shape and g.dtype.kind == w.dtype.kind and np.array_equal(g, w), (k, key)
+
+
+def test_plans_cover_their_elements():
+    """Without a server: for random shapes, orders, item sizes and keys,
+    every element a[key] reads lies inside one of the plan's ranges, the
+    ranges are sorted and disjoint, and a tiny block and cap (which force
+    both merging steps) keep the count at the cap unless gaps of a block
+    or more need more."""
+    rng = np.random.default_rng(23)
+    for _ in range(300):
+        ndim = int(rng.integers(1, 5))
+        shape = tuple(int(n) for n in rng.integers(1, 9, ndim))
+        itemsize = int(rng.choice([1, 2, 4, 8, 12]))
+        order = str(rng.choice(["C", "F"]))
+        block, cap = int(rng.choice([1, 8, 64, BLOCK])), int(rng.integers(1, 6))
+        for key in _random_keys(rng, shape, 5):
+            offs = 1000 + _element_offsets(key, shape, itemsize, order)
+            p = _ranges.plan(key, shape, itemsize, order, 1000, block=block, max_requests=cap)
+            starts, ends = p.starts, p.starts + p.lengths
+            assert np.all(p.lengths > 0) and np.all(starts[1:] >= ends[:-1]), (shape, order, key)
+            i = np.searchsorted(starts, offs, "right") - 1
+            assert np.all(i >= 0) and np.all(offs + itemsize <= ends[i]), (shape, order, itemsize, key)
+            _, gaps = _runs(offs, itemsize)
+            assert len(starts) <= max(cap, 1 + int((gaps >= block).sum())), (shape, order, key, block, cap)
+
+
+def test_huge_plans_stay_bounded():
+    """Selections of arrays far too big to enumerate plan in bounded work:
+    the runs are capped (the innermost gaps filled), the ranges too."""
+    import time
+    for shape, itemsize, order, key in [((1 << 16, 1 << 16), 1, "C", (slice(None, None, 2), slice(None, None, 2))),
+                                        ((1 << 16, 1 << 16), 1, "F", (slice(None), 7)),
+                                        ((1 << 12, 1 << 12, 1 << 10), 4, "C", (slice(None), slice(None), 3)),
+                                        ((1 << 12, 1 << 12, 1 << 10), 4, "F", (7,)),
+                                        ((1 << 40,), 1, "C", slice(None, None, 1 << 20))]:
+        t0 = time.process_time()
+        p = _ranges.plan(key, shape, itemsize, order, 0)
+        assert p.nranges <= max(CAP, _ranges.HARD_RUNS) and p.nbytes >= p.selected, (shape, key)
+        assert time.process_time() - t0 < 30, (shape, key)  # a sanity net, not a measure
