@@ -109,6 +109,11 @@
 //	char *mmp_salvage(const char *src, const char *dst, const char *options_json);
 //	    What `mmpconv salvage --json` prints: the entries of a damaged file
 //	    that read and verify on their own, copied into the new file dst.
+//	int mmp_remote_read_ranges(int64_t h, const int64_t *ranges, int64_t n, void *buf, int64_t buflen);
+//	    Of a remote handle (mmp_remote_open; the remote functions are
+//	    listed in exports.go): reads n (file offset, length, buffer offset)
+//	    triples into buf, each exactly, past the block cache and its
+//	    readahead, a few requests at a time; interruptible.
 //	char *mmp_allowed_globals(void);  the allow-list, as a JSON list.
 //	char *mmp_version(void);
 //	char *mmp_last_error(void);

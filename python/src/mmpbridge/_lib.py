@@ -763,3 +763,49 @@ def salvage(src: str, dst: str, options: dict[str, Any]) -> dict[str, Any]:
 
 
 REMOTE_CALLS.append("salvage")
+
+
+# mmp_remote_read_ranges (remote selections, _ranges.py).
+from typing import Any, List  # noqa: E402
+_url_read_ranges = _sig("mmp_remote_read_ranges", _int, _i64, _P64, _i64, _vp, _i64)
+
+
+def url_read_ranges(h: int, triples: Any, address: int, size: int) -> None:
+    """Fills the size bytes at address with byte ranges of the remote file:
+    triples is a C-contiguous int64 numpy array of (file offset, length,
+    offset at address) rows, each read exactly (no block rounding, no
+    readahead), a few requests at a time."""
+    _interruptible(_check_call, _url_read_ranges, None, h, triples.ctypes.data_as(_P64), len(triples), address, size)
+
+
+def url_read_ranges_bytes(h: int, triples: List[List[int]]) -> bytes:
+    """The ranges of (file offset, length) pairs, one after another, as bytes
+    (the helper process's form)."""
+    import numpy as np
+    t = np.array(triples, dtype=np.int64).reshape(-1, 2)
+    rows = np.empty((len(t), 3), dtype=np.int64)
+    rows[:, :2] = t
+    rows[:, 2] = np.cumsum(t[:, 1]) - t[:, 1]
+    n = int(t[:, 1].sum())
+    buf = ctypes.create_string_buffer(max(n, 1))
+    url_read_ranges(h, rows, ctypes.addressof(buf), n)
+    return buf.raw[:n]
+
+
+def _remote_url_read_ranges(h: int, triples: Any, address: int, size: int) -> None:
+    data = _remote_call("url_read_ranges_bytes", (h, triples[:, :2].tolist()))
+    at = 0
+    for _, n, dst in triples.tolist():
+        if dst < 0 or n < 0 or dst + n > size or at + n > len(data):
+            raise ValueError(f"a range of {n} bytes at {dst} is outside the buffer of {size}")
+        ctypes.memmove(address + dst, data[at:at + n], n)
+        at += n
+
+
+def _after_fork_ranges() -> None:
+    globals()["url_read_ranges"] = _remote_url_read_ranges
+
+
+REMOTE_CALLS.append("url_read_ranges_bytes")
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_ranges)

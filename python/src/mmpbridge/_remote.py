@@ -12,7 +12,7 @@ from numpy.typing import DTypeLike, NDArray
 
 import numpy as np
 
-from . import _lib
+from . import _lib, _ranges
 from ._unpickle import loads_plain
 
 
@@ -145,10 +145,15 @@ class remotedict(Mapping[str, Any]):
 
 
 class LazyArray:
-    """An array of a remote file, fetched by the slice: for C order, a
-    slice of the leading axis is one byte range (one request or a few in
-    parallel); other indexing fetches the rows its leading-axis range spans,
-    then indexes them in memory. Fortran order likewise on the last axis."""
+    """An array of a remote file, fetched by the selection: lz[key] moves
+    only the byte ranges numpy's a[key] reads (any basic selection: ints,
+    slices of any step, Ellipsis, np.newaxis, on any axis, C or Fortran
+    order), neighbours merged when the gap is under a block, a few requests
+    at a time; advanced indexing moves the bounding box of its index
+    arrays. See _ranges for the plan and its bounds: bytes moved <= 1.5 x
+    the selection's + 64 KiB per range unless the selection is spread thinly
+    over the file, at most a few hundred requests unless it skips 64 KiB
+    or more that often."""
 
     dtype: np.dtype[Any]
     shape: tuple[int, ...]
@@ -159,7 +164,7 @@ class LazyArray:
     def __init__(self, d: remotedict, info: dict[str, Any], key: str) -> None:
         self._d = d
         self._info = info
-        self.dtype, self.shape, order, _, self.nbytes = _lib.array_layout(info, d.url, key)
+        self.dtype, self.shape, self._order, self._offset, self.nbytes = _lib.array_layout(info, d.url, key)
         if self.dtype.subdtype is not None:
             raise _lib.FormatError(f"{d.url}: key {key!r}: an array of subarray dtype {self.dtype}", _lib.FORMAT)
         self.ndim = len(self.shape)
@@ -178,53 +183,11 @@ class LazyArray:
         a: NDArray[Any] = self[...]
         return a.astype(dtype) if dtype is not None else a
 
-    def _rows(self, start: int, stop: int) -> NDArray[Any]:
-        """Elements start:stop along the axis that is contiguous in blocks
-        (0 for C order, the last for Fortran), as an array."""
-        h = self._d._handle()
-        axis = self.ndim - 1 if self._fortran else 0
-        rest = list(self.shape)
-        rest[axis] = max(0, stop - start)
-        a = np.empty(tuple(rest), dtype=self.dtype, order="F" if self._fortran else "C")
-        if a.nbytes:
-            per = self.nbytes // self.shape[axis] if self.shape[axis] else 0
-            _lib.url_read_into(h, self._info["offset"] + start * per, a.ctypes.data, a.nbytes)
-        return a
+    def _plan(self, key: Any) -> _ranges.Plan:
+        """The byte ranges array[key] needs (a _ranges.Plan)."""
+        return _ranges.plan(key, self.shape, self.dtype.itemsize, "F" if self._fortran else "C", self._offset)
 
     def __getitem__(self, key: Any) -> Any:
-        if self.ndim == 0:
-            a = np.empty((), dtype=self.dtype)
-            _lib.url_read_into(self._d._handle(), self._info["offset"], a.ctypes.data, a.nbytes)
-            return a[key]
-        axis = self.ndim - 1 if self._fortran else 0
-        n = self.shape[axis]
-        orig = key
-        if not isinstance(key, tuple):
-            key = (key,)
-        simple = (int, np.integer, slice)
-        if not all(k is None or k is Ellipsis or (isinstance(k, simple) and not isinstance(k, bool)) for k in key):
-            return self._rows(0, n)[orig]  # fancy indexing: in memory
-        if sum(1 for k in key if k is Ellipsis) > 1:
-            raise IndexError("an index can only have a single ellipsis ('...')")
-        if any(k is Ellipsis for k in key):
-            i = key.index(Ellipsis)
-            used = sum(1 for k in key if k is not None and k is not Ellipsis)
-            key = key[:i] + (slice(None),) * max(self.ndim - used, 0) + key[i + 1:]
-        used = sum(1 for k in key if k is not None)
-        if used > self.ndim:
-            raise IndexError(f"too many indices for array: array is {self.ndim}-dimensional, but {used} were indexed")
-        key = key + (slice(None),) * (self.ndim - used)
-        j = [p for p, k in enumerate(key) if k is not None][axis]
-        k = key[j]
-        sub = list(key)
-        if isinstance(k, slice):
-            start, stop, step = k.indices(n)
-            if step > 0:
-                sub[j] = slice(None, None, step)
-                return self._rows(start, max(start, stop))[tuple(sub)]
-            return self._rows(0, n)[orig]  # a negative step: in memory
-        i = int(k) + n if k < 0 else int(k)
-        if not 0 <= i < n:
-            raise IndexError(f"index {int(k)} is out of bounds for axis {axis} with size {n}")
-        sub[j] = 0
-        return self._rows(i, i + 1)[tuple(sub)]
+        h = self._d._handle()
+        return _ranges.take(self._plan(key), self.dtype,
+                            lambda triples, address, size: _lib.url_read_ranges(h, triples, address, size))
