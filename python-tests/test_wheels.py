@@ -23,7 +23,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from mmphelpers import REPO, h5py
+from mmphelpers import REPO, ci, h5py
 
 pytestmark = pytest.mark.skipif(os.environ.get("MMP_EXPECT_NUMPY") == "1",
                                 reason="built once, in the numpy2 environment")
@@ -176,7 +176,7 @@ def test_hdf5_says_how_to_get_it(venv, tmp_path):
     """The wheels are built without HDF5: both the CLI and the package say
     so, and how to get it, instead of a bare failure."""
     if h5py is None:
-        pytest.fail("h5py is needed to write the HDF5 input") if os.environ.get("CI") else pytest.skip("no h5py")
+        (pytest.fail if ci() else pytest.skip)("h5py is needed to write the HDF5 input")
     _, py, _ = venv
     src = tmp_path / "in.h5"
     with h5py.File(src, "w") as f:
@@ -225,11 +225,12 @@ AARCH64_ROOT = "/usr/aarch64-linux-gnu"  # Debian's libc6-arm64-cross
 def test_aarch64_wheel_runs_under_qemu(wheels, tmp_path):
     """There is no aarch64 Python here: the aarch64 wheel's libmmp.so is
     loaded by a C program (dlopen, as ctypes does) and its mmpconv converts
-    the sample, both under qemu-user with Debian's aarch64 glibc. Skips
-    without qemu-user-static and libc6-arm64-cross (Debian packages)."""
+    the sample, both under qemu-user with Debian's aarch64 glibc. Needs
+    qemu-user-static and libc6-arm64-cross (Debian packages, which
+    scripts/setup.sh installs): skips without them, fails under CI."""
     qemu = shutil.which("qemu-aarch64-static") or shutil.which("qemu-aarch64")
     if qemu is None or not os.path.exists(os.path.join(AARCH64_ROOT, "lib", "ld-linux-aarch64.so.1")):
-        pytest.skip("needs qemu-user-static and libc6-arm64-cross (apt)")
+        (pytest.fail if ci() else pytest.skip)("needs qemu-user-static and libc6-arm64-cross (apt)")
     with zipfile.ZipFile(wheels["aarch64"]) as z:
         z.extractall(tmp_path)
     (tmp_path / "load.c").write_text(LOADER_C)
