@@ -18,12 +18,17 @@ var ErrNoHDF5 = errors.New("built without HDF5 support")
 // hdf5Available tells whether this build has the HDF5 converters.
 const hdf5Available = false
 
+// noHDF5Hint ends ErrNoHDF5's message: how to get a build with HDF5.
+// Packagers word it for their users with
+// -ldflags "-X 'mmpbridge/convert.noHDF5Hint=...'" (the Python wheels do).
+var noHDF5Hint = "rebuild without -tags nohdf5"
+
 func init() {
 	toMmpkl[HDF5] = func(_ context.Context, src string, _ *bridge.File, _ *Options, _ *progress) error {
-		return fmt.Errorf("%s: %w (rebuild without -tags nohdf5)", src, ErrNoHDF5)
+		return fmt.Errorf("%s: %w (%s)", src, ErrNoHDF5, noHDF5Hint)
 	}
 	fromMmpkl[HDF5] = func(_ context.Context, _ string, _ *bridge.Reader, _ string, _ *Options, _ *progress) error {
-		return fmt.Errorf("writing HDF5: %w (rebuild without -tags nohdf5)", ErrNoHDF5)
+		return fmt.Errorf("writing HDF5: %w (%s)", ErrNoHDF5, noHDF5Hint)
 	}
 }
 

@@ -1,6 +1,7 @@
 """The Python package as users install it: python -m build python/ makes an
 sdist that carries the Go sources and a wheel, built from that sdist, that
-carries libmmp.so; the wheel installs and works without the repository."""
+carries libmmp.so; the wheel installs and works without the repository.
+The wheels for PyPI (scripts/wheels.sh) are test_wheels.py's."""
 import os
 import subprocess
 import sys
@@ -23,9 +24,13 @@ def test_build_sdist_and_wheel(tmp_path):
     with tarfile.open(sdists[0]) as t:
         names = t.getnames()
     assert any(n.endswith("/gosrc/go.mod") for n in names) and any(n.endswith("/gosrc/cgo/exports.go") for n in names)
-    assert not any(n.endswith("_test.go") for n in names)
+    # mmpconv's sources too: scripts/wheels.sh builds the wheels' mmpconv from the sdist.
+    assert any(n.endswith("/gosrc/cmd/mmpconv/main.go") for n in names)
+    assert not any(n.endswith("_test.go") or "/testdata/" in n for n in names)
     with zipfile.ZipFile(wheels[0]) as z:
         assert "mmpbridge/libmmp.so" in z.namelist()
+        # mmpconv only with MMPBRIDGE_MMPCONV=1 (the manylinux wheels: test_wheels.py)
+        assert not any("/scripts/" in n for n in z.namelist()), z.namelist()
     assert wheels[0].name.startswith("mmpbridge-") and "-py3-none-linux" in wheels[0].name
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheels[0])],

@@ -16,8 +16,9 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # --- Debian packages: C libraries, GNU time for scripts/bench.sh, nginx for the remote-file tests,
-# python3.11-venv for the debian environment
-APT_PKGS=(libhdf5-dev pkg-config time nginx-light python3.11-venv)
+# python3.11-venv for the debian environment, qemu-user-static and libc6-arm64-cross to run the
+# aarch64 wheel (python-tests/test_wheels.py)
+APT_PKGS=(libhdf5-dev pkg-config time nginx-light python3.11-venv qemu-user-static libc6-arm64-cross)
 missing=()
 for p in "${APT_PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
