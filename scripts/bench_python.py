@@ -25,6 +25,7 @@ DIR/cube-FMT.* and read back cold (see drop_cache):
   bench_python.py cube-rm FMT DIR           remove the files of FMT
 """
 import os
+import subprocess
 import sys
 import time
 
@@ -142,7 +143,7 @@ def _fsync_tree(path):
     for f in _files(path):
         fsync(f)
     if os.path.isdir(path):
-        for root, dirs, _ in os.walk(path):
+        for root, _, _ in os.walk(path):
             fsync(root)
     fsync(os.path.dirname(os.path.abspath(path)))
 
@@ -161,7 +162,6 @@ def drop_cache(path):
         finally:
             os.close(fd)
     try:
-        import subprocess
         res = 0
         for i in range(0, len(files), 500):
             out = subprocess.run(["fincore", "--bytes", "--noheadings", "--raw", "-o", "RES", *files[i:i + 500]],
