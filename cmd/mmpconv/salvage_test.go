@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -135,5 +136,58 @@ func TestSalvageInterrupted(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Errorf("a cancelled salvage left files: %v", ents)
+	}
+}
+
+// TestSalvageAlign: salvage --align places the saved arrays' data on that
+// alignment (as convert --align does); a value that is no power of two is
+// a usage error, nothing written.
+func TestSalvageAlign(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.mmpkl")
+	f, err := bridge.Create(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"x", "y"} {
+		dt, err := bridge.ParseDType("<f8")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Put(k, &bridge.NDArray{DType: dt, Shape: []int{3, 5}, Data: make([]byte, 120)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Put(k+"-note", strings.Repeat("n", 37)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	for _, align := range []int{4096, 256} {
+		out := filepath.Join(dir, fmt.Sprintf("out-%d.mmpkl", align))
+		if code, stdout, stderr := mmpconv(t, "salvage", "--align", strconv.Itoa(align), src, out); code != 0 {
+			t.Fatalf("salvage --align %d: exit %d\n%s\n%s", align, code, stdout, stderr)
+		}
+		o, err := bridge.Open(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{"x", "y"} {
+			a, err := o.Array(k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.Offset%int64(align) != 0 {
+				t.Errorf("--align %d: %q's data at offset %d", align, k, a.Offset)
+			}
+		}
+		o.Close()
+	}
+	out := filepath.Join(dir, "bad-align.mmpkl")
+	if code, _, stderr := mmpconv(t, "salvage", "--align", "3", src, out); code != 2 || !strings.Contains(stderr, "align") {
+		t.Errorf("salvage --align 3: exit %d, %s: want a usage error naming align", code, stderr)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("salvage --align 3 left %s", out)
 	}
 }

@@ -13,7 +13,6 @@ import email.utils
 import os
 import socket
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -108,13 +107,11 @@ def _runs(offs, itemsize):
 def _check_moved(lz, key, local, log):
     """Fetches lz[key]; checks the values against numpy's and the bytes and
     requests the server saw against the plan, the goal and the bound.
-    Returns (selected bytes, bytes moved, requests, seconds)."""
+    Returns (selected bytes, bytes moved, requests, whether the goal is reachable)."""
     want = np.asarray(local[key])
     p = lz._plan(key)
     del log[:]
-    t0 = time.perf_counter()
     got = lz[key]
-    took = time.perf_counter() - t0
     assert same(np.asarray(got), want), key
     moved, requests = sum(n for _, n in log), len(log)
     # Exactly the plan's ranges, nothing read ahead or rounded to blocks.
@@ -138,7 +135,7 @@ def _check_moved(lz, key, local, log):
         # Spread thinly over the file: no plan within the bound meets the
         # goal; the plan is within the goal's slack of the least.
         assert moved <= 1.5 * least + BLOCK * ranges, (key, moved, least)
-    return sel, moved, requests, took, reachable
+    return sel, moved, requests, reachable
 
 
 @pytest.fixture(scope="module")
@@ -328,19 +325,19 @@ def test_cube_selections_move_their_bytes(cubes):
     for k in ("c", "f"):
         lz, arr = m.lazy(k), local[k]
         for name, key in _cube_selections(shape):
-            sel, moved, requests, took, reachable = _check_moved(lz, key, arr, log)
+            sel, moved, requests, reachable = _check_moved(lz, key, arr, log)
             # Memory: no scratch is larger than a batch's bound.
             p, sizes = lz._plan(key), []
             _ranges.take(p, lz.dtype, lambda t, a, n: sizes.append(n) or _lib.url_read_ranges(m._handle(), t, a, n))
             outer = max((abs(st) for n, st in zip(p.shape, p.strides) if n > 1), default=0)
             assert max(sizes, default=0) <= max(_ranges.SCRATCH_LIMIT, outer) + outer, (k, name, max(sizes))
-            notes.append((k, name, sel, moved, requests, lz._plan(key).nranges, took, reachable))
+            notes.append((k, name, sel, moved, requests, lz._plan(key).nranges, reachable))
     print(f"\ncube {shape} float32, {np.prod(shape) * 4 / 2 ** 20:.0f} MiB; block {BLOCK >> 10} KiB, cap {CAP} ranges")
-    print(f"{'order':5} {'selection':22} {'selected':>13} {'moved':>13} {'ratio':>8} {'requests':>8} {'ranges':>6} {'seconds':>7}  goal")
-    for k, name, sel, moved, requests, ranges, took, reachable in notes:
+    print(f"{'order':5} {'selection':22} {'selected':>13} {'moved':>13} {'ratio':>8} {'requests':>8} {'ranges':>6}  goal")
+    for k, name, sel, moved, requests, ranges, reachable in notes:
         ratio = f"{moved / sel:.2f}" if sel else "-"
         goal = "met" if moved <= 1.5 * sel + BLOCK * ranges else "unreachable within the bound" if not reachable else "MISSED"
-        print(f"{k:5} {name:22} {sel:13,} {moved:13,} {ratio:>8} {requests:8} {ranges:6} {took:7.3f}  {goal}")
+        print(f"{k:5} {name:22} {sel:13,} {moved:13,} {ratio:>8} {requests:8} {ranges:6}  {goal}")
     # The layouts the goal is out of reach for are the thin ones: one band
     # of a C-ordered (band-interleaved-by-pixel) cube, one row of a Fortran
     # one; the rest meet it.
@@ -397,13 +394,10 @@ def test_plans_cover_their_elements():
 def test_huge_plans_stay_bounded():
     """Selections of arrays far too big to enumerate plan in bounded work:
     the runs are capped (the innermost gaps filled), the ranges too."""
-    import time
     for shape, itemsize, order, key in [((1 << 16, 1 << 16), 1, "C", (slice(None, None, 2), slice(None, None, 2))),
                                         ((1 << 16, 1 << 16), 1, "F", (slice(None), 7)),
                                         ((1 << 12, 1 << 12, 1 << 10), 4, "C", (slice(None), slice(None), 3)),
                                         ((1 << 12, 1 << 12, 1 << 10), 4, "F", (7,)),
                                         ((1 << 40,), 1, "C", slice(None, None, 1 << 20))]:
-        t0 = time.process_time()
         p = _ranges.plan(key, shape, itemsize, order, 0)
         assert p.nranges <= max(CAP, _ranges.HARD_RUNS) and p.nbytes >= p.selected, (shape, key)
-        assert time.process_time() - t0 < 30, (shape, key)  # a sanity net, not a measure
